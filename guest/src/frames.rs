@@ -1,0 +1,241 @@
+//! Protobuf frames of the gateway's stream, into the registry.
+//!
+//! This module owns two things: [`FrameDecoder`], an incremental splitter of
+//! length-delimited frames (prost's `decode_length_delimited` framing: a
+//! varint length, then that many bytes) that works across arbitrary chunk
+//! boundaries; and [`apply_frame`], which decodes one `InvalidationEvent` and
+//! applies it to a [`Registry`] (S2, S4, S8, S9, S10).
+//!
+//! # What bad input does
+//!
+//! * A frame whose body fails to decode, an event with no payload, a verdict
+//!   that is not `APPROVED`/`DENIED` (S8), or a bad request id: the frame is
+//!   skipped, counted as malformed and reported; decoding goes on with the
+//!   next frame, since the length prefix told us where it starts.
+//! * A length prefix above `max-frame-bytes`, or a varint longer than ten
+//!   bytes: framing is lost, because nothing in the stream marks where the
+//!   next frame starts. The decoder forgets its buffered bytes and reports a
+//!   fatal error; events before the bad prefix are already applied. The host
+//!   must reopen its source (resuming from `last_seq`, so nothing is lost).
+
+use crate::registry::{Clock, Registry, RegistryError, Verdict};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use approval_proto::{Decision, Event, InvalidationEvent};
+use prost::Message;
+
+/// Why a frame or a stream was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// A length prefix above the limit (the announced length, saturated).
+    /// Fatal: the stream cannot be resynchronised.
+    TooLarge(u32),
+    /// A varint length prefix longer than ten bytes. Fatal.
+    BadPrefix,
+    /// The frame's bytes are not an `InvalidationEvent`, or it has no event.
+    Malformed(String),
+    /// A verdict other than approved/denied (the raw enum value).
+    UnknownDecision(i32),
+    /// The request id breaks a limit.
+    BadRequestId(RegistryError),
+}
+
+impl FrameError {
+    /// True when the stream lost its framing and must be reopened.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, FrameError::TooLarge(_) | FrameError::BadPrefix)
+    }
+}
+
+/// What one applied frame did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A verdict, resolving this many waiters (0: cached as an early verdict).
+    Resolved(u32),
+    /// A policy invalidation, forwarded to the host.
+    Invalidated,
+    /// A sequenced event already seen (S9); ignored.
+    Duplicate,
+}
+
+/// Splits a byte stream into length-delimited frames, across chunk boundaries.
+///
+/// Only the bytes of a frame that straddles a chunk boundary are copied;
+/// frames wholly inside a chunk are handed out as borrowed slices.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    partial: Vec<u8>,
+}
+
+enum Prefix {
+    /// More bytes are needed to read the length.
+    Incomplete,
+    /// The prefix is `len` bytes long and announces a body of `body` bytes.
+    Complete { len: usize, body: usize },
+}
+
+impl FrameDecoder {
+    /// A decoder with nothing buffered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes of an unfinished frame held from earlier chunks.
+    pub fn buffered(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Forgets any partial frame (after a fatal error, or a new source).
+    pub fn reset(&mut self) {
+        self.partial.clear();
+    }
+
+    /// Feeds one chunk, calling `on_frame` with each complete frame body in
+    /// order. A fatal error resets the decoder; frames before it were handed
+    /// out already.
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        max_frame_bytes: u32,
+        mut on_frame: impl FnMut(&[u8]),
+    ) -> Result<(), FrameError> {
+        let result = self.feed_inner(chunk, max_frame_bytes, &mut on_frame);
+        if result.is_err() {
+            self.reset();
+        }
+        result
+    }
+
+    fn feed_inner(
+        &mut self,
+        chunk: &[u8],
+        max: u32,
+        on_frame: &mut impl FnMut(&[u8]),
+    ) -> Result<(), FrameError> {
+        let mut input = chunk;
+        // First finish the frame left over from earlier chunks, copying only
+        // the bytes it still needs.
+        while !self.partial.is_empty() {
+            match read_prefix(&self.partial, max)? {
+                Prefix::Incomplete => {
+                    let Some((&byte, rest)) = input.split_first() else {
+                        return Ok(());
+                    };
+                    self.partial.push(byte);
+                    input = rest;
+                }
+                Prefix::Complete { len, body } => {
+                    let total = len.saturating_add(body);
+                    let want = total.saturating_sub(self.partial.len());
+                    let (head, rest) = input.split_at(want.min(input.len()));
+                    self.partial.extend_from_slice(head);
+                    input = rest;
+                    if self.partial.len() < total {
+                        return Ok(());
+                    }
+                    on_frame(self.partial.get(len..total).unwrap_or_default());
+                    self.partial.clear();
+                }
+            }
+        }
+        // Then every frame wholly inside the chunk, without copying.
+        loop {
+            if input.is_empty() {
+                return Ok(());
+            }
+            match read_prefix(input, max)? {
+                Prefix::Complete { len, body } if input.len() - len >= body => {
+                    let (frame, rest) = input[len..].split_at(body);
+                    on_frame(frame);
+                    input = rest;
+                }
+                _ => break,
+            }
+        }
+        self.partial.extend_from_slice(input);
+        Ok(())
+    }
+}
+
+/// Reads a varint length prefix at the start of `bytes`.
+fn read_prefix(bytes: &[u8], max: u32) -> Result<Prefix, FrameError> {
+    let mut value: u64 = 0;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            if value > u64::from(max) {
+                return Err(FrameError::TooLarge(
+                    u32::try_from(value).unwrap_or(u32::MAX),
+                ));
+            }
+            // `value <= max <= u32::MAX`, so this fits a usize on every target we build.
+            let body = usize::try_from(value).map_err(|_| FrameError::TooLarge(u32::MAX))?;
+            return Ok(Prefix::Complete { len: i + 1, body });
+        }
+    }
+    if bytes.len() >= 10 {
+        Err(FrameError::BadPrefix)
+    } else {
+        Ok(Prefix::Incomplete)
+    }
+}
+
+/// Decodes one frame body as an `InvalidationEvent` and applies it.
+///
+/// `on_invalidation` receives the agent id of a `PolicyInvalidated` event
+/// (empty: all agents). Errors are already counted in the registry's stats.
+pub fn apply_frame<C: Clock>(
+    registry: &mut Registry<C>,
+    frame: &[u8],
+    on_invalidation: &mut impl FnMut(&str),
+) -> Result<Applied, FrameError> {
+    let event = match InvalidationEvent::decode(frame) {
+        Ok(event) => event,
+        Err(err) => {
+            registry.note_malformed();
+            return Err(FrameError::Malformed(err.to_string()));
+        }
+    };
+    apply_event(registry, event, on_invalidation)
+}
+
+/// Applies one decoded event (the body of [`apply_frame`]).
+pub fn apply_event<C: Clock>(
+    registry: &mut Registry<C>,
+    event: InvalidationEvent,
+    on_invalidation: &mut impl FnMut(&str),
+) -> Result<Applied, FrameError> {
+    let Some(payload) = event.event else {
+        registry.note_malformed();
+        return Err(FrameError::Malformed("event has no payload".to_string()));
+    };
+    // The sequence number counts even when the payload is rejected below: the
+    // gateway sent it, and a resumed subscription must not replay it.
+    if !registry.accept_seq(event.seq) {
+        return Ok(Applied::Duplicate);
+    }
+    match payload {
+        Event::ApprovalResolved(resolved) => {
+            let verdict = match Decision::try_from(resolved.decision) {
+                Ok(Decision::Approved) => Verdict::Approved,
+                Ok(Decision::Denied) => Verdict::Denied,
+                _ => {
+                    registry.note_malformed();
+                    return Err(FrameError::UnknownDecision(resolved.decision));
+                }
+            };
+            if let Err(err) = registry.check_id(&resolved.request_id) {
+                registry.note_malformed();
+                return Err(FrameError::BadRequestId(err));
+            }
+            Ok(Applied::Resolved(
+                registry.resolve(&resolved.request_id, verdict),
+            ))
+        }
+        Event::PolicyInvalidated(invalidated) => {
+            registry.note_invalidation();
+            on_invalidation(&invalidated.agent_id);
+            Ok(Applied::Invalidated)
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! wit-bindgen glue: WIT exports onto [`Registry`] and [`frames`].
+
+use crate::frames::{self, FrameDecoder, FrameError};
+use crate::registry::{self, Clock, Notify, Registry, RegistryError};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+#[cfg(not(feature = "plugin"))]
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "approval-registry",
+});
+
+#[cfg(feature = "plugin")]
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "approval-plugin",
+});
+
+use assembly::approval::types::{
+    Batch, Completion, Config, Decision, IngestReport, Outcome, Registered, SinkError, SinkStats,
+};
+use exports::assembly::approval::registry::Guest as RegistryGuest;
+
+/// Most per-frame errors an ingest report lists; stats count them all.
+const MAX_REPORTED_ERRORS: usize = 16;
+
+/// Tables are pre-sized for this many waiters at `configure` (capped by
+/// `max-waiters`), so steady-state growth does not double them in place.
+const PRESIZE_WAITERS: usize = 1024;
+
+/// The host's monotonic clock import.
+struct HostClock;
+
+impl Clock for HostClock {
+    fn now(&self) -> u64 {
+        assembly::approval::clock::now()
+    }
+}
+
+thread_local! {
+    static REGISTRY: RefCell<Registry<HostClock>> = RefCell::new(Registry::new(HostClock));
+    static DECODER: RefCell<FrameDecoder> = RefCell::new(FrameDecoder::new());
+}
+
+/// Runs `f` on this instance's registry. Never called re-entrantly: the
+/// component model forbids re-entering an instance, and no borrow is held
+/// across an `.await`.
+fn with_registry<R>(f: impl FnOnce(&mut Registry<HostClock>) -> R) -> R {
+    REGISTRY.with(|r| f(&mut r.borrow_mut()))
+}
+
+struct Component;
+
+impl From<registry::Verdict> for Decision {
+    fn from(v: registry::Verdict) -> Self {
+        match v {
+            registry::Verdict::Approved => Decision::Approved,
+            registry::Verdict::Denied => Decision::Denied,
+        }
+    }
+}
+
+impl From<Decision> for registry::Verdict {
+    fn from(d: Decision) -> Self {
+        match d {
+            Decision::Approved => registry::Verdict::Approved,
+            Decision::Denied => registry::Verdict::Denied,
+        }
+    }
+}
+
+impl From<registry::Outcome> for Outcome {
+    fn from(o: registry::Outcome) -> Self {
+        match o {
+            registry::Outcome::Decided(v) => Outcome::Decided(v.into()),
+            registry::Outcome::TimedOut => Outcome::TimedOut,
+            registry::Outcome::Cancelled => Outcome::Cancelled,
+        }
+    }
+}
+
+impl From<RegistryError> for SinkError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::RequestIdTooLong(n) => SinkError::RequestIdTooLong(n),
+            RegistryError::RequestIdEmpty => SinkError::RequestIdEmpty,
+            RegistryError::TooManyWaiters(n) => SinkError::TooManyWaiters(n),
+            RegistryError::DuplicateWaiter(w) => SinkError::DuplicateWaiter(w),
+            RegistryError::InvalidConfig(why) => SinkError::InvalidConfig(why.into()),
+        }
+    }
+}
+
+impl From<FrameError> for SinkError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::TooLarge(n) => SinkError::FrameTooLarge(n),
+            FrameError::BadPrefix => {
+                SinkError::MalformedFrame("length prefix over 10 bytes".into())
+            }
+            FrameError::Malformed(why) => SinkError::MalformedFrame(why),
+            FrameError::UnknownDecision(d) => SinkError::UnknownDecision(d),
+            FrameError::BadRequestId(e) => e.into(),
+        }
+    }
+}
+
+/// The completions finished since the last drain, and the next deadline.
+fn drain(r: &mut Registry<HostClock>) -> Batch {
+    let done = r
+        .take_done()
+        .into_iter()
+        .map(|c| Completion {
+            waiter: c.waiter,
+            outcome: c.outcome.into(),
+        })
+        .collect();
+    Batch {
+        done,
+        next_deadline: r.next_deadline(),
+    }
+}
+
+/// Tells the host about a policy invalidation (S10).
+fn forward_invalidation(agent_id: &str) {
+    assembly::approval::host_events::policy_invalidated(agent_id);
+}
+
+/// Totals of one ingest, over frames and chunks.
+#[derive(Default)]
+struct IngestTotals {
+    events: u32,
+    duplicates: u32,
+    rejected: u32,
+    errors: Vec<SinkError>,
+}
+
+impl IngestTotals {
+    /// Feeds `bytes` through `decoder`, applying each frame to the registry.
+    fn feed(&mut self, decoder: &mut FrameDecoder, bytes: &[u8]) -> Result<(), FrameError> {
+        with_registry(|r| {
+            let max = r.config().max_frame_bytes;
+            decoder.feed(bytes, max, |frame| {
+                match frames::apply_frame(r, frame, &mut forward_invalidation) {
+                    Ok(frames::Applied::Duplicate) => {
+                        self.duplicates = self.duplicates.saturating_add(1)
+                    }
+                    Ok(_) => self.events = self.events.saturating_add(1),
+                    Err(err) => {
+                        self.rejected = self.rejected.saturating_add(1);
+                        if self.errors.len() < MAX_REPORTED_ERRORS {
+                            self.errors.push(err.into());
+                        }
+                    }
+                }
+            })
+        })
+        .inspect_err(|_| with_registry(|r| r.note_malformed()))
+    }
+}
+
+impl RegistryGuest for Component {
+    fn configure(cfg: Config) -> Result<(), SinkError> {
+        let config = registry::Config {
+            max_waiters: cfg.max_waiters,
+            max_request_id_bytes: cfg.max_request_id_bytes,
+            max_frame_bytes: cfg.max_frame_bytes,
+            verdict_cache_capacity: cfg.verdict_cache_capacity,
+            verdict_cache_ttl_ns: cfg.verdict_cache_ttl_ns,
+            max_timeout_ns: cfg.max_timeout_ns,
+        };
+        with_registry(|r| r.configure(config, PRESIZE_WAITERS)).map_err(Into::into)
+    }
+
+    fn register(waiter: u64, request_id: String, timeout_ns: u64) -> Result<Registered, SinkError> {
+        let registered =
+            with_registry(|r| r.register(waiter, &request_id, timeout_ns, Notify::Batched))?;
+        Ok(match registered {
+            registry::Registered::Settled(o) => Registered::Settled(o.into()),
+            registry::Registered::Pending(next) => Registered::Pending(next),
+        })
+    }
+
+    fn cancel(waiter: u64) -> bool {
+        with_registry(|r| r.cancel(waiter))
+    }
+
+    fn resolve(request_id: String, decision: Decision) -> Result<Batch, SinkError> {
+        with_registry(|r| {
+            r.check_id(&request_id)?;
+            r.resolve(&request_id, decision.into());
+            Ok(drain(r))
+        })
+    }
+
+    fn expire() -> Batch {
+        with_registry(|r| {
+            r.expire();
+            drain(r)
+        })
+    }
+
+    fn ingest_frames(bytes: Vec<u8>) -> IngestReport {
+        let mut totals = IngestTotals::default();
+        let fatal = DECODER
+            .with(|d| totals.feed(&mut d.borrow_mut(), &bytes))
+            .err();
+        IngestReport {
+            batch: with_registry(drain),
+            events: totals.events,
+            duplicates: totals.duplicates,
+            rejected: totals.rejected,
+            errors: totals.errors,
+            fatal: fatal.map(Into::into),
+        }
+    }
+
+    fn stats() -> SinkStats {
+        let s = with_registry(|r| r.stats());
+        SinkStats {
+            waiters: s.waiters,
+            ids: s.ids,
+            cached_verdicts: s.cached_verdicts,
+            delivered: s.delivered,
+            timed_out: s.timed_out,
+            cancelled: s.cancelled,
+            early_hits: s.early_hits,
+            evictions: s.evictions,
+            malformed: s.malformed,
+            duplicates: s.duplicates,
+            last_seq: s.last_seq,
+            invalidations: s.invalidations,
+        }
+    }
+}
+
+#[cfg(feature = "plugin")]
+mod sink {
+    //! The async face: one component task per wait.
+
+    use super::*;
+    use futures::channel::oneshot;
+    use futures::future::{self, Either};
+    use wit_bindgen::{StreamReader, StreamResult};
+
+    /// Bytes asked for per stream read.
+    const READ_CHUNK: usize = 64 * 1024;
+
+    impl exports::assembly::approval::sink::Guest for Component {
+        async fn wait_for_approval(
+            waiter: u64,
+            request_id: String,
+            timeout_ns: u64,
+        ) -> Result<Outcome, SinkError> {
+            let (tx, rx) = oneshot::channel();
+            let registered =
+                with_registry(|r| r.register(waiter, &request_id, timeout_ns, Notify::Async(tx)))?;
+            if let registry::Registered::Settled(outcome) = registered {
+                return Ok(outcome.into());
+            }
+            let mut rx = rx;
+            loop {
+                // Cancelled by token (or the registry dropped the sender).
+                let Some(deadline) = with_registry(|r| r.deadline_of(waiter)) else {
+                    return Ok(rx.await.map_or(Outcome::Cancelled, Into::into));
+                };
+                let sleep = core::pin::pin!(assembly::approval::timer::sleep_until(deadline));
+                match future::select(rx, sleep).await {
+                    Either::Left((outcome, _)) => {
+                        return Ok(outcome.map_or(Outcome::Cancelled, Into::into));
+                    }
+                    Either::Right(((), pending)) => {
+                        // Expire everything due, this waiter included; its
+                        // outcome then arrives on `rx`. Batched waiters that
+                        // expire here are reported by the next batch call.
+                        with_registry(|r| r.expire());
+                        rx = pending;
+                    }
+                }
+            }
+        }
+
+        async fn ingest(mut frames: StreamReader<u8>) -> Result<u64, SinkError> {
+            // A stream has its own decoder: its frames never interleave with
+            // those fed through `ingest-frames`.
+            let mut decoder = FrameDecoder::new();
+            let mut totals = IngestTotals::default();
+            let mut buf = Vec::with_capacity(READ_CHUNK);
+            loop {
+                let (status, data) = frames.read(buf).await;
+                totals.feed(&mut decoder, &data).map_err(SinkError::from)?;
+                buf = data;
+                buf.clear();
+                match status {
+                    StreamResult::Complete(_) => {}
+                    StreamResult::Dropped | StreamResult::Cancelled => break,
+                }
+            }
+            if decoder.buffered() > 0 {
+                with_registry(|r| r.note_malformed());
+                return Err(SinkError::MalformedFrame(
+                    "stream ended inside a frame".into(),
+                ));
+            }
+            Ok(u64::from(totals.events))
+        }
+    }
+}
+
+export!(Component);

@@ -1,0 +1,398 @@
+//! The registry core, natively, with a manual clock. Async-waiter cases run
+//! under two executors (`futures::executor` and tokio) to prove the core is
+//! executor-agnostic: it only uses `futures` oneshots.
+
+use approval_guest::frames::{self, Applied, FrameDecoder, FrameError};
+use approval_guest::registry::{
+    Clock, Completion, Config, Notify, Outcome, Registered, Registry, RegistryError, Verdict,
+};
+use approval_proto::{ApprovalResolved, Decision, Event, InvalidationEvent, PolicyInvalidated};
+use futures::channel::oneshot;
+use prost::Message;
+use std::cell::Cell;
+use std::future::Future;
+use std::rc::Rc;
+
+const SEC: u64 = 1_000_000_000;
+
+#[derive(Clone, Default)]
+struct ManualClock(Rc<Cell<u64>>);
+
+impl ManualClock {
+    fn advance(&self, ns: u64) {
+        self.0.set(self.0.get().saturating_add(ns));
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+fn registry() -> (Registry<ManualClock>, ManualClock) {
+    let clock = ManualClock::default();
+    (Registry::new(clock.clone()), clock)
+}
+
+fn pending(r: &mut Registry<ManualClock>, waiter: u64, id: &str, timeout: u64) -> u64 {
+    match r.register(waiter, id, timeout, Notify::Batched) {
+        Ok(Registered::Pending(next)) => next,
+        other => panic!("expected pending, got {other:?}"),
+    }
+}
+
+fn done(waiter: u64, outcome: Outcome) -> Completion {
+    Completion { waiter, outcome }
+}
+
+#[test]
+fn verdict_resolves_every_waiter_on_the_id() {
+    let (mut r, _) = registry();
+    for w in 1..=3 {
+        pending(&mut r, w, "req", 10 * SEC);
+    }
+    pending(&mut r, 9, "other", 10 * SEC);
+    assert_eq!(r.resolve("req", Verdict::Approved), 3);
+    let out = r.take_done();
+    assert_eq!(out.len(), 3);
+    assert!(
+        out.iter()
+            .all(|c| c.outcome == Outcome::Decided(Verdict::Approved))
+    );
+    assert_eq!(r.stats().waiters, 1);
+    assert_eq!(r.stats().ids, 1);
+}
+
+#[test]
+fn timeout_is_timed_out_never_denied_and_starts_at_registration() {
+    let (mut r, clock) = registry();
+    clock.advance(5 * SEC);
+    assert_eq!(pending(&mut r, 1, "req", 2 * SEC), 7 * SEC);
+    clock.advance(2 * SEC - 1);
+    assert_eq!(r.expire(), 0);
+    clock.advance(1);
+    assert_eq!(r.expire(), 1);
+    assert_eq!(r.take_done(), vec![done(1, Outcome::TimedOut)]);
+    assert_eq!(r.stats().timed_out, 1);
+}
+
+#[test]
+fn id_reuse_does_not_remove_newer_waiter() {
+    let (mut r, clock) = registry();
+    pending(&mut r, 1, "req", SEC);
+    clock.advance(SEC / 2);
+    pending(&mut r, 2, "req", 10 * SEC);
+    clock.advance(SEC);
+    assert_eq!(r.expire(), 1);
+    assert_eq!(r.take_done(), vec![done(1, Outcome::TimedOut)]);
+    assert_eq!(r.resolve("req", Verdict::Denied), 1);
+    assert_eq!(
+        r.take_done(),
+        vec![done(2, Outcome::Decided(Verdict::Denied))]
+    );
+}
+
+#[test]
+fn cancel_removes_only_its_own_token() {
+    let (mut r, _) = registry();
+    pending(&mut r, 1, "req", SEC);
+    pending(&mut r, 2, "req", SEC);
+    assert!(r.cancel(1));
+    assert!(!r.cancel(1), "second cancel finds nothing");
+    assert_eq!(r.resolve("req", Verdict::Approved), 1);
+    assert_eq!(
+        r.take_done(),
+        vec![done(2, Outcome::Decided(Verdict::Approved))]
+    );
+    assert_eq!(r.stats().cancelled, 1);
+}
+
+#[test]
+fn early_verdict_is_cached_and_consumed_once() {
+    let (mut r, _) = registry();
+    assert_eq!(r.resolve("req", Verdict::Approved), 0);
+    assert_eq!(r.stats().cached_verdicts, 1);
+    assert_eq!(
+        r.register(1, "req", SEC, Notify::Batched),
+        Ok(Registered::Settled(Outcome::Decided(Verdict::Approved)))
+    );
+    assert_eq!(r.stats().early_hits, 1);
+    assert_eq!(r.stats().cached_verdicts, 0);
+    pending(&mut r, 2, "req", SEC);
+}
+
+#[test]
+fn early_verdict_cache_honours_ttl_and_capacity() {
+    let (mut r, clock) = registry();
+    let config = Config {
+        verdict_cache_capacity: 2,
+        verdict_cache_ttl_ns: 10 * SEC,
+        ..Config::default()
+    };
+    r.configure(config, 16).unwrap();
+    r.resolve("a", Verdict::Approved);
+    r.resolve("b", Verdict::Approved);
+    r.resolve("c", Verdict::Denied);
+    assert_eq!(r.stats().cached_verdicts, 2);
+    assert_eq!(r.stats().evictions, 1, "oldest evicted first");
+    pending(&mut r, 1, "a", SEC);
+    clock.advance(11 * SEC);
+    pending(&mut r, 2, "b", SEC);
+    assert_eq!(r.stats().evictions, 2);
+    assert_eq!(r.stats().cached_verdicts, 1);
+    r.expire();
+    assert_eq!(r.stats().cached_verdicts, 0, "expired entries are swept");
+}
+
+#[test]
+fn duration_max_saturates_and_is_capped() {
+    let (mut r, clock) = registry();
+    clock.advance(SEC);
+    let next = pending(&mut r, 1, "req", u64::MAX);
+    assert_eq!(next, SEC + Config::default().max_timeout_ns);
+    let (mut r2, clock2) = registry();
+    r2.configure(
+        Config {
+            max_timeout_ns: u64::MAX,
+            ..Config::default()
+        },
+        0,
+    )
+    .unwrap();
+    clock2.advance(SEC);
+    assert_eq!(pending(&mut r2, 1, "req", u64::MAX), u64::MAX);
+}
+
+#[test]
+fn zero_timeout_expires_on_next_check() {
+    let (mut r, _) = registry();
+    pending(&mut r, 1, "req", 0);
+    assert_eq!(r.expire(), 1);
+}
+
+#[test]
+fn limits_give_typed_errors_and_leave_others_alone() {
+    let (mut r, _) = registry();
+    r.configure(
+        Config {
+            max_waiters: 2,
+            max_request_id_bytes: 8,
+            ..Config::default()
+        },
+        2,
+    )
+    .unwrap();
+    pending(&mut r, 1, "a", SEC);
+    assert_eq!(
+        r.register(2, "", SEC, Notify::Batched),
+        Err(RegistryError::RequestIdEmpty)
+    );
+    assert_eq!(
+        r.register(2, "123456789", SEC, Notify::Batched),
+        Err(RegistryError::RequestIdTooLong(9))
+    );
+    assert_eq!(
+        r.register(1, "b", SEC, Notify::Batched),
+        Err(RegistryError::DuplicateWaiter(1))
+    );
+    pending(&mut r, 2, "b", SEC);
+    assert_eq!(
+        r.register(3, "c", SEC, Notify::Batched),
+        Err(RegistryError::TooManyWaiters(2))
+    );
+    assert_eq!(r.stats().waiters, 2);
+    assert!(
+        r.configure(Config::default(), 0).is_err(),
+        "no reconfigure under live waiters"
+    );
+}
+
+#[test]
+fn many_cancels_do_not_grow_the_deadline_heap_without_bound() {
+    let (mut r, _) = registry();
+    for w in 0..100_000 {
+        pending(&mut r, w, "req", 3600 * SEC);
+        assert!(r.cancel(w));
+    }
+    assert_eq!(r.stats().waiters, 0);
+    assert_eq!(r.next_deadline(), None);
+}
+
+fn frame(seq: u64, event: Event) -> Vec<u8> {
+    InvalidationEvent {
+        seq,
+        event: Some(event),
+    }
+    .encode_length_delimited_to_vec()
+}
+
+fn verdict(id: &str, decision: i32) -> Event {
+    Event::ApprovalResolved(ApprovalResolved {
+        request_id: id.into(),
+        decision,
+        ..Default::default()
+    })
+}
+
+fn ingest(
+    r: &mut Registry<ManualClock>,
+    d: &mut FrameDecoder,
+    bytes: &[u8],
+) -> (
+    Vec<Result<Applied, FrameError>>,
+    Vec<String>,
+    Result<(), FrameError>,
+) {
+    let mut results = Vec::new();
+    let mut invalidated = Vec::new();
+    let fatal = d.feed(bytes, r.config().max_frame_bytes, |f| {
+        results.push(frames::apply_frame(r, f, &mut |a: &str| {
+            invalidated.push(a.to_owned())
+        }))
+    });
+    (results, invalidated, fatal)
+}
+
+#[test]
+fn frames_split_at_every_byte_boundary_decode_the_same() {
+    let mut stream = Vec::new();
+    stream.extend(frame(1, verdict("a", Decision::Approved as i32)));
+    stream.extend(frame(
+        2,
+        Event::PolicyInvalidated(PolicyInvalidated {
+            agent_id: "agent-7".into(),
+        }),
+    ));
+    stream.extend(frame(3, verdict(&"x".repeat(200), Decision::Denied as i32)));
+    for cut in 0..=stream.len() {
+        let (mut r, _) = registry();
+        let mut d = FrameDecoder::new();
+        let (mut results, mut inv, fatal) = ingest(&mut r, &mut d, &stream[..cut]);
+        fatal.unwrap();
+        let (more, inv2, fatal) = ingest(&mut r, &mut d, &stream[cut..]);
+        fatal.unwrap();
+        results.extend(more);
+        inv.extend(inv2);
+        assert_eq!(
+            results,
+            vec![
+                Ok(Applied::Resolved(0)),
+                Ok(Applied::Invalidated),
+                Ok(Applied::Resolved(0))
+            ],
+            "cut {cut}"
+        );
+        assert_eq!(inv, vec!["agent-7".to_string()]);
+        assert_eq!(r.stats().last_seq, 3);
+        assert_eq!(d.buffered(), 0);
+    }
+}
+
+#[test]
+fn bad_frames_are_counted_and_decoding_goes_on() {
+    let (mut r, _) = registry();
+    pending(&mut r, 1, "a", SEC);
+    let mut d = FrameDecoder::new();
+    let mut stream = frame(5, verdict("a", Decision::Pending as i32));
+    stream.extend([3, 0xff, 0xff, 0xff]); // a 3-byte frame of garbage
+    stream.extend(frame(5, verdict("a", Decision::Approved as i32))); // duplicate seq
+    stream.extend(frame(0, verdict("a", 42)));
+    stream.extend(frame(6, verdict("a", Decision::Approved as i32)));
+    let (results, _, fatal) = ingest(&mut r, &mut d, &stream);
+    fatal.unwrap();
+    assert_eq!(results[0], Err(FrameError::UnknownDecision(3)));
+    assert!(matches!(results[1], Err(FrameError::Malformed(_))));
+    assert_eq!(results[2], Ok(Applied::Duplicate));
+    assert_eq!(results[3], Err(FrameError::UnknownDecision(42)));
+    assert_eq!(results[4], Ok(Applied::Resolved(1)));
+    let s = r.stats();
+    assert_eq!(
+        (s.malformed, s.duplicates, s.delivered, s.last_seq),
+        (3, 1, 1, 6)
+    );
+}
+
+#[test]
+fn oversized_prefix_is_fatal_and_resets_the_decoder() {
+    let (mut r, _) = registry();
+    let mut d = FrameDecoder::new();
+    let mut stream = frame(1, verdict("a", Decision::Approved as i32));
+    prost::encoding::encode_varint(1 << 20, &mut stream);
+    stream.extend([0; 16]);
+    let (results, _, fatal) = ingest(&mut r, &mut d, &stream);
+    assert_eq!(
+        results,
+        vec![Ok(Applied::Resolved(0))],
+        "frames before the bad prefix apply"
+    );
+    assert_eq!(fatal, Err(FrameError::TooLarge(1 << 20)));
+    assert_eq!(d.buffered(), 0);
+    let (_, _, fatal) = ingest(&mut r, &mut d, &[0xff; 11]);
+    assert_eq!(fatal, Err(FrameError::BadPrefix));
+}
+
+// ---- async waiters, under two executors ----
+
+/// Runs one async case under `futures::executor` and under tokio.
+fn on_both_executors<F: Future<Output = ()>>(case: impl Fn() -> F) {
+    futures::executor::block_on(case());
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(case());
+}
+
+fn async_waiter(
+    r: &mut Registry<ManualClock>,
+    w: u64,
+    id: &str,
+    timeout: u64,
+) -> oneshot::Receiver<Outcome> {
+    let (tx, rx) = oneshot::channel();
+    assert!(matches!(
+        r.register(w, id, timeout, Notify::Async(tx)),
+        Ok(Registered::Pending(_))
+    ));
+    rx
+}
+
+#[test]
+fn async_waiters_get_verdicts_timeouts_and_cancels() {
+    on_both_executors(|| async {
+        let (mut r, clock) = registry();
+        let a = async_waiter(&mut r, 1, "req", SEC);
+        let b = async_waiter(&mut r, 2, "req", SEC);
+        pending(&mut r, 3, "req", SEC);
+        let c = async_waiter(&mut r, 4, "slow", SEC);
+        let d = async_waiter(&mut r, 5, "gone", SEC);
+        assert_eq!(
+            r.resolve("req", Verdict::Denied),
+            3,
+            "verdict reaches both kinds"
+        );
+        assert_eq!(a.await, Ok(Outcome::Decided(Verdict::Denied)));
+        assert_eq!(b.await, Ok(Outcome::Decided(Verdict::Denied)));
+        assert_eq!(
+            r.take_done(),
+            vec![done(3, Outcome::Decided(Verdict::Denied))]
+        );
+        assert!(r.cancel(5));
+        assert_eq!(d.await, Ok(Outcome::Cancelled));
+        clock.advance(SEC);
+        r.expire();
+        assert_eq!(c.await, Ok(Outcome::TimedOut));
+        assert_eq!(r.stats().waiters, 0);
+    });
+}
+
+#[test]
+fn dropped_async_receiver_does_not_disturb_others() {
+    on_both_executors(|| async {
+        let (mut r, _) = registry();
+        drop(async_waiter(&mut r, 1, "req", SEC));
+        let b = async_waiter(&mut r, 2, "req", SEC);
+        assert_eq!(r.resolve("req", Verdict::Approved), 2);
+        assert_eq!(b.await, Ok(Outcome::Decided(Verdict::Approved)));
+    });
+}

@@ -1,0 +1,13 @@
+//! wasmtime bindings of the `approval-registry` world (`wit/approval.wit`).
+//!
+//! Sync only: the adapter drives the component with plain `TypedFunc::call`s.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "approval-registry",
+});
+
+pub use assembly::approval::types::{
+    Batch, Config as WitConfig, Decision as WitDecision, IngestReport, Outcome as WitOutcome,
+    Registered, SinkError as WitSinkError, SinkStats,
+};

@@ -1,0 +1,76 @@
+//! Compiled components: one `Engine` per process, and per component a
+//! `Linker` + `InstancePre`, so a new instance (a new sink, or a reset) costs
+//! an instantiation and nothing more.
+//!
+//! The engine runs with `concurrency_support(false)`: the embedded
+//! `approval-registry` world has no async import or export, and without
+//! concurrency support every plain `TypedFunc::call` is cheaper (DESIGN §8).
+
+use crate::bindings::ApprovalRegistryPre;
+use crate::error::HostError;
+use crate::imports::StoreState;
+use std::sync::{Arc, OnceLock};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+include!(concat!(env!("OUT_DIR"), "/gen.rs"));
+
+/// The `approval-registry` component embedded at build time.
+pub static REGISTRY_COMPONENT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/approval-registry.wasm"));
+/// The `approval-plugin` component (async face) embedded at build time, for
+/// other hosts (`approval-sink export --world plugin`).
+pub static PLUGIN_COMPONENT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/approval-plugin.wasm"));
+
+/// A component compiled and linked, ready to instantiate.
+pub struct Loaded {
+    pub(crate) engine: Engine,
+    pub(crate) pre: ApprovalRegistryPre<StoreState>,
+    /// Size of the component's bytes.
+    pub size: usize,
+}
+
+/// The process-wide engine for sync-only components.
+pub fn engine() -> Result<&'static Engine, HostError> {
+    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let mut config = Config::new();
+            config.concurrency_support(false);
+            Engine::new(&config).map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(|e| HostError::Engine(e.clone()))
+}
+
+/// Compiles and links component bytes of the `approval-registry` world.
+pub fn load(bytes: &[u8]) -> Result<Arc<Loaded>, HostError> {
+    let engine = engine()?.clone();
+    let component =
+        Component::new(&engine, bytes).map_err(|e| HostError::Compile(format!("{e:#}")))?;
+    let mut linker = Linker::new(&engine);
+    crate::bindings::ApprovalRegistry::add_to_linker::<StoreState, HasSelf<StoreState>>(
+        &mut linker,
+        |state| state,
+    )
+    .map_err(|e| HostError::Compile(format!("{e:#}")))?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .and_then(ApprovalRegistryPre::new)
+        .map_err(|e| HostError::Compile(format!("{e:#}")))?;
+    Ok(Arc::new(Loaded {
+        engine,
+        pre,
+        size: bytes.len(),
+    }))
+}
+
+/// The embedded component, compiled once per process.
+pub fn embedded() -> Result<Arc<Loaded>, HostError> {
+    static EMBEDDED: OnceLock<Result<Arc<Loaded>, String>> = OnceLock::new();
+    EMBEDDED
+        .get_or_init(|| load(REGISTRY_COMPONENT).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(HostError::Compile)
+}

@@ -1,0 +1,36 @@
+//! Per-sink limits and cache settings (DESIGN S4, S11, S13), with defaults.
+
+use std::time::Duration;
+
+/// Limits of one sink. Every field has a documented default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkConfig {
+    /// Most waits pending at once; more get `TooManyWaiters`. Default 1,000,000.
+    pub max_waiters: u32,
+    /// Longest request id in bytes; longer gets `RequestIdTooLong`. Default 256.
+    pub max_request_id_bytes: u32,
+    /// Largest protobuf frame; larger gets `FrameTooLarge`. Default 64 KiB.
+    pub max_frame_bytes: u32,
+    /// Early verdicts kept for ids nobody waits on yet (0 disables). Default 10,000.
+    pub verdict_cache_capacity: u32,
+    /// How long an early verdict stays usable. Default 60 s.
+    pub verdict_cache_ttl: Duration,
+    /// Longest timeout honoured; longer ones are capped. Default 24 h.
+    pub max_timeout: Duration,
+    /// Cap on the guest's linear memory, in bytes. Default 1 GiB.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig {
+            max_waiters: 1_000_000,
+            max_request_id_bytes: 256,
+            max_frame_bytes: 64 * 1024,
+            verdict_cache_capacity: 10_000,
+            verdict_cache_ttl: Duration::from_secs(60),
+            max_timeout: Duration::from_secs(24 * 3600),
+            max_memory_bytes: 1 << 30,
+        }
+    }
+}

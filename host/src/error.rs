@@ -1,0 +1,64 @@
+//! Error types of the host API.
+
+use std::path::PathBuf;
+
+/// Why one sink operation failed. No variant affects other waiters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// The request id is longer than the limit (its length in bytes).
+    #[error("request id is {0} bytes, over the limit")]
+    RequestIdTooLong(u32),
+    /// The request id is empty.
+    #[error("request id is empty")]
+    RequestIdEmpty,
+    /// The sink already holds its maximum of pending waiters (the limit).
+    #[error("too many pending waiters (limit {0})")]
+    TooManyWaiters(u32),
+    /// A frame's length prefix is over the limit (the announced length).
+    #[error("frame of {0} bytes is over the limit")]
+    FrameTooLarge(u32),
+    /// Bytes that are not a valid `InvalidationEvent` frame.
+    #[error("malformed frame: {0}")]
+    MalformedFrame(String),
+    /// A decision that is not a verdict (`UNSPECIFIED`, `PENDING`, unknown).
+    #[error("not a verdict: decision value {0}")]
+    UnknownDecision(i32),
+    /// The guest saw this waiter token twice (a host bug; never user input).
+    #[error("waiter token {0} is already pending")]
+    DuplicateWaiter(u64),
+    /// A configuration the guest refused.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The guest trapped or broke a limit during this call; the sink reset
+    /// its instance (outstanding waits resolved as `Reset`).
+    #[error("the guest failed and was reset: {0}")]
+    GuestFault(String),
+    /// The future was polled again after it completed.
+    #[error("wait polled after completion")]
+    Finished,
+}
+
+/// Why a sink could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The component file could not be read.
+    #[error("reading component {path}: {source}")]
+    ComponentFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The engine could not be created.
+    #[error("creating the wasmtime engine: {0}")]
+    Engine(String),
+    /// The bytes are not a component of the `approval-registry` world.
+    #[error("compiling the component: {0}")]
+    Compile(String),
+    /// Instantiation failed (imports mismatch, start trap, limits).
+    #[error("instantiating the component: {0}")]
+    Instantiate(String),
+    /// The guest refused the configuration.
+    #[error("configuring the sink: {0}")]
+    Config(SinkError),
+}

@@ -1,0 +1,36 @@
+//! approval-host: the wasmtime host adapter of the approval-sink component.
+//!
+//! [`ApprovalSink`] embeds the `approval-registry` component (built from
+//! `approval-guest` by this crate's `build.rs`) and exposes the original
+//! sink's async Rust API on top of it. Module map:
+//!
+//! * [`sink`]: the public API, waiter futures and the timer task;
+//! * `adapter`: owns the wasmtime `Store`, one plain call per export;
+//! * [`component`]: engine, compile, link, `InstancePre`, embedded bytes;
+//! * `imports`: the host side of the guest's `clock` and `host-events`;
+//! * [`clock`]: [`SystemClock`] and [`ManualClock`];
+//! * `slots`: generational waiter slots that completions fill;
+//! * [`inspect`]: what a component file is (world, imports, exports).
+
+mod adapter;
+mod bindings;
+pub mod clock;
+pub mod component;
+mod config;
+mod error;
+mod imports;
+pub mod inspect;
+mod outcome;
+pub mod sink;
+mod slots;
+mod stats;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::SinkConfig;
+pub use error::{HostError, SinkError};
+pub use outcome::{Decision, Outcome};
+pub use sink::{ApprovalSink, ApprovalSinkBuilder, InvalidationSink, Wait};
+pub use stats::Stats;
+
+/// The report of one `ingest-frames` call, as the guest returned it.
+pub use bindings::IngestReport;

@@ -1,0 +1,190 @@
+//! Host-side waiter slots: where a completion from the guest meets the future
+//! that waits for it.
+//!
+//! # Invariants
+//!
+//! * A token is `generation << 32 | index`. Freeing a slot bumps its
+//!   generation, so a stale token (a late cancel, a completion for a waiter
+//!   already dropped) never touches the slot's next occupant.
+//! * A slot is `Waiting` from [`Slots::insert`] until the guest reports an
+//!   outcome ([`Slots::complete`]) or the future goes away
+//!   ([`Slots::remove`]); `waiting()` counts exactly those, so it equals the
+//!   guest's pending waiters whenever the sink's lock is free.
+//! * `Done` slots hold an outcome the future has not taken yet; polling takes
+//!   it and frees the slot.
+//! * Completion wakes the stored waker directly: no channel per waiter, and no
+//!   task draining many receivers (which trips tokio's cooperative budget).
+
+use crate::outcome::Outcome;
+use std::task::Waker;
+
+enum State {
+    Free,
+    Waiting(Option<Waker>),
+    Done(Outcome),
+}
+
+struct Slot {
+    generation: u32,
+    state: State,
+}
+
+/// A generational slab of waiter slots.
+#[derive(Default)]
+pub struct Slots {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    waiting: usize,
+}
+
+fn split(token: u64) -> (usize, u32) {
+    ((token & 0xffff_ffff) as usize, (token >> 32) as u32)
+}
+
+impl Slots {
+    /// An empty slab.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes a free slot, now `Waiting`, and returns its token.
+    pub fn insert(&mut self) -> u64 {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    state: State::Free,
+                });
+                // More than 2^32 live waiters would break the token layout; the
+                // guest's `max-waiters` (a u32) stops far before that.
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.waiting += 1;
+        let slot = &mut self.slots[index as usize];
+        slot.state = State::Waiting(None);
+        (u64::from(slot.generation) << 32) | u64::from(index)
+    }
+
+    fn get(&mut self, token: u64) -> Option<&mut Slot> {
+        let (index, generation) = split(token);
+        self.slots
+            .get_mut(index)
+            .filter(|s| s.generation == generation)
+    }
+
+    /// Records the guest's outcome for `token` and wakes its future. False
+    /// for a stale token or a slot that is not waiting.
+    pub fn complete(&mut self, token: u64, outcome: Outcome) -> bool {
+        let Some(slot) = self.get(token) else {
+            return false;
+        };
+        if !matches!(slot.state, State::Waiting(_)) {
+            return false;
+        }
+        let State::Waiting(waker) = std::mem::replace(&mut slot.state, State::Done(outcome)) else {
+            return false;
+        };
+        self.waiting -= 1;
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Takes the outcome if it arrived (freeing the slot), else stores the
+    /// waker. `None` also for a stale token.
+    pub fn poll(&mut self, token: u64, waker: &Waker) -> Option<Outcome> {
+        let slot = self.get(token)?;
+        match &mut slot.state {
+            State::Done(outcome) => {
+                let outcome = *outcome;
+                self.free_slot(token);
+                Some(outcome)
+            }
+            State::Waiting(stored) => {
+                if !stored.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    *stored = Some(waker.clone());
+                }
+                None
+            }
+            State::Free => None,
+        }
+    }
+
+    /// Frees the slot of a future that went away. True if it was still
+    /// waiting (so the guest still holds the waiter and must be told).
+    pub fn remove(&mut self, token: u64) -> bool {
+        let Some(slot) = self.get(token) else {
+            return false;
+        };
+        let was_waiting = matches!(slot.state, State::Waiting(_));
+        if was_waiting {
+            self.waiting -= 1;
+        }
+        self.free_slot(token);
+        was_waiting
+    }
+
+    /// Tokens of every waiting slot (to resolve them all after a reset).
+    pub fn waiting_tokens(&self) -> Vec<u64> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.state, State::Waiting(_)))
+            .map(|(i, s)| (u64::from(s.generation) << 32) | i as u64)
+            .collect()
+    }
+
+    /// Slots waiting for the guest.
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    fn free_slot(&mut self, token: u64) {
+        let (index, _) = split(token);
+        if let Some(slot) = self.slots.get_mut(index) {
+            slot.state = State::Free;
+            slot.generation = slot.generation.wrapping_add(1);
+            self.free.push(index as u32);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    #[test]
+    fn stale_token_never_touches_the_slots_next_occupant() {
+        let mut slots = Slots::new();
+        let first = slots.insert();
+        assert!(slots.remove(first));
+        let second = slots.insert();
+        assert_eq!(split(first).0, split(second).0, "the slot is reused");
+        assert!(!slots.complete(first, Outcome::TimedOut));
+        assert!(!slots.remove(first));
+        assert_eq!(slots.waiting(), 1);
+        assert!(slots.complete(second, Outcome::Cancelled));
+        assert_eq!(slots.poll(second, Waker::noop()), Some(Outcome::Cancelled));
+        assert_eq!(slots.waiting(), 0);
+    }
+
+    #[test]
+    fn completion_is_kept_until_polled_and_counts_drop_at_once() {
+        let mut slots = Slots::new();
+        let t = slots.insert();
+        assert_eq!(slots.poll(t, Waker::noop()), None);
+        assert!(slots.complete(t, Outcome::TimedOut));
+        assert_eq!(slots.waiting(), 0);
+        assert!(
+            !slots.complete(t, Outcome::Cancelled),
+            "one outcome per waiter"
+        );
+        assert_eq!(slots.poll(t, Waker::noop()), Some(Outcome::TimedOut));
+        assert_eq!(slots.poll(t, Waker::noop()), None, "taken once");
+        assert!(slots.waiting_tokens().is_empty());
+    }
+}
