@@ -1,1 +1,11 @@
+//! Component test harness of approval-sink.
+//!
+//! * [`plugin`] loads the `approval-plugin` component straight into wasmtime
+//!   (async ABI, `run_concurrent`) with a `ManualClock` timer;
+//! * [`sinks`] builds host-adapter sinks on the embedded `approval-registry`
+//!   component with a `ManualClock`, and encodes gateway frames.
+//!
+//! The suites live in `tests/`; each is named for the semantics it proves.
 
+pub mod plugin;
+pub mod sinks;
