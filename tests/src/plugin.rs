@@ -94,9 +94,37 @@ impl Plugin {
         })
     }
 
-    /// The embedded `approval-plugin` component.
+    /// The embedded `approval-plugin` component, compiled once per process.
     pub async fn embedded(clock: ManualClock) -> wasmtime::Result<Plugin> {
-        Self::new(approval_host::component::PLUGIN_COMPONENT, clock).await
+        static COMPILED: std::sync::OnceLock<(Engine, Component)> = std::sync::OnceLock::new();
+        let (engine, component) = match COMPILED.get() {
+            Some(compiled) => compiled,
+            None => {
+                let engine = async_engine()?;
+                let component =
+                    Component::new(&engine, approval_host::component::PLUGIN_COMPONENT)?;
+                COMPILED.get_or_init(|| (engine, component))
+            }
+        };
+        Self::instantiate(engine, component, clock).await
+    }
+
+    async fn instantiate(
+        engine: &Engine,
+        component: &Component,
+        clock: ManualClock,
+    ) -> wasmtime::Result<Plugin> {
+        let mut linker = Linker::new(engine);
+        ApprovalPlugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        let mut store = Store::new(
+            engine,
+            PluginState {
+                clock,
+                invalidations: Vec::new(),
+            },
+        );
+        let api = ApprovalPlugin::instantiate_async(&mut store, component, &linker).await?;
+        Ok(Plugin { store, api })
     }
 }
 
@@ -184,5 +212,62 @@ impl Calls {
             tokio::task::yield_now().await;
         }
         panic!("the guest never reached {n} waiters");
+    }
+}
+
+/// A host-side byte stream that hands the guest one chunk per read, so a
+/// test controls exactly where frames are split across stream writes.
+pub struct ChunkedBytes {
+    chunks: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl ChunkedBytes {
+    /// Splits `bytes` into chunks of `size` (at least 1) bytes.
+    pub fn new(bytes: &[u8], size: usize) -> Self {
+        ChunkedBytes {
+            chunks: bytes.chunks(size.max(1)).map(<[u8]>::to_vec).collect(),
+        }
+    }
+}
+
+impl<D> wasmtime::component::StreamProducer<D> for ChunkedBytes {
+    type Item = u8;
+    type Buffer = wasmtime::component::VecBuffer<u8>;
+
+    fn poll_produce<'a>(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: wasmtime::StoreContextMut<'a, D>,
+        mut dst: wasmtime::component::Destination<'a, u8, Self::Buffer>,
+        _finish: bool,
+    ) -> std::task::Poll<wasmtime::Result<wasmtime::component::StreamResult>> {
+        use wasmtime::component::StreamResult;
+        std::task::Poll::Ready(Ok(match self.get_mut().chunks.pop_front() {
+            Some(chunk) => {
+                dst.set_buffer(chunk.into());
+                StreamResult::Completed
+            }
+            None => StreamResult::Dropped,
+        }))
+    }
+}
+
+impl Calls {
+    /// `sink.ingest` over a stream that delivers `bytes` in `chunk`-byte writes.
+    pub async fn ingest_stream(
+        &self,
+        api: &ApprovalPlugin,
+        acc: &Acc,
+        bytes: &[u8],
+        chunk: usize,
+    ) -> Result<u64, SinkError> {
+        let producer = ChunkedBytes::new(bytes, chunk);
+        let reader = acc
+            .with(|mut access| wasmtime::component::StreamReader::new(&mut access, producer))
+            .expect("stream created");
+        api.assembly_approval_sink()
+            .call_ingest(acc, reader)
+            .await
+            .expect("guest must not trap")
     }
 }

@@ -1,0 +1,77 @@
+//! The built components themselves: they validate, their imports are exactly
+//! those of their WIT world (no WASI at all), and their exports match.
+
+use approval_host::component::{PLUGIN_COMPONENT, REGISTRY_COMPONENT};
+use approval_host::inspect::inspect;
+
+const VERSION: &str = "@0.1.0";
+
+fn names(list: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = list
+        .iter()
+        .map(|n| format!("assembly:approval/{n}{VERSION}"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn registry_component_imports_only_clock_and_host_events() {
+    let info = inspect(REGISTRY_COMPONENT).unwrap();
+    let imports: Vec<_> = info
+        .imports
+        .iter()
+        .filter(|i| !i.ends_with("/types@0.1.0"))
+        .cloned()
+        .collect();
+    assert_eq!(imports, names(&["clock", "host-events"]));
+    assert!(
+        info.imports.iter().all(|i| !i.starts_with("wasi:")),
+        "no WASI: {:?}",
+        info.imports
+    );
+    assert_eq!(info.exports, names(&["registry"]));
+}
+
+#[test]
+fn plugin_component_adds_only_timer_import_and_sink_export() {
+    let info = inspect(PLUGIN_COMPONENT).unwrap();
+    let imports: Vec<_> = info
+        .imports
+        .iter()
+        .filter(|i| !i.ends_with("/types@0.1.0"))
+        .cloned()
+        .collect();
+    assert_eq!(imports, names(&["clock", "host-events", "timer"]));
+    assert!(
+        info.imports.iter().all(|i| !i.starts_with("wasi:")),
+        "no WASI: {:?}",
+        info.imports
+    );
+    assert_eq!(info.exports, names(&["registry", "sink"]));
+}
+
+#[test]
+fn component_worlds_print_as_the_wit_package() {
+    for bytes in [REGISTRY_COMPONENT, PLUGIN_COMPONENT] {
+        let info = inspect(bytes).unwrap();
+        assert!(
+            info.wit.contains("export assembly:approval/registry@0.1.0"),
+            "{}",
+            info.wit
+        );
+        assert!(
+            info.wit.contains("import assembly:approval/clock@0.1.0"),
+            "{}",
+            info.wit
+        );
+    }
+}
+
+#[test]
+fn registry_component_validates_in_a_sync_only_engine() {
+    // The adapter's engine has concurrency support off; the registry world
+    // must load there (the plugin world, with async exports, must not).
+    approval_host::component::load(REGISTRY_COMPONENT).expect("loads without concurrency support");
+    assert!(approval_host::component::load(PLUGIN_COMPONENT).is_err());
+}
