@@ -10,6 +10,8 @@
 //! instance is single-threaded) and never holds its borrow across an
 //! `.await`, so async waits, verdicts and expiries interleave freely.
 
+#![warn(missing_docs)]
+
 extern crate alloc;
 
 pub mod frames;

@@ -235,15 +235,14 @@ fn verdict(id: &str, decision: i32) -> Event {
     })
 }
 
-fn ingest(
-    r: &mut Registry<ManualClock>,
-    d: &mut FrameDecoder,
-    bytes: &[u8],
-) -> (
+/// Per-frame results, invalidated agent ids, and the fatal error if any.
+type Ingested = (
     Vec<Result<Applied, FrameError>>,
     Vec<String>,
     Result<(), FrameError>,
-) {
+);
+
+fn ingest(r: &mut Registry<ManualClock>, d: &mut FrameDecoder, bytes: &[u8]) -> Ingested {
     let mut results = Vec::new();
     let mut invalidated = Vec::new();
     let fatal = d.feed(bytes, r.config().max_frame_bytes, |f| {

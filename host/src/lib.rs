@@ -12,6 +12,8 @@
 //! * `slots`: generational waiter slots that completions fill;
 //! * [`inspect`]: what a component file is (world, imports, exports).
 
+#![warn(missing_docs)]
+
 mod adapter;
 mod bindings;
 pub mod clock;

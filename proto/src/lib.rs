@@ -5,6 +5,7 @@
 //! `generated_code_matches_proto_files` keeps it current. Keeping it checked
 //! in lets the wasm guest depend on these types without a build script.
 #![no_std]
+#![warn(missing_docs)]
 
 extern crate alloc;
 

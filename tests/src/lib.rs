@@ -7,5 +7,7 @@
 //!
 //! The suites live in `tests/`; each is named for the semantics it proves.
 
+#![warn(missing_docs)]
+
 pub mod plugin;
 pub mod sinks;

@@ -1,0 +1,289 @@
+//! `approval-sink demo`: the main job, end to end on one sink.
+//!
+//! Thousands of simulated agents each ask for approval and wait. A simulated
+//! reviewer decides most requests after a human-like delay and sends its
+//! verdicts the way a gateway does: sequenced `InvalidationEvent`s, encoded
+//! as length-delimited protobuf frames, fed to the sink in chunks (so the
+//! stream path through the component is what carries them). A few verdicts
+//! arrive before their agent starts waiting (the early-verdict cache), a few
+//! policy invalidations are mixed in, and the rest of the requests are never
+//! answered, so their agents fall back to `Pending` at their timeout.
+//!
+//! Every agent's result is checked against the reviewer's plan: a wrong
+//! verdict (or a `Denied` nobody sent) fails the demo with exit code 1.
+
+use approval_host::{ApprovalSink, Decision};
+use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use prost::Message;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Simulated agents, each waiting on its own approval request.
+    #[arg(long, default_value_t = 4000)]
+    agents: usize,
+    /// How long an agent waits before falling back to Pending.
+    #[arg(long, default_value = "1500", value_name = "MS")]
+    timeout_ms: u64,
+    /// Share of requests the reviewer never answers (they time out).
+    #[arg(long, default_value_t = 0.1)]
+    unanswered: f64,
+    /// Share of answered requests that are denied.
+    #[arg(long, default_value_t = 0.25)]
+    deny: f64,
+    /// Seed of the simulation's randomness.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+/// What the reviewer will do with one request.
+#[derive(Clone, Copy)]
+struct Plan {
+    /// When the agent starts waiting, from the start of the run.
+    starts: Duration,
+    /// The verdict and when it is sent, if the reviewer answers.
+    verdict: Option<(Decision, Duration)>,
+}
+
+/// How one agent's wait ended.
+struct Result {
+    agent: usize,
+    decision: Decision,
+    waited: Duration,
+}
+
+pub fn run(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(demo(args, component))
+}
+
+fn plan(args: &DemoArgs) -> Vec<Plan> {
+    let mut rng = fastrand::Rng::with_seed(args.seed);
+    let timeout = args.timeout_ms as f64;
+    (0..args.agents)
+        .map(|_| {
+            let starts = rng.f64() * 500.0;
+            let verdict = (rng.f64() >= args.unanswered).then(|| {
+                let decision = if rng.f64() < args.deny {
+                    Decision::Denied
+                } else {
+                    Decision::Approved
+                };
+                // Mostly a human-like delay well inside the timeout; one in
+                // twenty answers lands before the agent even starts waiting.
+                let at = if rng.f64() < 0.05 {
+                    (starts - 5.0).max(0.0)
+                } else {
+                    starts + 20.0 + rng.f64() * timeout * 0.5
+                };
+                (decision, Duration::from_secs_f64(at / 1000.0))
+            });
+            Plan {
+                starts: Duration::from_secs_f64(starts / 1000.0),
+                verdict,
+            }
+        })
+        .collect()
+}
+
+async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut builder = ApprovalSink::builder();
+    if let Some(path) = component {
+        builder = builder.component_file(path);
+    }
+    let sink = builder.build()?;
+    let plans = Arc::new(plan(&args));
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let start = Instant::now();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+
+    for (agent, p) in plans.iter().copied().enumerate() {
+        let sink = sink.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until((start + p.starts).into()).await;
+            let began = Instant::now();
+            let decision = sink
+                .wait_for_approval(&format!("req-{agent}"), timeout)
+                .await;
+            let _ = tx.send(Result {
+                agent,
+                decision,
+                waited: began.elapsed(),
+            });
+        });
+    }
+    drop(tx);
+    let reviewer = tokio::spawn(review(sink.clone(), Arc::clone(&plans), start));
+
+    let bar = ProgressBar::new(args.agents as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} agents done  {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    let mut results = Vec::with_capacity(args.agents);
+    let mut peak = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            r = rx.recv() => match r {
+                Some(r) => { results.push(r); bar.inc(1); }
+                None => break,
+            },
+            _ = tick.tick() => {
+                let waiting = sink.waiter_count();
+                peak = peak.max(waiting);
+                bar.set_message(format!("waiting now: {waiting}"));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let frames = reviewer.await?;
+    summarize(
+        &args,
+        &sink,
+        &plans,
+        &results,
+        peak,
+        frames,
+        start.elapsed(),
+    )
+    .await
+}
+
+/// Sends the planned verdicts as protobuf frames, in 5 ms batches; returns
+/// how many frames it sent.
+async fn review(sink: ApprovalSink, plans: Arc<Vec<Plan>>, start: Instant) -> u64 {
+    let mut due: Vec<(Duration, usize, Decision)> = plans
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.verdict.map(|(d, at)| (at, i, d)))
+        .collect();
+    due.sort_by_key(|&(at, i, _)| (at, i));
+    let mut seq = 0u64;
+    let mut next = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    while next < due.len() {
+        tick.tick().await;
+        let now = start.elapsed();
+        let mut bytes = Vec::new();
+        while let Some(&(at, agent, decision)) = due.get(next) {
+            if at > now {
+                break;
+            }
+            seq += 1;
+            let event = if seq.is_multiple_of(500) {
+                // A policy change now and then shares the stream.
+                Event::PolicyInvalidated(PolicyInvalidated {
+                    agent_id: format!("agent-{agent}"),
+                })
+            } else {
+                next += 1;
+                Event::ApprovalResolved(ApprovalResolved {
+                    request_id: format!("req-{agent}"),
+                    decision: decision as i32,
+                    reviewer: "demo-reviewer".into(),
+                    resolved_at_unix_ms: 0,
+                })
+            };
+            bytes.extend(
+                InvalidationEvent {
+                    seq,
+                    event: Some(event),
+                }
+                .encode_length_delimited_to_vec(),
+            );
+        }
+        if !bytes.is_empty()
+            && let Err(e) = sink.ingest_bytes(&bytes)
+        {
+            tracing::error!(error = %e, "ingest failed");
+        }
+    }
+    seq
+}
+
+async fn summarize(
+    args: &DemoArgs,
+    sink: &ApprovalSink,
+    plans: &[Plan],
+    results: &[Result],
+    peak: usize,
+    frames: u64,
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    let count = |d: Decision| results.iter().filter(|r| r.decision == d).count();
+    let mut wrong = 0usize;
+    let mut late = 0usize;
+    for r in results {
+        match (plans[r.agent].verdict, r.decision) {
+            (Some((planned, _)), got) if got == planned => {}
+            (Some(_), Decision::Pending) => late += 1,
+            (None, Decision::Pending) => {}
+            _ => wrong += 1,
+        }
+    }
+    let mut waits: Vec<Duration> = results.iter().map(|r| r.waited).collect();
+    waits.sort();
+    let pct = |p: f64| {
+        waits
+            .get(((waits.len() as f64 * p) as usize).min(waits.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let stats = sink.stats().await;
+
+    println!(
+        "approval-sink demo: {} agents, timeout {} ms, {:.1} s",
+        args.agents,
+        args.timeout_ms,
+        elapsed.as_secs_f64()
+    );
+    println!("+---------------------------------+-------------+");
+    let row = |k: &str, v: String| println!("| {k:<31} | {v:>11} |");
+    row("approved", count(Decision::Approved).to_string());
+    row("denied", count(Decision::Denied).to_string());
+    row("timed out -> Pending", count(Decision::Pending).to_string());
+    row(
+        "answered before the wait began",
+        stats.early_hits.to_string(),
+    );
+    row("verdict arrived too late", late.to_string());
+    row("wrong verdicts", wrong.to_string());
+    row(
+        "p50 wait",
+        format!("{:.1} ms", pct(0.50).as_secs_f64() * 1e3),
+    );
+    row(
+        "p99 wait",
+        format!("{:.1} ms", pct(0.99).as_secs_f64() * 1e3),
+    );
+    row("peak waiters", peak.to_string());
+    row("frames sent (protobuf)", frames.to_string());
+    row("policy invalidations", stats.invalidations.to_string());
+    row(
+        "malformed / duplicates",
+        format!("{} / {}", stats.malformed, stats.duplicates),
+    );
+    row("waiters left", sink.waiter_count().to_string());
+    row(
+        "component size",
+        format!("{} KiB", sink.component_size() / 1024),
+    );
+    println!("+---------------------------------+-------------+");
+    if wrong > 0 || results.len() != args.agents || sink.waiter_count() != 0 {
+        anyhow::bail!(
+            "the demo saw {wrong} wrong verdicts and {} waiters left",
+            sink.waiter_count()
+        );
+    }
+    Ok(())
+}
