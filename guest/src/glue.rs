@@ -217,6 +217,19 @@ impl RegistryGuest for Component {
         }
     }
 
+    fn reset_stream() -> u32 {
+        let dropped = DECODER.with(|d| {
+            let mut d = d.borrow_mut();
+            let n = d.buffered();
+            d.reset();
+            n
+        });
+        if dropped > 0 {
+            with_registry(|r| r.note_malformed());
+        }
+        u32::try_from(dropped).unwrap_or(u32::MAX)
+    }
+
     fn stats() -> SinkStats {
         let s = with_registry(|r| r.stats());
         SinkStats {

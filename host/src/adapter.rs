@@ -123,6 +123,14 @@ impl Adapter {
             .call_ingest_frames(&mut self.store, bytes)?)
     }
 
+    /// `registry.reset-stream`.
+    pub fn reset_stream(&mut self) -> Result<u32, Fault> {
+        Ok(self
+            .api
+            .assembly_approval_registry()
+            .call_reset_stream(&mut self.store)?)
+    }
+
     /// `registry.stats`.
     pub fn stats(&mut self) -> Result<bindings::SinkStats, Fault> {
         Ok(self

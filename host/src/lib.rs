@@ -10,7 +10,9 @@
 //! * `imports`: the host side of the guest's `clock` and `host-events`;
 //! * [`clock`]: [`SystemClock`] and [`ManualClock`];
 //! * `slots`: generational waiter slots that completions fill;
-//! * [`inspect`]: what a component file is (world, imports, exports).
+//! * [`inspect`]: what a component file is (world, imports, exports);
+//! * [`sources`]: event sources (gRPC, any `AsyncRead`) and the pump;
+//! * [`gateway`]: a development gateway (tonic server) for the CLI and tests.
 
 #![warn(missing_docs)]
 
@@ -20,11 +22,13 @@ pub mod clock;
 pub mod component;
 mod config;
 mod error;
+pub mod gateway;
 mod imports;
 pub mod inspect;
 mod outcome;
 pub mod sink;
 mod slots;
+pub mod sources;
 mod stats;
 
 pub use clock::{Clock, ManualClock, SystemClock};

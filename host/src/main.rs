@@ -2,7 +2,8 @@
 //!
 //! `demo` runs simulated agents against a simulated reviewer on the embedded
 //! component; `inspect` describes the embedded (or a given) component;
-//! `export` writes an embedded component out for other hosts.
+//! `export` writes an embedded component out for other hosts; `gateway`,
+//! `wait`, `resolve` and `invalidate` play a gRPC gateway and its clients.
 
 mod cli;
 
@@ -29,6 +30,15 @@ enum Command {
     Inspect,
     /// Write an embedded component to a file, for other component hosts.
     Export(cli::export::ExportArgs),
+    /// Run a development gateway (InvalidationService + ReviewService).
+    Gateway(cli::gateway::GatewayArgs),
+    /// Wait for one approval through a gateway; exit 0 approved, 1 denied,
+    /// 2 pending (timed out).
+    Wait(cli::gateway::WaitArgs),
+    /// Act as a reviewer: publish a verdict to a gateway.
+    Resolve(cli::gateway::ResolveArgs),
+    /// Publish a policy invalidation to a gateway.
+    Invalidate(cli::gateway::InvalidateArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +54,12 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(demo) => cli::demo::run(demo, args.component),
         Command::Inspect => cli::inspect::run(args.component),
         Command::Export(export) => cli::export::run(export, args.component),
+        Command::Gateway(gateway) => cli::gateway::serve(gateway),
+        Command::Wait(wait) => {
+            let code = cli::gateway::wait(wait, args.component)?;
+            std::process::exit(code)
+        }
+        Command::Resolve(resolve) => cli::gateway::resolve(resolve),
+        Command::Invalidate(invalidate) => cli::gateway::invalidate(invalidate),
     }
 }

@@ -30,6 +30,7 @@ use crate::error::{HostError, SinkError};
 use crate::imports::StoreState;
 use crate::outcome::{Decision, Outcome};
 use crate::slots::Slots;
+use crate::sources::{EventSource, Pump, PumpConfig};
 use crate::stats::Stats;
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use prost::Message;
@@ -316,6 +317,30 @@ impl ApprovalSink {
         );
         self.shared.apply(&mut state, batch);
         Ok(report)
+    }
+
+    /// Ends the byte stream fed through [`ingest_bytes`](Self::ingest_bytes)
+    /// (its source closed): a partial frame left behind is dropped and
+    /// counted as malformed, so the next stream starts clean. Returns the
+    /// bytes dropped.
+    pub fn end_stream(&self) -> u32 {
+        let mut state = self.shared.lock();
+        self.shared
+            .call(&mut state, |a| a.reset_stream().map(Ok))
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0)
+    }
+
+    /// Feeds `source` into this sink on the current tokio runtime, with the
+    /// default reconnect policy, until the returned [`Pump`] is dropped.
+    pub fn pump(&self, source: impl EventSource) -> Pump {
+        self.pump_with(source, PumpConfig::default())
+    }
+
+    /// Like [`pump`](Self::pump), with a reconnect policy.
+    pub fn pump_with(&self, source: impl EventSource, config: PumpConfig) -> Pump {
+        crate::sources::pump::start(self.clone(), source, config)
     }
 
     fn ingest_event(&self, event: Event) -> Result<IngestReport, SinkError> {

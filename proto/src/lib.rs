@@ -4,7 +4,8 @@
 //! `protoc`) and checked in under `src/generated/`; the test
 //! `generated_code_matches_proto_files` keeps it current. Keeping it checked
 //! in lets the wasm guest depend on these types without a build script.
-#![no_std]
+// The messages are no_std (the wasm guest uses them); tonic needs std.
+#![cfg_attr(not(feature = "grpc"), no_std)]
 #![warn(missing_docs)]
 
 extern crate alloc;
@@ -15,7 +16,15 @@ pub mod v1 {
     include!("generated/assembly.gateway.v1.rs");
 }
 
+/// tonic clients and servers of `InvalidationService` and `ReviewService`
+/// (feature `grpc`).
+#[cfg(feature = "grpc")]
+#[allow(missing_docs, clippy::all)]
+pub mod grpc {
+    include!("generated/grpc/assembly.gateway.v1.rs");
+}
+
 pub use v1::{
-    ApprovalResolved, Decision, InvalidationEvent, PolicyInvalidated, SubscribeRequest,
-    invalidation_event::Event,
+    ApprovalResolved, Decision, InvalidationEvent, PolicyInvalidated, PublishReply,
+    SubscribeRequest, invalidation_event::Event,
 };

@@ -12,7 +12,10 @@
 //! Every agent's result is checked against the reviewer's plan: a wrong
 //! verdict (or a `Denied` nobody sent) fails the demo with exit code 1.
 
+use approval_host::gateway::{Gateway, GatewayLog};
+use approval_host::sources::GrpcSource;
 use approval_host::{ApprovalSink, Decision};
+use approval_proto::grpc::review_service_client::ReviewServiceClient;
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,6 +23,7 @@ use prost::Message;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tonic::transport::Channel;
 
 #[derive(Args)]
 pub struct DemoArgs {
@@ -38,6 +42,21 @@ pub struct DemoArgs {
     /// Seed of the simulation's randomness.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Go through a gRPC gateway: the reviewer publishes with
+    /// `ReviewService.Resolve` and the sink subscribes with
+    /// `InvalidationService.Subscribe`. `local` starts one in-process on
+    /// 127.0.0.1; otherwise a URL such as `http://127.0.0.1:50051`.
+    #[arg(long, value_name = "URL|local")]
+    gateway: Option<String>,
+}
+
+/// How the simulated reviewer's verdicts reach the sink.
+#[derive(Clone)]
+enum Reviewer {
+    /// Length-delimited frames straight into the sink's stream input.
+    Frames(ApprovalSink),
+    /// `ReviewService` of a gateway the sink is subscribed to.
+    Gateway(ReviewServiceClient<Channel>),
 }
 
 /// What the reviewer will do with one request.
@@ -98,6 +117,25 @@ async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> 
         builder = builder.component_file(path);
     }
     let sink = builder.build()?;
+    let (reviewer, _pump, _gateway) = match args.gateway.as_deref() {
+        None => (Reviewer::Frames(sink.clone()), None, None),
+        Some(url) => {
+            let (url, gateway) = match url {
+                "local" => {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                    let url = format!("http://{}", listener.local_addr()?);
+                    let serve = Gateway::new(GatewayLog::new(1 << 20))
+                        .serve(listener, std::future::pending());
+                    (url, Some(tokio::spawn(serve)))
+                }
+                url => (url.to_string(), None),
+            };
+            let pump = sink.pump(GrpcSource::new(url.clone()));
+            let client = ReviewServiceClient::connect(url.clone()).await?;
+            println!("reviewing through the gRPC gateway at {url}");
+            (Reviewer::Gateway(client), Some(pump), gateway)
+        }
+    };
     let plans = Arc::new(plan(&args));
     let timeout = Duration::from_millis(args.timeout_ms);
     let start = Instant::now();
@@ -120,7 +158,7 @@ async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> 
         });
     }
     drop(tx);
-    let reviewer = tokio::spawn(review(sink.clone(), Arc::clone(&plans), start));
+    let reviewer = tokio::spawn(review(reviewer, Arc::clone(&plans), start));
 
     let bar = ProgressBar::new(args.agents as u64);
     bar.set_style(
@@ -159,9 +197,9 @@ async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> 
     .await
 }
 
-/// Sends the planned verdicts as protobuf frames, in 5 ms batches; returns
-/// how many frames it sent.
-async fn review(sink: ApprovalSink, plans: Arc<Vec<Plan>>, start: Instant) -> u64 {
+/// Sends the planned verdicts in 5 ms batches, as protobuf frames or
+/// through the gateway; returns how many events it published.
+async fn review(reviewer: Reviewer, plans: Arc<Vec<Plan>>, start: Instant) -> u64 {
     let mut due: Vec<(Duration, usize, Decision)> = plans
         .iter()
         .enumerate()
@@ -174,13 +212,13 @@ async fn review(sink: ApprovalSink, plans: Arc<Vec<Plan>>, start: Instant) -> u6
     while next < due.len() {
         tick.tick().await;
         let now = start.elapsed();
-        let mut bytes = Vec::new();
+        let mut batch = Vec::new();
         while let Some(&(at, agent, decision)) = due.get(next) {
             if at > now {
                 break;
             }
             seq += 1;
-            let event = if seq.is_multiple_of(500) {
+            batch.push(if seq.is_multiple_of(500) {
                 // A policy change now and then shares the stream.
                 Event::PolicyInvalidated(PolicyInvalidated {
                     agent_id: format!("agent-{agent}"),
@@ -193,22 +231,53 @@ async fn review(sink: ApprovalSink, plans: Arc<Vec<Plan>>, start: Instant) -> u6
                     reviewer: "demo-reviewer".into(),
                     resolved_at_unix_ms: 0,
                 })
-            };
-            bytes.extend(
-                InvalidationEvent {
-                    seq,
-                    event: Some(event),
-                }
-                .encode_length_delimited_to_vec(),
-            );
+            });
         }
-        if !bytes.is_empty()
-            && let Err(e) = sink.ingest_bytes(&bytes)
-        {
-            tracing::error!(error = %e, "ingest failed");
+        if let Err(e) = reviewer.publish(batch, seq).await {
+            tracing::error!(error = %e, "publishing verdicts failed");
         }
     }
     seq
+}
+
+impl Reviewer {
+    /// Publishes events; `last_seq` is the sequence number of the last one.
+    async fn publish(&self, events: Vec<Event>, last_seq: u64) -> anyhow::Result<()> {
+        match self {
+            Reviewer::Frames(sink) => {
+                let first = last_seq + 1 - events.len() as u64;
+                let bytes: Vec<u8> = events
+                    .into_iter()
+                    .zip(first..)
+                    .flat_map(|(event, seq)| {
+                        InvalidationEvent {
+                            seq,
+                            event: Some(event),
+                        }
+                        .encode_length_delimited_to_vec()
+                    })
+                    .collect();
+                if !bytes.is_empty() {
+                    sink.ingest_bytes(&bytes)?;
+                }
+            }
+            Reviewer::Gateway(client) => {
+                let calls = events.into_iter().map(|event| {
+                    let mut client = client.clone();
+                    async move {
+                        match event {
+                            Event::ApprovalResolved(r) => client.resolve(r).await.map(drop),
+                            Event::PolicyInvalidated(p) => client.invalidate(p).await.map(drop),
+                        }
+                    }
+                });
+                for result in futures::future::join_all(calls).await {
+                    result?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn summarize(
@@ -267,7 +336,7 @@ async fn summarize(
         format!("{:.1} ms", pct(0.99).as_secs_f64() * 1e3),
     );
     row("peak waiters", peak.to_string());
-    row("frames sent (protobuf)", frames.to_string());
+    row("events published (protobuf)", frames.to_string());
     row("policy invalidations", stats.invalidations.to_string());
     row(
         "malformed / duplicates",

@@ -3,4 +3,5 @@
 
 pub mod demo;
 pub mod export;
+pub mod gateway;
 pub mod inspect;

@@ -79,3 +79,10 @@ impl Decision {
         }
     }
 }
+/// What the gateway did with a published event.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PublishReply {
+    /// The sequence number the event got in the stream.
+    #[prost(uint64, tag = "1")]
+    pub seq: u64,
+}

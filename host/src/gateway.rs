@@ -1,0 +1,247 @@
+//! A development gateway: a tonic server of `InvalidationService.Subscribe`
+//! (a sequenced in-memory log with replay from `last_seq_seen`) and
+//! `ReviewService` (publish a verdict or a policy invalidation), so the CLI
+//! can play gateway, reviewer and agent on one machine, and tests can run the
+//! real gRPC path on loopback.
+//!
+//! # Invariants
+//!
+//! * Sequence numbers start at 1 and increase by one per published event.
+//! * A subscriber's replay and its live feed are taken under the same lock
+//!   as publishing, so it sees every retained event after `last_seq_seen`
+//!   exactly once, in order, with no gap between replay and live.
+//! * Retention is bounded; a subscriber asking for events older than what is
+//!   retained gets the oldest retained onwards (and a warning in the log).
+//! * A subscriber too slow for the live feed gets an error and must
+//!   resubscribe from its `last_seq` (the pump does).
+//! * `agent_id` filters policy invalidations only (an empty one in the
+//!   request means every agent's); verdicts reach every subscriber.
+
+use approval_proto::grpc::invalidation_service_server::{
+    InvalidationService, InvalidationServiceServer,
+};
+use approval_proto::grpc::review_service_server::{ReviewService, ReviewServiceServer};
+use approval_proto::{
+    ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated, PublishReply, SubscribeRequest,
+};
+use futures::Stream;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{broadcast, watch};
+use tonic::{Request, Response, Status};
+
+/// Live events buffered per subscriber before it counts as lagging.
+const LIVE_BUFFER: usize = 4096;
+
+/// The gateway's sequenced event log; shared by every server instance that
+/// serves it (a restarted server keeps the log).
+pub struct GatewayLog {
+    state: Mutex<LogState>,
+    live: broadcast::Sender<InvalidationEvent>,
+}
+
+struct LogState {
+    events: VecDeque<InvalidationEvent>,
+    last_seq: u64,
+    retention: usize,
+}
+
+impl GatewayLog {
+    /// A log keeping the latest `retention` events for replay.
+    pub fn new(retention: usize) -> Arc<Self> {
+        Arc::new(GatewayLog {
+            state: Mutex::new(LogState {
+                events: VecDeque::new(),
+                last_seq: 0,
+                retention: retention.max(1),
+            }),
+            live: broadcast::channel(LIVE_BUFFER).0,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends an event with the next sequence number and sends it to live
+    /// subscribers; returns the number.
+    pub fn publish(&self, event: Event) -> u64 {
+        let mut state = self.lock();
+        state.last_seq += 1;
+        let event = InvalidationEvent {
+            seq: state.last_seq,
+            event: Some(event),
+        };
+        if state.events.len() == state.retention {
+            state.events.pop_front();
+        }
+        state.events.push_back(event.clone());
+        // No live subscriber is fine: the log keeps it for replay.
+        let _ = self.live.send(event);
+        state.last_seq
+    }
+
+    /// The newest sequence number published.
+    pub fn last_seq(&self) -> u64 {
+        self.lock().last_seq
+    }
+
+    /// The retained events after `last_seq`, and a live feed of the rest.
+    fn follow(
+        &self,
+        last_seq: u64,
+    ) -> (
+        Vec<InvalidationEvent>,
+        broadcast::Receiver<InvalidationEvent>,
+    ) {
+        let state = self.lock();
+        let live = self.live.subscribe();
+        if let Some(oldest) = state.events.front()
+            && oldest.seq > last_seq.saturating_add(1)
+        {
+            tracing::warn!(
+                last_seq,
+                oldest = oldest.seq,
+                "subscriber resumes before retention; events were lost"
+            );
+        }
+        let backlog = state
+            .events
+            .iter()
+            .filter(|e| e.seq > last_seq)
+            .cloned()
+            .collect();
+        (backlog, live)
+    }
+}
+
+/// The gateway's gRPC services over one [`GatewayLog`].
+#[derive(Clone)]
+pub struct Gateway {
+    log: Arc<GatewayLog>,
+    /// Turns true when this server instance shuts down, ending its
+    /// subscriptions (they never end on their own, so graceful shutdown
+    /// would otherwise wait for ever).
+    closing: watch::Receiver<bool>,
+}
+
+impl Gateway {
+    /// Services over `log`.
+    pub fn new(log: Arc<GatewayLog>) -> Self {
+        Gateway {
+            log,
+            closing: watch::channel(false).1,
+        }
+    }
+
+    /// Serves both services on `listener` until `shutdown` completes; then
+    /// ends every open subscription with `UNAVAILABLE` (subscribers resume
+    /// from their `last_seq` elsewhere or later) and returns.
+    pub async fn serve(
+        mut self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let (closing, closed) = watch::channel(false);
+        self.closing = closed;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tonic::transport::Server::builder()
+            .add_service(InvalidationServiceServer::new(self.clone()))
+            .add_service(ReviewServiceServer::new(self))
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                let _ = closing.send(true);
+            })
+            .await
+    }
+}
+
+/// Whether a subscriber for `agent_id` gets `event`.
+fn wanted(agent_id: &str, event: &InvalidationEvent) -> bool {
+    match &event.event {
+        Some(Event::PolicyInvalidated(p)) => {
+            agent_id.is_empty() || p.agent_id.is_empty() || p.agent_id == agent_id
+        }
+        _ => true,
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<InvalidationEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl InvalidationService for Gateway {
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let SubscribeRequest {
+            agent_id,
+            last_seq_seen,
+        } = request.into_inner();
+        let (backlog, mut live) = self.log.follow(last_seq_seen);
+        let mut closing = self.closing.clone();
+        let mut sent = backlog.last().map_or(last_seq_seen, |e| e.seq);
+        let stream = async_stream::stream! {
+            for event in backlog {
+                if wanted(&agent_id, &event) {
+                    yield Ok(event);
+                }
+            }
+            loop {
+                let next = tokio::select! {
+                    next = live.recv() => next,
+                    () = async { let _ = closing.wait_for(|closed| *closed).await; } => {
+                        yield Err(Status::unavailable("gateway shutting down; resubscribe from last_seq"));
+                        break;
+                    }
+                };
+                match next {
+                    Ok(event) if event.seq > sent => {
+                        sent = event.seq;
+                        if wanted(&agent_id, &event) {
+                            yield Ok(event);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        yield Err(Status::resource_exhausted(format!(
+                            "subscriber lagged {n} events; resubscribe from last_seq {sent}"
+                        )));
+                        break;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[tonic::async_trait]
+impl ReviewService for Gateway {
+    async fn resolve(
+        &self,
+        request: Request<ApprovalResolved>,
+    ) -> Result<Response<PublishReply>, Status> {
+        let resolved = request.into_inner();
+        if resolved.request_id.is_empty() {
+            return Err(Status::invalid_argument("request_id is empty"));
+        }
+        let seq = self.log.publish(Event::ApprovalResolved(resolved));
+        Ok(Response::new(PublishReply { seq }))
+    }
+
+    async fn invalidate(
+        &self,
+        request: Request<PolicyInvalidated>,
+    ) -> Result<Response<PublishReply>, Status> {
+        let seq = self
+            .log
+            .publish(Event::PolicyInvalidated(request.into_inner()));
+        Ok(Response::new(PublishReply { seq }))
+    }
+}

@@ -1,0 +1,200 @@
+//! The pump: feeds an [`EventSource`] into a sink, reconnecting with
+//! exponential backoff and jitter, resuming from the sink's `last_seq`.
+//!
+//! # Invariants
+//!
+//! * Every (re)open asks the source for events after the sink's `last_seq`
+//!   (the guest's own record of what it applied), so a reconnect neither
+//!   loses nor re-applies an event; replays the gateway sends anyway are
+//!   dropped by the guest's sequence check (S9).
+//! * When a connection ends, the guest's stream decoder is reset, so a frame
+//!   cut off by the old connection never corrupts the next one.
+//! * A fatal framing error (oversized or corrupt length prefix) ends the
+//!   connection; the pump reopens from `last_seq`.
+//! * Backoff resets once a connection delivers data.
+
+use super::{EventSource, SourceError};
+use crate::ApprovalSink;
+use futures::StreamExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// Reconnect policy of a pump.
+#[derive(Debug, Clone, Copy)]
+pub struct PumpConfig {
+    /// First delay before reconnecting. Default 100 ms.
+    pub initial_backoff: Duration,
+    /// Longest delay between attempts. Default 5 s.
+    pub max_backoff: Duration,
+    /// Random spread of each delay, as a fraction (0.2 = ±20%). Default 0.2.
+    pub jitter: f64,
+}
+
+impl Default for PumpConfig {
+    fn default() -> Self {
+        PumpConfig {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// A snapshot of a pump's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PumpStats {
+    /// A connection is open now.
+    pub connected: bool,
+    /// Connections opened.
+    pub connects: u64,
+    /// Failed opens and broken connections.
+    pub failures: u64,
+    /// Chunks fed to the guest.
+    pub chunks: u64,
+    /// Bytes fed to the guest.
+    pub bytes: u64,
+    /// Connections ended by a fatal framing error.
+    pub fatal_frames: u64,
+    /// The pump has stopped for good (a one-shot source ended).
+    pub finished: bool,
+    /// The latest error, if any.
+    pub last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct Status {
+    connected: AtomicBool,
+    finished: AtomicBool,
+    connects: AtomicU64,
+    failures: AtomicU64,
+    chunks: AtomicU64,
+    bytes: AtomicU64,
+    fatal_frames: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Status {
+    fn fail(&self, error: String) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+}
+
+/// A running pump. Dropping it stops the pump.
+pub struct Pump {
+    status: Arc<Status>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Pump {
+    /// Where the pump stands.
+    pub fn stats(&self) -> PumpStats {
+        let s = &self.status;
+        PumpStats {
+            connected: s.connected.load(Ordering::Relaxed),
+            connects: s.connects.load(Ordering::Relaxed),
+            failures: s.failures.load(Ordering::Relaxed),
+            chunks: s.chunks.load(Ordering::Relaxed),
+            bytes: s.bytes.load(Ordering::Relaxed),
+            fatal_frames: s.fatal_frames.load(Ordering::Relaxed),
+            finished: s.finished.load(Ordering::Relaxed),
+            last_error: s
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    /// Waits until a one-shot source is exhausted (never, for gRPC).
+    pub async fn finished(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a pump on the current tokio runtime.
+pub(crate) fn start(sink: ApprovalSink, source: impl EventSource, config: PumpConfig) -> Pump {
+    let status = Arc::new(Status::default());
+    let task = tokio::spawn(run(sink, source, config, Arc::clone(&status)));
+    Pump { status, task }
+}
+
+async fn run(
+    sink: ApprovalSink,
+    mut source: impl EventSource,
+    config: PumpConfig,
+    status: Arc<Status>,
+) {
+    let name = source.describe();
+    let mut backoff = config.initial_backoff;
+    loop {
+        let last_seq = sink.stats().await.last_seq;
+        match source.open(last_seq).await {
+            Ok(mut chunks) => {
+                status.connects.fetch_add(1, Ordering::Relaxed);
+                status.connected.store(true, Ordering::Relaxed);
+                tracing::info!(source = %name, last_seq, "event source connected");
+                while let Some(chunk) = chunks.next().await {
+                    let bytes = match chunk {
+                        Ok(bytes) => bytes,
+                        Err(e) => {
+                            tracing::warn!(source = %name, error = %e, "event source failed");
+                            status.fail(e.to_string());
+                            break;
+                        }
+                    };
+                    backoff = config.initial_backoff;
+                    status.chunks.fetch_add(1, Ordering::Relaxed);
+                    status
+                        .bytes
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    match sink.ingest_bytes(&bytes) {
+                        Ok(report) => {
+                            if let Some(fatal) = report.fatal {
+                                let e = crate::SinkError::from(fatal);
+                                tracing::warn!(source = %name, error = %e, "stream lost framing; reopening");
+                                status.fatal_frames.fetch_add(1, Ordering::Relaxed);
+                                status.fail(e.to_string());
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(source = %name, error = %e, "ingest failed; reopening");
+                            status.fail(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                status.connected.store(false, Ordering::Relaxed);
+                sink.end_stream();
+            }
+            Err(SourceError::Exhausted) => {}
+            Err(e) => {
+                tracing::warn!(source = %name, error = %e, "could not open event source");
+                status.fail(e.to_string());
+            }
+        }
+        if !source.reopens() {
+            status.finished.store(true, Ordering::Relaxed);
+            tracing::info!(source = %name, "event source finished");
+            return;
+        }
+        tokio::time::sleep(jittered(backoff, config.jitter)).await;
+        backoff = (backoff * 2).min(config.max_backoff);
+    }
+}
+
+fn jittered(delay: Duration, jitter: f64) -> Duration {
+    let spread = jitter.clamp(0.0, 1.0) * (fastrand::f64() * 2.0 - 1.0);
+    delay.mul_f64(1.0 + spread)
+}
