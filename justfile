@@ -10,7 +10,7 @@ test:
 
 # Benchmarks (see BENCHMARKS.md).
 bench:
-    cargo bench -p approval-tests
+    cargo bench -p approval-tests --bench sink
 
 # What CI runs after the tests.
 lint:

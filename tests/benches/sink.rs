@@ -1,0 +1,259 @@
+//! Side-by-side benchmarks: the component through the host adapter against
+//! the native original (`native/original.rs`), on the same workloads, in one
+//! run. Prints a Markdown table of absolute figures and ratios to native.
+//!
+//! `cargo bench -p approval-tests --bench sink` (set `APPROVAL_BENCH_QUICK=1`
+//! for a short smoke run). Numbers are for BENCHMARKS.md, never asserted.
+
+#[path = "native/original.rs"]
+mod original;
+
+use approval_host::{ApprovalSink, Decision, InvalidationSink, SinkConfig};
+use approval_proto::{ApprovalResolved, Event, InvalidationEvent};
+use original::NativeSink;
+use prost::Message;
+use std::time::{Duration, Instant};
+
+struct Row {
+    name: String,
+    native: Option<f64>,
+    ours: f64,
+    unit: &'static str,
+    /// Lower is better (time, bytes) or higher (rates).
+    lower_is_better: bool,
+}
+
+fn quick() -> bool {
+    std::env::var_os("APPROVAL_BENCH_QUICK").is_some()
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn big_sink() -> ApprovalSink {
+    ApprovalSink::builder()
+        .config(SinkConfig {
+            max_waiters: 2_000_000,
+            ..SinkConfig::default()
+        })
+        .build()
+        .expect("sink")
+}
+
+async fn round_trip(n: usize) -> (f64, f64) {
+    let ids: Vec<String> = (0..n).map(|i| format!("req-{i}")).collect();
+    let native = NativeSink::new();
+    let t = Instant::now();
+    for id in &ids {
+        let f = native.wait_for_approval(id, Duration::from_secs(30));
+        native.on_approval_resolved(id, Decision::Approved);
+        assert_eq!(f.await, Decision::Approved);
+    }
+    let native_ns = t.elapsed().as_nanos() as f64 / n as f64;
+    let ours = ApprovalSink::new();
+    let t = Instant::now();
+    for id in &ids {
+        let f = ours.wait_for_approval(id, Duration::from_secs(30));
+        ours.on_approval_resolved(id, Decision::Approved);
+        assert_eq!(f.await, Decision::Approved);
+    }
+    (native_ns, t.elapsed().as_nanos() as f64 / n as f64)
+}
+
+async fn memory_per_waiter(n: usize) -> (f64, f64) {
+    let ids: Vec<String> = (0..n).map(|i| format!("req-{i:08}")).collect();
+    let native = NativeSink::new();
+    let before = rss_bytes();
+    let futs: Vec<_> = ids
+        .iter()
+        .map(|id| native.wait_for_approval(id, Duration::from_secs(3600)))
+        .collect();
+    let native_b = (rss_bytes().saturating_sub(before)) as f64 / n as f64;
+    drop(futs);
+    drop(native);
+    let ours = big_sink();
+    let before = rss_bytes();
+    let futs: Vec<_> = ids
+        .iter()
+        .map(|id| ours.wait_for_approval(id, Duration::from_secs(3600)))
+        .collect();
+    let ours_b = (rss_bytes().saturating_sub(before)) as f64 / n as f64;
+    drop(futs);
+    (native_b, ours_b)
+}
+
+async fn storm(n: usize) -> (f64, f64) {
+    let native = NativeSink::new();
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            tokio::spawn(native.wait_for_approval(&format!("req-{i}"), Duration::from_millis(10)))
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Decision::Pending);
+    }
+    let native_ms = t.elapsed().as_secs_f64() * 1e3;
+    let ours = big_sink();
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            tokio::spawn(ours.wait_for_approval(&format!("req-{i}"), Duration::from_millis(10)))
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Decision::Pending);
+    }
+    assert_eq!(ours.waiter_count(), 0);
+    (native_ms, t.elapsed().as_secs_f64() * 1e3)
+}
+
+fn frames(n: usize, seq0: u64) -> Vec<u8> {
+    (0..n)
+        .flat_map(|i| {
+            InvalidationEvent {
+                seq: seq0 + i as u64,
+                event: Some(Event::ApprovalResolved(ApprovalResolved {
+                    request_id: format!("req-{i}"),
+                    decision: Decision::Approved as i32,
+                    ..Default::default()
+                })),
+            }
+            .encode_length_delimited_to_vec()
+        })
+        .collect()
+}
+
+/// Frames per second through `ingest-frames`, in chunks of `chunk` frames;
+/// with `waiters`, each frame resolves one pending wait.
+async fn ingest(total: usize, chunk: usize, waiters: bool) -> f64 {
+    let sink = ApprovalSink::builder()
+        .config(SinkConfig {
+            max_waiters: 2_000_000,
+            verdict_cache_capacity: 10_000,
+            ..SinkConfig::default()
+        })
+        .build()
+        .expect("sink");
+    let rounds = total / chunk;
+    let mut elapsed = Duration::ZERO;
+    for round in 0..rounds {
+        let bytes = frames(chunk, (round * chunk) as u64 + 1);
+        let waits: Vec<_> = if waiters {
+            (0..chunk)
+                .map(|i| sink.wait(&format!("req-{i}"), Duration::from_secs(3600)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let t = Instant::now();
+        let report = sink.ingest_bytes(&bytes).expect("ingest");
+        elapsed += t.elapsed();
+        assert_eq!(report.events as usize, chunk);
+        for w in waits {
+            assert!(w.await.is_ok());
+        }
+    }
+    (rounds * chunk) as f64 / elapsed.as_secs_f64()
+}
+
+fn instantiate(n: usize) -> f64 {
+    let _warm = ApprovalSink::new();
+    let t = Instant::now();
+    for _ in 0..n {
+        let sink = ApprovalSink::builder().build().expect("sink");
+        drop(sink);
+    }
+    t.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+#[tokio::main]
+async fn main() {
+    let q = quick();
+    let mut rows = Vec::new();
+    let n = if q { 10_000 } else { 200_000 };
+    let (native, ours) = round_trip(n).await;
+    rows.push(Row {
+        name: format!("round trip wait→deliver→resolved ({n} sequential)"),
+        native: Some(native),
+        ours,
+        unit: "ns",
+        lower_is_better: true,
+    });
+    for n in if q {
+        vec![100_000]
+    } else {
+        vec![100_000, 1_000_000]
+    } {
+        let (native, ours) = memory_per_waiter(n).await;
+        rows.push(Row {
+            name: format!("memory per pending waiter at {n} (RSS delta)"),
+            native: Some(native),
+            ours,
+            unit: "B",
+            lower_is_better: true,
+        });
+    }
+    let n = if q { 10_000 } else { 100_000 };
+    let (native, ours) = storm(n).await;
+    rows.push(Row {
+        name: format!("{n} × 10 ms timeout storm, until all resolved"),
+        native: Some(native),
+        ours,
+        unit: "ms",
+        lower_is_better: true,
+    });
+    let total = if q { 100_000 } else { 1_000_000 };
+    rows.push(Row {
+        name: "ingest, no waiters (verdicts cached; 10k frames/call)".into(),
+        native: None,
+        ours: ingest(total, 10_000, false).await,
+        unit: "frames/s",
+        lower_is_better: false,
+    });
+    rows.push(Row {
+        name: "ingest, each frame resolves a waiter (10k frames/call)".into(),
+        native: None,
+        ours: ingest(total, 10_000, true).await,
+        unit: "frames/s",
+        lower_is_better: false,
+    });
+    rows.push(Row {
+        name: "new sink (instantiate from InstancePre + configure + timer)".into(),
+        native: None,
+        ours: instantiate(if q { 20 } else { 200 }),
+        unit: "µs",
+        lower_is_better: true,
+    });
+
+    println!("| workload | native original | approval-sink (component) | ratio to native |");
+    println!("|---|---|---|---|");
+    for r in rows {
+        let fmt = |v: f64| {
+            if v >= 1000.0 {
+                format!("{:.0} {}", v, r.unit)
+            } else {
+                format!("{:.2} {}", v, r.unit)
+            }
+        };
+        let (native, ratio) = match r.native {
+            Some(n) if n > 0.0 => {
+                let ratio = if r.lower_is_better {
+                    r.ours / n
+                } else {
+                    n / r.ours
+                };
+                (fmt(n), format!("{ratio:.2}x"))
+            }
+            _ => ("—".to_string(), "—".to_string()),
+        };
+        println!("| {} | {} | {} | {} |", r.name, native, fmt(r.ours), ratio);
+    }
+}
