@@ -214,6 +214,7 @@ impl RegistryGuest for Component {
             rejected: totals.rejected,
             errors: totals.errors,
             fatal: fatal.map(Into::into),
+            last_seq: with_registry(|r| r.stats().last_seq),
         }
     }
 
@@ -228,6 +229,10 @@ impl RegistryGuest for Component {
             with_registry(|r| r.note_malformed());
         }
         u32::try_from(dropped).unwrap_or(u32::MAX)
+    }
+
+    fn resume_from(seq: u64) {
+        with_registry(|r| r.resume_from(seq));
     }
 
     fn stats() -> SinkStats {

@@ -392,6 +392,11 @@ impl<C: Clock> Registry<C> {
         true
     }
 
+    /// Raises the resume point to `seq` (never lowers it).
+    pub fn resume_from(&mut self, seq: u64) {
+        self.stats.last_seq = self.stats.last_seq.max(seq);
+    }
+
     /// Counts one malformed event or frame (S8).
     pub fn note_malformed(&mut self) {
         self.stats.malformed += 1;

@@ -31,6 +31,10 @@ impl From<wasmtime::Error> for Fault {
 pub struct Adapter {
     store: Store<StoreState>,
     api: ApprovalRegistry,
+    /// Epoch ticks each call may run (S13's per-call budget).
+    budget_ticks: u64,
+    /// Make the next call trap (fault injection for tests).
+    trap_next: bool,
 }
 
 impl Adapter {
@@ -42,11 +46,22 @@ impl Adapter {
     ) -> Result<Self, crate::HostError> {
         let mut store = Store::new(&loaded.engine, state);
         store.limiter(|s| &mut s.limits);
+        // One tick may pass right after arming, so a budget of n ticks is
+        // between n-1 and n tick lengths; round up and add one.
+        let tick = crate::component::EPOCH_TICK.as_nanos().max(1);
+        let budget_ticks =
+            u64::try_from(config.call_budget.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX);
+        store.set_epoch_deadline(budget_ticks.saturating_add(1));
         let api = loaded
             .pre
             .instantiate(&mut store)
             .map_err(|e| crate::HostError::Instantiate(format!("{e:#}")))?;
-        let mut adapter = Adapter { store, api };
+        let mut adapter = Adapter {
+            store,
+            api,
+            budget_ticks: budget_ticks.saturating_add(1),
+            trap_next: false,
+        };
         adapter
             .configure(config)
             .map_err(|f| crate::HostError::Instantiate(f.0))?
@@ -54,7 +69,24 @@ impl Adapter {
         Ok(adapter)
     }
 
+    /// Refills the time budget before a guest call.
+    fn arm(&mut self) {
+        let ticks = if std::mem::take(&mut self.trap_next) {
+            0
+        } else {
+            self.budget_ticks
+        };
+        self.store.set_epoch_deadline(ticks);
+    }
+
+    /// Makes the next guest call trap, as a guest bug would (tests of S12).
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_trap(&mut self) {
+        self.trap_next = true;
+    }
+
     fn configure(&mut self, c: &SinkConfig) -> Result<Result<(), SinkError>, Fault> {
+        self.arm();
         let cfg = bindings::WitConfig {
             max_waiters: c.max_waiters,
             max_request_id_bytes: c.max_request_id_bytes,
@@ -77,6 +109,7 @@ impl Adapter {
         id: &str,
         timeout_ns: u64,
     ) -> Result<Result<Registered, SinkError>, Fault> {
+        self.arm();
         let r = self.api.assembly_approval_registry().call_register(
             &mut self.store,
             waiter,
@@ -88,6 +121,7 @@ impl Adapter {
 
     /// `registry.cancel`.
     pub fn cancel(&mut self, waiter: u64) -> Result<bool, Fault> {
+        self.arm();
         Ok(self
             .api
             .assembly_approval_registry()
@@ -100,6 +134,7 @@ impl Adapter {
         id: &str,
         verdict: WitDecision,
     ) -> Result<Result<bindings::Batch, SinkError>, Fault> {
+        self.arm();
         let r = self
             .api
             .assembly_approval_registry()
@@ -109,6 +144,7 @@ impl Adapter {
 
     /// `registry.expire`.
     pub fn expire(&mut self) -> Result<bindings::Batch, Fault> {
+        self.arm();
         Ok(self
             .api
             .assembly_approval_registry()
@@ -117,6 +153,7 @@ impl Adapter {
 
     /// `registry.ingest-frames`.
     pub fn ingest(&mut self, bytes: &[u8]) -> Result<IngestReport, Fault> {
+        self.arm();
         Ok(self
             .api
             .assembly_approval_registry()
@@ -125,14 +162,25 @@ impl Adapter {
 
     /// `registry.reset-stream`.
     pub fn reset_stream(&mut self) -> Result<u32, Fault> {
+        self.arm();
         Ok(self
             .api
             .assembly_approval_registry()
             .call_reset_stream(&mut self.store)?)
     }
 
+    /// `registry.resume-from`.
+    pub fn resume_from(&mut self, seq: u64) -> Result<(), Fault> {
+        self.arm();
+        Ok(self
+            .api
+            .assembly_approval_registry()
+            .call_resume_from(&mut self.store, seq)?)
+    }
+
     /// `registry.stats`.
     pub fn stats(&mut self) -> Result<bindings::SinkStats, Fault> {
+        self.arm();
         Ok(self
             .api
             .assembly_approval_registry()

@@ -31,14 +31,37 @@ pub struct Loaded {
     pub size: usize,
 }
 
+/// How often the engine's epoch advances: the granularity of the per-call
+/// time budget (`SinkConfig::call_budget`).
+pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The process-wide engine for sync-only components.
+///
+/// Guest calls are bounded by epoch interruption rather than fuel: fuel is
+/// checked on every basic block, epochs only at function entries and loop
+/// headers, and a wall-clock budget is what a host needs (a stuck guest must
+/// not stall the sink's mutex). One ticker thread per process advances the
+/// epoch every [`EPOCH_TICK`].
 pub fn engine() -> Result<&'static Engine, HostError> {
     static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
             let mut config = Config::new();
             config.concurrency_support(false);
-            Engine::new(&config).map_err(|e| format!("{e:#}"))
+            config.epoch_interruption(true);
+            let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
+            let ticker = engine.weak();
+            std::thread::Builder::new()
+                .name("approval-sink-epoch".into())
+                .spawn(move || {
+                    while let Some(engine) = ticker.upgrade() {
+                        engine.increment_epoch();
+                        drop(engine);
+                        std::thread::sleep(EPOCH_TICK);
+                    }
+                })
+                .map_err(|e| format!("starting the epoch ticker: {e}"))?;
+            Ok(engine)
         })
         .as_ref()
         .map_err(|e| HostError::Engine(e.clone()))

@@ -19,6 +19,10 @@ pub struct SinkConfig {
     pub max_timeout: Duration,
     /// Cap on the guest's linear memory, in bytes. Default 1 GiB.
     pub max_memory_bytes: usize,
+    /// Wall-clock budget of one guest call (epoch interruption, 10 ms
+    /// granularity); a call over it traps and the instance is reset (S12).
+    /// Default 1 s.
+    pub call_budget: Duration,
 }
 
 impl Default for SinkConfig {
@@ -31,6 +35,7 @@ impl Default for SinkConfig {
             verdict_cache_ttl: Duration::from_secs(60),
             max_timeout: Duration::from_secs(24 * 3600),
             max_memory_bytes: 1 << 30,
+            call_budget: Duration::from_secs(1),
         }
     }
 }

@@ -80,6 +80,9 @@ struct State {
     next_deadline: Option<u64>,
     /// The deadline the timer task is sleeping until, if any.
     armed: Option<u64>,
+    /// The stream's resume point as of the last ingest, carried over to a
+    /// fresh instance after a reset (S12).
+    last_seq: u64,
     resets: u64,
     traps: u64,
 }
@@ -142,6 +145,7 @@ impl ApprovalSinkBuilder {
                 slots: Slots::new(),
                 next_deadline: None,
                 armed: None,
+                last_seq: 0,
                 resets: 0,
                 traps: 0,
             }),
@@ -308,6 +312,7 @@ impl ApprovalSink {
         let mut report = self
             .shared
             .call(&mut state, |a| a.ingest(bytes).map(Ok))??;
+        state.last_seq = report.last_seq;
         let batch = std::mem::replace(
             &mut report.batch,
             Batch {
@@ -377,6 +382,13 @@ impl ApprovalSink {
         }
     }
 
+    /// Makes the next guest call trap, as a guest bug would: for tests of
+    /// trap recovery (S12). Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_trap(&self) {
+        self.shared.lock().adapter.inject_trap();
+    }
+
     /// The limits this sink runs with.
     pub fn config(&self) -> SinkConfig {
         self.shared.config
@@ -434,7 +446,12 @@ impl Shared {
         state.traps += 1;
         tracing::error!(fault = %fault.0, "approval-sink guest faulted; resetting its instance");
         let fresh = store_state(&self.clock, &self.invalidations, &self.config);
-        match Adapter::new(&self.loaded, fresh, &self.config) {
+        let resumed = Adapter::new(&self.loaded, fresh, &self.config).and_then(|mut a| {
+            a.resume_from(state.last_seq)
+                .map(|()| a)
+                .map_err(|f| HostError::Instantiate(f.0))
+        });
+        match resumed {
             Ok(adapter) => state.adapter = adapter,
             // The old store stays; the next call faults again and retries.
             Err(e) => tracing::error!(error = %e, "could not re-instantiate the guest"),

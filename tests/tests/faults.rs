@@ -1,0 +1,115 @@
+//! S12: a trapping guest. The `fault-injection` feature makes the next guest
+//! call trap (its epoch budget is set to zero, the same trap a runaway call
+//! gets); the sink must drop the poisoned store, instantiate afresh, resolve
+//! every outstanding wait as `Reset` (Pending, never Denied), count it, and
+//! serve new waits normally, without touching other sinks.
+
+use approval_host::{Decision, Outcome, SinkError};
+use approval_tests::sinks::manual_sink;
+use std::time::Duration;
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn trap_with_1000_waits_outstanding_resets_them_all_to_pending() {
+    let (sink, _clock) = manual_sink();
+    let (other, _) = manual_sink();
+    let bystander = other.wait("req-x", HOUR);
+    let waits: Vec<_> = (0..1000)
+        .map(|i| sink.wait_for_approval(&format!("req-{i}"), HOUR))
+        .collect();
+    let typed = sink.wait("req-typed", HOUR);
+    assert_eq!(sink.waiter_count(), 1001);
+
+    sink.inject_trap();
+    let err = sink.deliver("req-0", Decision::Denied).unwrap_err();
+    assert!(matches!(err, SinkError::GuestFault(_)), "{err:?}");
+
+    for w in waits {
+        assert_eq!(w.await, Decision::Pending, "reset is never a denial");
+    }
+    assert_eq!(typed.await, Ok(Outcome::Reset));
+    assert_eq!(sink.waiter_count(), 0);
+    let s = sink.stats().await;
+    assert_eq!((s.resets, s.traps, s.waiters), (1, 1, 0));
+
+    let next = sink.wait("req-after", HOUR);
+    assert_eq!(sink.deliver("req-after", Decision::Approved), Ok(1));
+    assert_eq!(next.await, Ok(Outcome::Decided(Decision::Approved)));
+
+    assert_eq!(other.waiter_count(), 1, "another sink is untouched");
+    assert_eq!(other.deliver("req-x", Decision::Approved), Ok(1));
+    assert_eq!(bystander.await, Ok(Outcome::Decided(Decision::Approved)));
+}
+
+#[tokio::test]
+async fn trap_during_registration_fails_that_wait_only() {
+    let (sink, _clock) = manual_sink();
+    sink.inject_trap();
+    assert!(matches!(
+        sink.wait("req-1", HOUR).await,
+        Err(SinkError::GuestFault(_))
+    ));
+    assert_eq!(
+        sink.wait_for_approval("req-1", Duration::ZERO).await,
+        Decision::Pending
+    );
+    let w = sink.wait("req-2", HOUR);
+    sink.deliver("req-2", Decision::Denied).unwrap();
+    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Denied)));
+    assert_eq!(sink.stats().await.resets, 1);
+}
+
+#[tokio::test]
+async fn reset_carries_the_stream_resume_point_over() {
+    use approval_tests::sinks::{stream, verdict_event, wire};
+    let (sink, _clock) = manual_sink();
+    let events: Vec<_> = (1..=5u64)
+        .map(|s| verdict_event(s, &format!("req-{s}"), wire(Decision::Approved)))
+        .collect();
+    sink.ingest_bytes(&stream(&events)).unwrap();
+    sink.inject_trap();
+    assert!(sink.end_stream() == 0);
+    let s = sink.stats().await;
+    assert_eq!(
+        (s.resets, s.last_seq),
+        (1, 5),
+        "the fresh instance resumes after seq 5"
+    );
+    // A source that reopens replays from last_seq; an older event stays a duplicate.
+    let report = sink.ingest_bytes(&stream(&events[2..])).unwrap();
+    assert_eq!((report.events, report.duplicates), (0, 3));
+}
+
+#[tokio::test]
+async fn memory_cap_is_a_reset_not_a_host_crash() {
+    use approval_host::SinkConfig;
+    use approval_tests::sinks::manual_sink_with;
+    let config = SinkConfig {
+        max_memory_bytes: 4 << 20,
+        ..SinkConfig::default()
+    };
+    let (sink, _clock) = manual_sink_with(config);
+    let mut waits = Vec::new();
+    let mut fault = None;
+    for i in 0..200_000 {
+        let mut w = sink.wait(&format!("req-{i:0>200}"), HOUR);
+        match futures::poll!(&mut w) {
+            std::task::Poll::Ready(Err(e)) => {
+                fault = Some((i, e));
+                break;
+            }
+            _ => waits.push(w),
+        }
+    }
+    let (at, err) = fault.expect("4 MiB cannot hold 200,000 waiters with 200-byte ids");
+    assert!(matches!(err, SinkError::GuestFault(_)), "{err:?} at {at}");
+    for w in waits {
+        assert_eq!(w.await, Ok(Outcome::Reset));
+    }
+    let s = sink.stats().await;
+    assert_eq!((s.resets, s.waiters), (1, 0));
+    let w = sink.wait("after", HOUR);
+    sink.deliver("after", Decision::Approved).unwrap();
+    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
+}
