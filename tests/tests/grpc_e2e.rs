@@ -88,6 +88,19 @@ fn fast_reconnect() -> PumpConfig {
     }
 }
 
+fn invalidate(log: &GatewayLog, agent_id: impl Into<String>) {
+    log.publish(Event::PolicyInvalidated(PolicyInvalidated {
+        agent_id: agent_id.into(),
+    }));
+}
+
+async fn recv(rx: &mut tokio::sync::broadcast::Receiver<String>) -> String {
+    tokio::time::timeout(GUARD, rx.recv())
+        .await
+        .expect("an invalidation arrives")
+        .expect("sender alive")
+}
+
 async fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .await
@@ -178,22 +191,12 @@ async fn policy_invalidations_fan_out_to_two_listeners_over_grpc() {
     let mut a = sink.subscribe_invalidations();
     let mut b = sink.subscribe_invalidations();
     let pump = sink.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
-    log.publish(Event::PolicyInvalidated(PolicyInvalidated {
-        agent_id: "agent-7".into(),
-    }));
-    log.publish(Event::PolicyInvalidated(PolicyInvalidated {
-        agent_id: String::new(),
-    }));
+    invalidate(&log, "agent-7");
+    invalidate(&log, String::new());
     for rx in [&mut a, &mut b] {
-        let got = tokio::time::timeout(GUARD, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let got = recv(rx).await;
         assert_eq!(got, "agent-7");
-        let got = tokio::time::timeout(GUARD, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
+        let got = recv(rx).await;
         assert_eq!(got, "");
     }
     drop(pump);
@@ -211,16 +214,9 @@ async fn agent_filter_keeps_other_agents_invalidations_out() {
         GrpcSource::new(format!("http://{addr}")).agent_id("agent-1"),
         fast_reconnect(),
     );
-    log.publish(Event::PolicyInvalidated(PolicyInvalidated {
-        agent_id: "agent-2".into(),
-    }));
-    log.publish(Event::PolicyInvalidated(PolicyInvalidated {
-        agent_id: "agent-1".into(),
-    }));
-    let got = tokio::time::timeout(GUARD, rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    invalidate(&log, "agent-2");
+    invalidate(&log, "agent-1");
+    let got = recv(&mut rx).await;
     assert_eq!(got, "agent-1");
     assert_eq!(sink.stats().await.invalidations, 1);
     drop(pump);

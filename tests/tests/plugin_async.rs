@@ -3,7 +3,7 @@
 //! behind `timer.sleep-until`. Deterministic: time moves only by `advance`.
 
 use approval_host::ManualClock;
-use approval_tests::plugin::{Decision, Outcome, Plugin};
+use approval_tests::plugin::{Decision, Outcome, Plugin, SinkError};
 use std::time::Duration;
 
 const SEC: u64 = 1_000_000_000;
@@ -26,22 +26,27 @@ async fn async_wait_gets_verdict_delivered_through_registry_resolve() {
     assert_eq!(out, Ok(Outcome::Decided(Decision::Approved)));
 }
 
-#[tokio::test]
-async fn async_wait_times_out_when_the_clock_passes_its_deadline() {
+/// One async wait with `timeout_ns`; once it is registered, the clock moves
+/// on by `advance`.
+async fn wait_then_advance(timeout_ns: u64, advance: Duration) -> Result<Outcome, SinkError> {
     let clock = ManualClock::new();
     let mut p = Plugin::embedded(clock.clone()).await.unwrap();
     let c = p.calls().unwrap();
-    let out = p
-        .store
+    p.store
         .run_concurrent(async |acc| {
             let tick = async {
                 c.until_waiters(acc, 1).await;
-                clock.advance(Duration::from_secs(5));
+                clock.advance(advance);
             };
-            futures::join!(c.wait(acc, 1, "req-1", 5 * SEC), tick).0
+            futures::join!(c.wait(acc, 1, "req-1", timeout_ns), tick).0
         })
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn async_wait_times_out_when_the_clock_passes_its_deadline() {
+    let out = wait_then_advance(5 * SEC, Duration::from_secs(5)).await;
     assert_eq!(out, Ok(Outcome::TimedOut));
 }
 
@@ -140,32 +145,13 @@ async fn async_early_verdict_settles_at_once_and_bad_ids_are_typed_errors() {
         .await
         .unwrap();
     assert_eq!(early, Ok(Outcome::Decided(Decision::Approved)));
-    assert_eq!(
-        empty,
-        Err(approval_tests::plugin::SinkError::RequestIdEmpty)
-    );
-    assert_eq!(
-        long,
-        Err(approval_tests::plugin::SinkError::RequestIdTooLong(300))
-    );
+    assert_eq!(empty, Err(SinkError::RequestIdEmpty));
+    assert_eq!(long, Err(SinkError::RequestIdTooLong(300)));
 }
 
 #[tokio::test]
 async fn async_duration_max_timeout_is_capped_and_times_out() {
-    let clock = ManualClock::new();
-    let mut p = Plugin::embedded(clock.clone()).await.unwrap();
-    let c = p.calls().unwrap();
-    let out = p
-        .store
-        .run_concurrent(async |acc| {
-            let tick = async {
-                c.until_waiters(acc, 1).await;
-                clock.advance(Duration::from_secs(24 * 3600));
-            };
-            futures::join!(c.wait(acc, 1, "req-1", u64::MAX), tick).0
-        })
-        .await
-        .unwrap();
+    let out = wait_then_advance(u64::MAX, Duration::from_secs(24 * 3600)).await;
     assert_eq!(out, Ok(Outcome::TimedOut));
 }
 
