@@ -11,6 +11,11 @@
 //! `.await`, so async waits, verdicts and expiries interleave freely.
 
 #![warn(missing_docs)]
+// Guest code must not panic on any input (a panic is a trap): no unwraps.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 extern crate alloc;
 

@@ -23,6 +23,15 @@ pub struct SinkConfig {
     /// granularity); a call over it traps and the instance is reset (S12).
     /// Default 1 s.
     pub call_budget: Duration,
+    /// More resets than this within `crash_loop_window` is a crash loop: the
+    /// sink then refuses guest calls (`SinkError::CrashLoop`) for a backoff
+    /// that starts at `crash_loop_backoff` and doubles up to a minute.
+    /// Default 10.
+    pub crash_loop_resets: u32,
+    /// The window of `crash_loop_resets`. Default 60 s.
+    pub crash_loop_window: Duration,
+    /// First refusal period of a crash loop. Default 1 s.
+    pub crash_loop_backoff: Duration,
 }
 
 impl Default for SinkConfig {
@@ -36,6 +45,9 @@ impl Default for SinkConfig {
             max_timeout: Duration::from_secs(24 * 3600),
             max_memory_bytes: 1 << 30,
             call_budget: Duration::from_secs(1),
+            crash_loop_resets: 10,
+            crash_loop_window: Duration::from_secs(60),
+            crash_loop_backoff: Duration::from_secs(1),
         }
     }
 }

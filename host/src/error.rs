@@ -33,6 +33,12 @@ pub enum SinkError {
     /// its instance (outstanding waits resolved as `Reset`).
     #[error("the guest failed and was reset: {0}")]
     GuestFault(String),
+    /// The guest keeps failing (more resets than `SinkConfig::crash_loop_resets`
+    /// within `crash_loop_window`): the sink refuses guest calls for a while
+    /// instead of re-instantiating in a loop. Waits fall back to Pending;
+    /// a pump retries with its backoff.
+    #[error("the guest is crash-looping; calls refused for another {0:?}")]
+    CrashLoop(std::time::Duration),
     /// The future was polled again after it completed.
     #[error("wait polled after completion")]
     Finished,

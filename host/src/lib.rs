@@ -15,6 +15,8 @@
 //! * [`gateway`]: a development gateway (tonic server) for the CLI and tests.
 
 #![warn(missing_docs)]
+// Nothing the guest or the network controls may panic the host.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod adapter;
 mod bindings;

@@ -85,6 +85,12 @@ struct State {
     last_seq: u64,
     resets: u64,
     traps: u64,
+    /// When recent resets happened (wall time), for crash-loop detection.
+    recent_resets: std::collections::VecDeque<std::time::Instant>,
+    /// Guest calls are refused until then (a crash loop was detected).
+    quarantine_until: Option<std::time::Instant>,
+    /// The next quarantine's length; doubles per crash loop, up to a minute.
+    quarantine: Duration,
 }
 
 /// Builds an [`ApprovalSink`]; every option has a default.
@@ -148,6 +154,9 @@ impl ApprovalSinkBuilder {
                 last_seq: 0,
                 resets: 0,
                 traps: 0,
+                recent_resets: std::collections::VecDeque::new(),
+                quarantine_until: None,
+                quarantine: self.config.crash_loop_backoff,
             }),
             clock,
             timer: Arc::new(Notify::new()),
@@ -431,6 +440,13 @@ impl Shared {
         state: &mut State,
         f: impl FnOnce(&mut Adapter) -> Result<Result<R, SinkError>, Fault>,
     ) -> Result<Result<R, SinkError>, SinkError> {
+        if let Some(until) = state.quarantine_until {
+            let now = std::time::Instant::now();
+            if now < until {
+                return Err(SinkError::CrashLoop(until - now));
+            }
+            state.quarantine_until = None;
+        }
         match f(&mut state.adapter) {
             Ok(r) => Ok(r),
             Err(fault) => {
@@ -457,10 +473,42 @@ impl Shared {
             Err(e) => tracing::error!(error = %e, "could not re-instantiate the guest"),
         }
         state.resets += 1;
+        self.note_reset(state);
         for token in state.slots.waiting_tokens() {
             state.slots.complete(token, Outcome::Reset);
         }
         state.next_deadline = None;
+    }
+
+    /// Detects a crash loop: too many resets in the window quarantine the
+    /// guest for a backoff that doubles each time, up to a minute.
+    fn note_reset(&self, state: &mut State) {
+        const LONGEST: Duration = Duration::from_secs(60);
+        let now = std::time::Instant::now();
+        let window = self.config.crash_loop_window;
+        while state
+            .recent_resets
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            state.recent_resets.pop_front();
+        }
+        if state.recent_resets.is_empty() {
+            state.quarantine = self.config.crash_loop_backoff;
+        }
+        state.recent_resets.push_back(now);
+        if state.recent_resets.len() > self.config.crash_loop_resets as usize {
+            let pause = state.quarantine;
+            tracing::error!(
+                resets = state.recent_resets.len(),
+                ?window,
+                ?pause,
+                "approval-sink guest is crash-looping; refusing calls"
+            );
+            state.quarantine_until = Some(now + pause);
+            state.quarantine = (pause * 2).min(LONGEST);
+            state.recent_resets.clear();
+        }
     }
 
     /// Fills the slots of finished waiters and re-arms the timer; returns how

@@ -113,3 +113,42 @@ async fn memory_cap_is_a_reset_not_a_host_crash() {
     sink.deliver("after", Decision::Approved).unwrap();
     assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
 }
+
+#[tokio::test]
+async fn crash_loop_is_refused_with_a_clear_error_then_recovers() {
+    use approval_host::SinkConfig;
+    use approval_tests::sinks::manual_sink_with;
+    let config = SinkConfig {
+        crash_loop_resets: 3,
+        crash_loop_backoff: Duration::from_millis(50),
+        ..SinkConfig::default()
+    };
+    let (sink, _clock) = manual_sink_with(config);
+    for _ in 0..4 {
+        sink.inject_trap();
+        assert!(matches!(
+            sink.deliver("x", Decision::Approved),
+            Err(SinkError::GuestFault(_))
+        ));
+    }
+    // The fourth reset within the window is a crash loop: calls are refused.
+    assert!(matches!(
+        sink.wait("req-1", HOUR).await,
+        Err(SinkError::CrashLoop(_))
+    ));
+    assert_eq!(
+        sink.wait_for_approval("req-1", HOUR).await,
+        Decision::Pending
+    );
+    assert!(matches!(
+        sink.deliver("req-1", Decision::Approved),
+        Err(SinkError::CrashLoop(_))
+    ));
+    assert_eq!(sink.stats().await.resets, 4);
+    // After the backoff (a real pause: the guard runs on wall time) the sink
+    // serves again.
+    std::thread::sleep(Duration::from_millis(60));
+    let w = sink.wait("req-2", HOUR);
+    assert_eq!(sink.deliver("req-2", Decision::Approved), Ok(1));
+    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
+}

@@ -1,0 +1,275 @@
+//! Property test: random sequences of register / deliver / cancel / advance /
+//! sequenced frames (with duplicates) / early verdicts run against the real
+//! component through the adapter and against a small reference model of
+//! S1–S11, written for clarity, not speed. Every wait's outcome and the
+//! guest's counters must agree with the model.
+//!
+//! 10,000 cases by default; `PROPTEST_CASES=N` for more or fewer.
+
+use approval_host::{ApprovalSink, Decision, Outcome, SinkConfig, SinkError, Wait};
+use approval_tests::sinks::{manual_sink_with, stream, verdict_event};
+use proptest::prelude::*;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+const MS: u64 = 1_000_000;
+const CACHE_CAPACITY: usize = 3;
+const CACHE_TTL: u64 = 2_000 * MS;
+const IDS: [&str; 4] = ["a", "b", "c", "d"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// A wait on `IDS[id]` with this timeout (ms).
+    Register { id: usize, timeout_ms: u64 },
+    /// `deliver` with a raw decision (0..=3 are the enum's values).
+    Deliver { id: usize, decision: i32 },
+    /// Drop the n-th live wait (modulo the number live).
+    Cancel { nth: usize },
+    /// Move the clock on.
+    Advance { ms: u64 },
+    /// One sequenced frame; `seq` from a small range, so duplicates happen.
+    Frame { seq: u64, id: usize, decision: i32 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..IDS.len(), 0u64..3_000).prop_map(|(id, timeout_ms)| Op::Register { id, timeout_ms }),
+        2 => (0..IDS.len(), 0i32..5).prop_map(|(id, decision)| Op::Deliver { id, decision }),
+        1 => any::<usize>().prop_map(|nth| Op::Cancel { nth }),
+        2 => (0u64..2_500).prop_map(|ms| Op::Advance { ms }),
+        2 => (0u64..12, 0..IDS.len(), 0i32..5).prop_map(|(seq, id, decision)| Op::Frame { seq, id, decision }),
+    ]
+}
+
+/// The reference model: plain vectors, linear scans.
+#[derive(Default)]
+struct Model {
+    now: u64,
+    /// (wait index, id, deadline) of pending waits.
+    waiters: Vec<(usize, usize, u64)>,
+    /// (id, verdict, stored at), oldest first.
+    cache: VecDeque<(usize, Decision, u64)>,
+    outcomes: Vec<Option<Outcome>>,
+    last_seq: u64,
+    delivered: u64,
+    timed_out: u64,
+    cancelled: u64,
+    early_hits: u64,
+    malformed: u64,
+    duplicates: u64,
+}
+
+impl Model {
+    fn register(&mut self, id: usize, timeout: u64) -> usize {
+        let index = self.outcomes.len();
+        self.outcomes.push(None);
+        if let Some(pos) = self.cache.iter().position(|c| c.0 == id) {
+            let (_, verdict, stored) = self.cache.remove(pos).expect("found");
+            if self.now - stored <= CACHE_TTL {
+                self.early_hits += 1;
+                self.outcomes[index] = Some(Outcome::Decided(verdict));
+                return index;
+            }
+        }
+        self.waiters.push((index, id, self.now + timeout));
+        index
+    }
+
+    /// A verdict (or not) for `id`; false if it was rejected as malformed.
+    fn resolve(&mut self, id: usize, decision: i32) -> bool {
+        let verdict = match decision {
+            1 => Decision::Approved,
+            2 => Decision::Denied,
+            _ => {
+                self.malformed += 1;
+                return false;
+            }
+        };
+        let (hit, keep): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|w| w.1 == id);
+        self.waiters = keep;
+        for &(index, _, _) in &hit {
+            self.outcomes[index] = Some(Outcome::Decided(verdict));
+            self.delivered += 1;
+        }
+        if hit.is_empty() {
+            // S4: cache it; expired entries go first, then the oldest.
+            while self
+                .cache
+                .front()
+                .is_some_and(|c| self.now - c.2 > CACHE_TTL)
+            {
+                self.cache.pop_front();
+            }
+            self.cache.retain(|c| c.0 != id);
+            self.cache.push_back((id, verdict, self.now));
+            while self.cache.len() > CACHE_CAPACITY {
+                self.cache.pop_front();
+            }
+        }
+        true
+    }
+
+    fn cancel(&mut self, nth: usize) -> Option<usize> {
+        if self.waiters.is_empty() {
+            return None;
+        }
+        let (index, _, _) = self.waiters.remove(nth % self.waiters.len());
+        self.outcomes[index] = Some(Outcome::Cancelled);
+        self.cancelled += 1;
+        Some(index)
+    }
+
+    fn advance(&mut self, by: u64) {
+        self.now += by;
+        let now = self.now;
+        let (due, pending): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|w| w.2 <= now);
+        self.waiters = pending;
+        for (index, _, _) in due {
+            self.outcomes[index] = Some(Outcome::TimedOut);
+            self.timed_out += 1;
+        }
+    }
+
+    fn frame(&mut self, seq: u64, id: usize, decision: i32) {
+        if seq > 0 && seq <= self.last_seq {
+            self.duplicates += 1;
+            return;
+        }
+        self.last_seq = self.last_seq.max(seq);
+        self.resolve(id, decision);
+    }
+}
+
+/// The component side of one case.
+struct Real {
+    sink: ApprovalSink,
+    clock: approval_host::ManualClock,
+    waits: Vec<Option<Wait>>,
+    outcomes: Vec<Option<Outcome>>,
+}
+
+impl Real {
+    /// Collects every finished wait's outcome without blocking.
+    fn poll_all(&mut self) {
+        for (i, slot) in self.waits.iter_mut().enumerate() {
+            if let Some(wait) = slot
+                && let Some(result) = futures::FutureExt::now_or_never(&mut *wait)
+            {
+                self.outcomes[i] = Some(result.expect("no errors for valid ids"));
+                *slot = None;
+            }
+        }
+    }
+}
+
+async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let config = SinkConfig {
+        verdict_cache_capacity: CACHE_CAPACITY as u32,
+        verdict_cache_ttl: Duration::from_nanos(CACHE_TTL),
+        ..SinkConfig::default()
+    };
+    let (sink, clock) = manual_sink_with(config);
+    let mut real = Real {
+        sink,
+        clock,
+        waits: Vec::new(),
+        outcomes: Vec::new(),
+    };
+    let mut model = Model::default();
+    for op in ops {
+        match op {
+            Op::Register { id, timeout_ms } => {
+                model.register(id, timeout_ms * MS);
+                real.waits.push(Some(
+                    real.sink.wait(IDS[id], Duration::from_millis(timeout_ms)),
+                ));
+                real.outcomes.push(None);
+            }
+            Op::Deliver { id, decision } => {
+                let decision_enum = Decision::try_from(decision);
+                let accepted = model.resolve(id, decision);
+                match decision_enum {
+                    Ok(d) => {
+                        let got = real.sink.deliver(IDS[id], d);
+                        prop_assert_eq!(got.is_ok(), accepted, "deliver {:?}", d);
+                    }
+                    // Unknown values cannot be a `Decision`: send them as a frame.
+                    Err(_) => {
+                        let bytes = stream(&[verdict_event(0, IDS[id], decision)]);
+                        let report = real.sink.ingest_bytes(&bytes).expect("ingest");
+                        prop_assert_eq!(report.rejected, 1);
+                    }
+                }
+            }
+            Op::Cancel { nth } => {
+                // Cancel the model's n-th pending waiter, by the same index.
+                if let Some(index) = model.cancel(nth) {
+                    real.waits[index] = None;
+                    real.outcomes[index] = Some(Outcome::Cancelled);
+                }
+            }
+            Op::Advance { ms } => {
+                model.advance(ms * MS);
+                real.clock.advance(Duration::from_millis(ms));
+                // Let the sink's timer task run `expire` before going on.
+                for _ in 0..64 {
+                    if real.sink.waiter_count() == model.waiters.len() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+            Op::Frame { seq, id, decision } => {
+                model.frame(seq, id, decision);
+                let bytes = stream(&[verdict_event(seq, IDS[id], decision)]);
+                real.sink
+                    .ingest_bytes(&bytes)
+                    .map_err(|e: SinkError| TestCaseError::fail(e.to_string()))?;
+            }
+        }
+        real.poll_all();
+        prop_assert_eq!(real.sink.waiter_count(), model.waiters.len());
+    }
+    real.poll_all();
+    prop_assert_eq!(&real.outcomes, &model.outcomes);
+    let s = real.sink.stats().await;
+    prop_assert_eq!(s.waiters as usize, model.waiters.len());
+    prop_assert_eq!(
+        (
+            s.delivered,
+            s.timed_out,
+            s.cancelled,
+            s.early_hits,
+            s.malformed,
+            s.duplicates,
+            s.last_seq
+        ),
+        (
+            model.delivered,
+            model.timed_out,
+            model.cancelled,
+            model.early_hits,
+            model.malformed,
+            model.duplicates,
+            model.last_seq
+        )
+    );
+    Ok(())
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn component_agrees_with_the_reference_model(ops in proptest::collection::vec(op(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        rt.block_on(run_case(ops))?;
+    }
+}
