@@ -143,21 +143,52 @@ impl IngestTotals {
         with_registry(|r| {
             let max = r.config().max_frame_bytes;
             decoder.feed(bytes, max, |frame| {
-                match frames::apply_frame(r, frame, &mut forward_invalidation) {
-                    Ok(frames::Applied::Duplicate) => {
-                        self.duplicates = self.duplicates.saturating_add(1)
-                    }
-                    Ok(_) => self.events = self.events.saturating_add(1),
-                    Err(err) => {
-                        self.rejected = self.rejected.saturating_add(1);
-                        if self.errors.len() < MAX_REPORTED_ERRORS {
-                            self.errors.push(err.into());
-                        }
-                    }
-                }
+                self.record(frames::apply_frame(r, frame, &mut forward_invalidation));
             })
         })
         .inspect_err(|_| with_registry(|r| r.note_malformed()))
+    }
+
+    /// Applies one whole frame body, outside any stream.
+    fn apply(&mut self, frame: &[u8]) {
+        with_registry(|r| {
+            let max = r.config().max_frame_bytes;
+            let result = if frame.len() > max as usize {
+                r.note_malformed();
+                Err(FrameError::TooLarge(
+                    u32::try_from(frame.len()).unwrap_or(u32::MAX),
+                ))
+            } else {
+                frames::apply_frame(r, frame, &mut forward_invalidation)
+            };
+            self.record(result);
+        });
+    }
+
+    fn record(&mut self, result: Result<frames::Applied, FrameError>) {
+        match result {
+            Ok(frames::Applied::Duplicate) => self.duplicates = self.duplicates.saturating_add(1),
+            Ok(_) => self.events = self.events.saturating_add(1),
+            Err(err) => {
+                self.rejected = self.rejected.saturating_add(1);
+                if self.errors.len() < MAX_REPORTED_ERRORS {
+                    self.errors.push(err.into());
+                }
+            }
+        }
+    }
+
+    /// The report of one ingest call; drains the completions it caused.
+    fn report(self, fatal: Option<FrameError>) -> IngestReport {
+        with_registry(|r| IngestReport {
+            batch: drain(r),
+            events: self.events,
+            duplicates: self.duplicates,
+            rejected: self.rejected,
+            errors: self.errors,
+            fatal: fatal.map(Into::into),
+            last_seq: r.stats().last_seq,
+        })
     }
 }
 
@@ -207,15 +238,13 @@ impl RegistryGuest for Component {
         let fatal = DECODER
             .with(|d| totals.feed(&mut d.borrow_mut(), &bytes))
             .err();
-        IngestReport {
-            batch: with_registry(drain),
-            events: totals.events,
-            duplicates: totals.duplicates,
-            rejected: totals.rejected,
-            errors: totals.errors,
-            fatal: fatal.map(Into::into),
-            last_seq: with_registry(|r| r.stats().last_seq),
-        }
+        totals.report(fatal)
+    }
+
+    fn apply_frame(frame: Vec<u8>) -> IngestReport {
+        let mut totals = IngestTotals::default();
+        totals.apply(&frame);
+        totals.report(None)
     }
 
     fn reset_stream() -> u32 {

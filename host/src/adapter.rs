@@ -160,6 +160,15 @@ impl Adapter {
             .call_ingest_frames(&mut self.store, bytes)?)
     }
 
+    /// `registry.apply-frame`.
+    pub fn apply_frame(&mut self, frame: &[u8]) -> Result<IngestReport, Fault> {
+        self.arm();
+        Ok(self
+            .api
+            .assembly_approval_registry()
+            .call_apply_frame(&mut self.store, frame)?)
+    }
+
     /// `registry.reset-stream`.
     pub fn reset_stream(&mut self) -> Result<u32, Fault> {
         self.arm();

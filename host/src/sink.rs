@@ -293,43 +293,40 @@ impl ApprovalSink {
     }
 
     /// Feeds one encoded `InvalidationEvent` (no length prefix). Its verdict
-    /// or invalidation takes effect before this returns.
-    ///
-    /// Frames share the guest's stream decoder with event sources; do not
-    /// interleave this with a source feeding partial frames to the same sink.
+    /// or invalidation takes effect before this returns. Independent of any
+    /// stream a source is feeding (a partial frame there is left alone).
     pub fn push_frame(&self, frame: &[u8]) -> Result<(), SinkError> {
-        let max = self.shared.config.max_frame_bytes;
-        if frame.len() > max as usize {
-            return Err(SinkError::FrameTooLarge(
-                u32::try_from(frame.len()).unwrap_or(u32::MAX),
-            ));
-        }
-        let mut bytes = Vec::with_capacity(frame.len() + 5);
-        prost::encoding::encode_varint(frame.len() as u64, &mut bytes);
-        bytes.extend_from_slice(frame);
-        let report = self.ingest_bytes(&bytes)?;
-        match (report.fatal, report.errors.into_iter().next()) {
-            (Some(e), _) | (None, Some(e)) => Err(e.into()),
-            (None, None) => Ok(()),
+        let report = self.ingest_with(|a| a.apply_frame(frame))?;
+        match report.errors.into_iter().next() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
         }
     }
 
     /// Feeds the next chunk of a length-delimited frame stream; frames may
-    /// straddle chunks. Completions take effect before this returns.
+    /// straddle chunks. Completions take effect before this returns. One
+    /// stream at a time per sink: a pump owns it while it runs.
     pub fn ingest_bytes(&self, bytes: &[u8]) -> Result<IngestReport, SinkError> {
+        self.ingest_with(|a| a.ingest(bytes))
+    }
+
+    /// Runs an ingest export and applies the completions it reports.
+    fn ingest_with(
+        &self,
+        f: impl FnOnce(&mut Adapter) -> Result<IngestReport, Fault>,
+    ) -> Result<IngestReport, SinkError> {
         let mut state = self.shared.lock();
-        let mut report = self
-            .shared
-            .call(&mut state, |a| a.ingest(bytes).map(Ok))??;
+        let mut report = self.shared.call(&mut state, |a| f(a).map(Ok))??;
         state.last_seq = report.last_seq;
-        let batch = std::mem::replace(
-            &mut report.batch,
+        let batch = std::mem::take(&mut report.batch.done);
+        let next = report.batch.next_deadline;
+        self.shared.apply(
+            &mut state,
             Batch {
-                done: Vec::new(),
-                next_deadline: None,
+                done: batch,
+                next_deadline: next,
             },
         );
-        self.shared.apply(&mut state, batch);
         Ok(report)
     }
 
@@ -362,8 +359,8 @@ impl ApprovalSink {
             seq: 0,
             event: Some(event),
         }
-        .encode_length_delimited_to_vec();
-        self.ingest_bytes(&frame)
+        .encode_to_vec();
+        self.ingest_with(|a| a.apply_frame(&frame))
     }
 
     /// A receiver of policy invalidations (S10): the agent id, empty for all.
@@ -380,12 +377,14 @@ impl ApprovalSink {
     /// The guest's counters plus the host's (resets, traps).
     pub async fn stats(&self) -> Stats {
         let mut state = self.shared.lock();
-        let (resets, traps) = (state.resets, state.traps);
-        match self.shared.call(&mut state, |a| a.stats().map(Ok)) {
+        let guest = self.shared.call(&mut state, |a| a.stats().map(Ok));
+        match guest {
             Ok(Ok(s)) => Stats::from_guest(s, state.resets, state.traps),
+            // The call faulted (or is refused): the host's counts, read after
+            // the reset it caused.
             _ => Stats {
-                resets,
-                traps,
+                resets: state.resets,
+                traps: state.traps,
                 ..Stats::default()
             },
         }

@@ -180,3 +180,26 @@ async fn reader_source_feeds_frames_split_across_reads() {
     let s = sink.stats().await;
     assert_eq!((s.delivered, s.last_seq, s.malformed), (500, 500, 0));
 }
+
+#[tokio::test]
+async fn direct_events_do_not_disturb_a_partial_stream_frame() {
+    use approval_host::InvalidationSink;
+    let (sink, _) = manual_sink();
+    let a = sink.wait("req-a", HOUR);
+    let b = sink.wait("req-b", HOUR);
+    let bytes = stream(&[verdict_event(1, "req-a", wire(Decision::Approved))]);
+    sink.ingest_bytes(&bytes[..5]).unwrap();
+    // Direct calls in between (a frame, a policy change, a non-verdict).
+    let direct = approval_tests::sinks::frame(&verdict_event(0, "req-b", wire(Decision::Denied)));
+    sink.push_frame(&direct).unwrap();
+    sink.on_policy_invalidated("agent-7");
+    assert!(sink.deliver("req-a", Decision::Pending).is_err());
+    let rest = sink.ingest_bytes(&bytes[5..]).unwrap();
+    assert_eq!(
+        (rest.events, rest.rejected),
+        (1, 0),
+        "the stream frame survived intact"
+    );
+    assert_eq!(a.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(b.await, Ok(Outcome::Decided(Decision::Denied)));
+}
