@@ -28,7 +28,7 @@ use prost::Message;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
     /// A length prefix above the limit (the announced length, saturated).
-    /// Fatal: the stream cannot be resynchronised.
+    /// In a stream this is fatal: it cannot be resynchronised.
     TooLarge(u32),
     /// A varint length prefix longer than ten bytes. Fatal.
     BadPrefix,
@@ -38,13 +38,6 @@ pub enum FrameError {
     UnknownDecision(i32),
     /// The request id breaks a limit.
     BadRequestId(RegistryError),
-}
-
-impl FrameError {
-    /// True when the stream lost its framing and must be reopened.
-    pub fn is_fatal(&self) -> bool {
-        matches!(self, FrameError::TooLarge(_) | FrameError::BadPrefix)
-    }
 }
 
 /// What one applied frame did.

@@ -68,3 +68,12 @@ pub async fn settle() {
         tokio::task::yield_now().await;
     }
 }
+
+/// Cases per proptest property: `PROPTEST_CASES` from the environment, else
+/// `default`.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -10,7 +10,7 @@
 use approval_guest::frames::{FrameDecoder, apply_frame};
 use approval_guest::registry::{Clock, Registry};
 use approval_host::{Decision, Outcome};
-use approval_tests::sinks::{manual_sink, stream, verdict_event, wire};
+use approval_tests::sinks::{manual_sink, proptest_cases, stream, verdict_event, wire};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -73,15 +73,8 @@ fn mutated() -> impl Strategy<Value = Vec<Vec<u8>>> {
         })
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2_000)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: proptest_cases(2_000), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_never_trap_the_component(chunks in chunked()) {

@@ -7,7 +7,7 @@
 //! 10,000 cases by default; `PROPTEST_CASES=N` for more or fewer.
 
 use approval_host::{ApprovalSink, Decision, Outcome, SinkConfig, SinkError, Wait};
-use approval_tests::sinks::{manual_sink_with, stream, verdict_event};
+use approval_tests::sinks::{manual_sink_with, proptest_cases, stream, verdict_event};
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -257,15 +257,8 @@ async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: proptest_cases(10_000), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn component_agrees_with_the_reference_model(ops in proptest::collection::vec(op(), 1..40)) {
