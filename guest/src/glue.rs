@@ -319,10 +319,10 @@ mod sink {
                         return Ok(outcome.map_or(Outcome::Cancelled, Into::into));
                     }
                     Either::Right(((), pending)) => {
-                        // Expire everything due, this waiter included; its
-                        // outcome then arrives on `rx`. Batched waiters that
-                        // expire here are reported by the next batch call.
-                        with_registry(|r| r.expire());
+                        // Time out this waiter only (its outcome arrives on
+                        // `rx`); other async waits have timers of their own
+                        // and batched ones are the host's `expire` to report.
+                        with_registry(|r| r.expire_waiter(waiter));
                         rx = pending;
                     }
                 }

@@ -357,6 +357,26 @@ impl<C: Clock> Registry<C> {
         expired
     }
 
+    /// Times out one waiter if its deadline is `<= clock.now()` (S3), leaving
+    /// every other waiter alone: an async wait whose own timer fired ends
+    /// itself instead of waking every other due task (which made a storm of
+    /// n async timeouts cost O(n²) in wakeups). Returns whether it timed out.
+    pub fn expire_waiter(&mut self, waiter: u64) -> bool {
+        let now = self.clock.now();
+        if !self.waiters.get(&waiter).is_some_and(|w| w.deadline <= now) {
+            return false;
+        }
+        let Some(entry) = self.remove(waiter) else {
+            return false;
+        };
+        self.stats.timed_out += 1;
+        self.stale += 1;
+        self.finish(waiter, entry.notify, Outcome::TimedOut);
+        self.compact_deadlines();
+        self.evict_cache(now);
+        true
+    }
+
     /// The earliest deadline of a pending waiter, if any.
     pub fn next_deadline(&mut self) -> Option<u64> {
         while let Some(&Reverse((deadline, token))) = self.deadlines.peek() {

@@ -72,6 +72,11 @@ pub fn load(bytes: &[u8]) -> Result<Arc<Loaded>, HostError> {
     let engine = engine()?.clone();
     let component =
         Component::new(&engine, bytes).map_err(|e| HostError::Compile(format!("{e:#}")))?;
+    link(engine, &component, bytes.len())
+}
+
+/// Links a compiled component against the host's imports.
+fn link(engine: Engine, component: &Component, size: usize) -> Result<Arc<Loaded>, HostError> {
     let mut linker = Linker::new(&engine);
     crate::bindings::ApprovalRegistry::add_to_linker::<StoreState, HasSelf<StoreState>>(
         &mut linker,
@@ -79,14 +84,10 @@ pub fn load(bytes: &[u8]) -> Result<Arc<Loaded>, HostError> {
     )
     .map_err(|e| HostError::Compile(format!("{e:#}")))?;
     let pre = linker
-        .instantiate_pre(&component)
+        .instantiate_pre(component)
         .and_then(ApprovalRegistryPre::new)
         .map_err(|e| HostError::Compile(format!("{e:#}")))?;
-    Ok(Arc::new(Loaded {
-        engine,
-        pre,
-        size: bytes.len(),
-    }))
+    Ok(Arc::new(Loaded { engine, pre, size }))
 }
 
 /// The embedded component, compiled once per process.
@@ -96,4 +97,81 @@ pub fn embedded() -> Result<Arc<Loaded>, HostError> {
         .get_or_init(|| load(REGISTRY_COMPONENT).map_err(|e| e.to_string()))
         .clone()
         .map_err(HostError::Compile)
+}
+
+/// Compiles component bytes into a wasmtime artifact (`.cwasm`) for
+/// [`load_precompiled`]: loading it skips Cranelift entirely. The artifact
+/// is only valid for this engine's configuration and wasmtime version
+/// ([`artifact_key`] names both).
+pub fn precompile(bytes: &[u8]) -> Result<Vec<u8>, HostError> {
+    engine()?
+        .precompile_component(bytes)
+        .map_err(|e| HostError::Compile(format!("{e:#}")))
+}
+
+/// The name an artifact of `bytes` is cached under: a hash of the engine's
+/// `precompile_compatibility_hash` (wasmtime version and every codegen
+/// setting) and of the component bytes, so a new build or another engine
+/// configuration never picks up a stale artifact.
+pub fn artifact_key(bytes: &[u8]) -> Result<String, HostError> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine()?.precompile_compatibility_hash().hash(&mut hasher);
+    bytes.hash(&mut hasher);
+    Ok(format!("approval-{:016x}.cwasm", hasher.finish()))
+}
+
+/// Links a precompiled artifact from [`precompile`].
+///
+/// # Safety
+///
+/// wasmtime maps the artifact as executable code without validating it: the
+/// bytes must come from [`precompile`] of this build (or an identical one),
+/// and nobody untrusted may have been able to modify them
+/// (`wasmtime::component::Component::deserialize`).
+pub unsafe fn load_precompiled(artifact: &[u8], size: usize) -> Result<Arc<Loaded>, HostError> {
+    let engine = engine()?.clone();
+    // SAFETY: the caller vouches for the artifact (see above).
+    let component = unsafe { Component::deserialize(&engine, artifact) }
+        .map_err(|e| HostError::Compile(format!("{e:#}")))?;
+    link(engine, &component, size)
+}
+
+/// Loads `bytes` through an artifact cache in `dir`: the first call compiles
+/// and writes `dir/<artifact_key>`, later calls (in any process) deserialize
+/// it, which costs milliseconds instead of a Cranelift compile. An artifact
+/// that fails to load is recompiled and rewritten. Returns whether the cache
+/// was hit.
+///
+/// # Safety
+///
+/// As for [`load_precompiled`]: `dir` must be writable only by parties
+/// trusted to run native code in this process.
+pub unsafe fn load_cached(
+    bytes: &[u8],
+    dir: &std::path::Path,
+) -> Result<(Arc<Loaded>, bool), HostError> {
+    let path = dir.join(artifact_key(bytes)?);
+    if let Ok(artifact) = std::fs::read(&path) {
+        // SAFETY: forwarded to the caller.
+        match unsafe { load_precompiled(&artifact, bytes.len()) } {
+            Ok(loaded) => return Ok((loaded, true)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "stale artifact; recompiling")
+            }
+        }
+    }
+    let artifact = precompile(bytes)?;
+    let file_error = |source| HostError::ComponentFile {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(file_error)?;
+    // Write then rename, so a concurrent reader never maps half a file.
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, &artifact).map_err(file_error)?;
+    std::fs::rename(&partial, &path).map_err(file_error)?;
+    // SAFETY: the artifact was produced just now by this engine.
+    let loaded = unsafe { load_precompiled(&artifact, bytes.len()) }?;
+    Ok((loaded, false))
 }

@@ -98,6 +98,7 @@ pub struct ApprovalSinkBuilder {
     clock: Option<Arc<dyn Clock>>,
     component_file: Option<PathBuf>,
     component_bytes: Option<Vec<u8>>,
+    loaded: Option<Arc<component::Loaded>>,
     config: SinkConfig,
 }
 
@@ -122,6 +123,14 @@ impl ApprovalSinkBuilder {
         self
     }
 
+    /// Uses an already compiled and linked component, e.g. one from
+    /// [`component::load_cached`](crate::component::load_cached) (a
+    /// precompiled artifact) or shared by many sinks.
+    pub fn loaded(mut self, loaded: Arc<component::Loaded>) -> Self {
+        self.loaded = Some(loaded);
+        self
+    }
+
     /// Limits and cache settings. Default [`SinkConfig::default`].
     pub fn config(mut self, config: SinkConfig) -> Self {
         self.config = config;
@@ -132,14 +141,15 @@ impl ApprovalSinkBuilder {
     /// and configures the sink, and starts its timer task on the current
     /// tokio runtime, or on a small thread of its own outside one.
     pub fn build(self) -> Result<ApprovalSink, HostError> {
-        let loaded = match (self.component_bytes, self.component_file) {
-            (Some(bytes), _) => component::load(&bytes)?,
-            (None, Some(path)) => {
+        let loaded = match (self.loaded, self.component_bytes, self.component_file) {
+            (Some(loaded), _, _) => loaded,
+            (None, Some(bytes), _) => component::load(&bytes)?,
+            (None, None, Some(path)) => {
                 let bytes = std::fs::read(&path)
                     .map_err(|source| HostError::ComponentFile { path, source })?;
                 component::load(&bytes)?
             }
-            (None, None) => component::embedded()?,
+            (None, None, None) => component::embedded()?,
         };
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
         let (invalidations, _) = broadcast::channel(INVALIDATION_BUFFER);
@@ -211,6 +221,7 @@ impl ApprovalSink {
             clock: None,
             component_file: None,
             component_bytes: None,
+            loaded: None,
             config: SinkConfig::default(),
         }
     }

@@ -5,9 +5,16 @@
 //! `cargo bench -p approval-tests --bench sink` (set `APPROVAL_BENCH_QUICK=1`
 //! for a short smoke run). Numbers are for BENCHMARKS.md, never asserted.
 
+#[path = "parts/async_face.rs"]
+mod async_face;
+#[path = "parts/calls.rs"]
+mod calls;
+#[path = "parts/cold_start.rs"]
+mod cold_start;
 #[path = "native/original.rs"]
 mod original;
 
+use approval_host::component::REGISTRY_COMPONENT;
 use approval_host::{ApprovalSink, Decision, InvalidationSink, SinkConfig};
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent};
 use original::NativeSink;
@@ -164,26 +171,46 @@ async fn ingest(total: usize, chunk: usize, waiters: bool) -> f64 {
     (rounds * chunk) as f64 / elapsed.as_secs_f64()
 }
 
-fn instantiate(n: usize) -> f64 {
-    let _warm = ApprovalSink::new();
-    let t = Instant::now();
-    for _ in 0..n {
-        let sink = ApprovalSink::builder().build().expect("sink");
-        drop(sink);
-    }
-    t.elapsed().as_secs_f64() * 1e6 / n as f64
-}
-
 #[tokio::main]
 async fn main() {
     let q = quick();
     let mut rows = Vec::new();
     let n = if q { 10_000 } else { 200_000 };
-    let (native, ours) = round_trip(n).await;
+    let (native_rt, ours) = round_trip(n).await;
     rows.push(Row {
         name: format!("round trip wait→deliver→resolved ({n} sequential)"),
-        native: Some(native),
+        native: Some(native_rt),
         ours,
+        unit: "ns",
+        lower_is_better: true,
+    });
+    // The same round trip, layer by layer (bare instance, no adapter).
+    let component =
+        |e: &wasmtime::Engine| wasmtime::component::Component::new(e, REGISTRY_COMPONENT).unwrap();
+    for epochs in [true, false] {
+        let engine = calls::engine(epochs);
+        let mut bare = calls::Bare::new(&engine, &component(&engine));
+        let on = if epochs { "epochs on" } else { "epochs off" };
+        rows.push(Row {
+            name: format!("  bare call: cancel(u64) -> bool, {on}"),
+            native: None,
+            ours: bare.empty_call(n as u64),
+            unit: "ns",
+            lower_is_better: true,
+        });
+        rows.push(Row {
+            name: format!("  bare calls: register + resolve, {on}"),
+            native: Some(native_rt),
+            ours: bare.register_resolve(n as u64),
+            unit: "ns",
+            lower_is_better: true,
+        });
+    }
+    let m = if q { 2_000 } else { 20_000 };
+    rows.push(Row {
+        name: format!("async face: round trip wait-for-approval→resolve ({m} sequential)"),
+        native: Some(native_rt),
+        ours: async_face::round_trip(m).await,
         unit: "ns",
         lower_is_better: true,
     });
@@ -202,11 +229,18 @@ async fn main() {
         });
     }
     let n = if q { 10_000 } else { 100_000 };
-    let (native, ours) = storm(n).await;
+    let (native_storm, ours) = storm(n).await;
     rows.push(Row {
         name: format!("{n} × 10 ms timeout storm, until all resolved"),
-        native: Some(native),
+        native: Some(native_storm),
         ours,
+        unit: "ms",
+        lower_is_better: true,
+    });
+    rows.push(Row {
+        name: format!("async face: {n} concurrent waits × 10 ms timeout storm"),
+        native: Some(native_storm),
+        ours: async_face::storm(n as u64).await,
         unit: "ms",
         lower_is_better: true,
     });
@@ -225,13 +259,55 @@ async fn main() {
         unit: "frames/s",
         lower_is_better: false,
     });
-    rows.push(Row {
-        name: "new sink (instantiate from InstancePre + configure + timer)".into(),
-        native: None,
-        ours: instantiate(if q { 20 } else { 200 }),
-        unit: "µs",
-        lower_is_better: true,
-    });
+    let count = if q { 10_000 } else { 100_000 };
+    let bytes = frames(count, 1);
+    for waiters in [false, true] {
+        rows.push(Row {
+            name: format!(
+                "async face: ingest(stream<u8>), {} (64 KiB writes)",
+                if waiters {
+                    "each frame resolves a waiter"
+                } else {
+                    "no waiters"
+                }
+            ),
+            native: None,
+            ours: async_face::ingest_stream(&bytes, count as u64, waiters).await,
+            unit: "frames/s",
+            lower_is_better: false,
+        });
+    }
+    let k = if q { 20 } else { 200 };
+    for (name, ours) in [
+        (
+            "cold start: compile from bytes (Cranelift) + link",
+            cold_start::compile(if q { 2 } else { 5 }),
+        ),
+        (
+            "cold start: load precompiled artifact + link",
+            cold_start::from_artifact(k),
+        ),
+        (
+            "cold start: instantiate from InstancePre (on-demand)",
+            cold_start::instantiate_pre(k, false),
+        ),
+        (
+            "cold start: instantiate from InstancePre (pooling)",
+            cold_start::instantiate_pre(k, true),
+        ),
+        (
+            "cold start: new sink (instantiate + configure + timer task)",
+            cold_start::new_sink(k),
+        ),
+    ] {
+        rows.push(Row {
+            name: name.into(),
+            native: None,
+            ours,
+            unit: "µs",
+            lower_is_better: true,
+        });
+    }
 
     println!("| workload | native original | approval-sink (component) | ratio to native |");
     println!("|---|---|---|---|");

@@ -68,3 +68,36 @@ fn registry_component_validates_in_a_sync_only_engine() {
     approval_host::component::load(REGISTRY_COMPONENT).expect("loads without concurrency support");
     assert!(approval_host::component::load(PLUGIN_COMPONENT).is_err());
 }
+
+/// A precompiled artifact round trip: the first load compiles and writes the
+/// cache, the second maps it, a corrupt artifact is recompiled, and a sink
+/// built from the cached component serves a wait.
+#[tokio::test]
+async fn artifact_cache_compiles_once_then_loads_and_survives_corruption() {
+    use approval_host::component::{artifact_key, load_cached};
+    use approval_host::{ApprovalSink, Decision};
+    use std::time::Duration;
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("artifacts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // SAFETY: the directory is this test's own, under target/.
+    let (_, hit) = unsafe { load_cached(REGISTRY_COMPONENT, &dir) }.unwrap();
+    assert!(!hit, "empty cache: compiled");
+    let (loaded, hit) = unsafe { load_cached(REGISTRY_COMPONENT, &dir) }.unwrap();
+    assert!(hit, "second load maps the artifact");
+    assert_eq!(loaded.size, REGISTRY_COMPONENT.len());
+
+    let sink = ApprovalSink::builder().loaded(loaded).build().unwrap();
+    let wait = sink.wait_for_approval("req-1", Duration::from_secs(30));
+    sink.deliver("req-1", Decision::Denied).unwrap();
+    assert_eq!(wait.await, Decision::Denied);
+
+    let path = dir.join(artifact_key(REGISTRY_COMPONENT).unwrap());
+    std::fs::write(&path, b"not an artifact").unwrap();
+    let (_, hit) = unsafe { load_cached(REGISTRY_COMPONENT, &dir) }.unwrap();
+    assert!(!hit, "a corrupt artifact is recompiled");
+    let (_, hit) = unsafe { load_cached(REGISTRY_COMPONENT, &dir) }.unwrap();
+    assert!(hit, "and rewritten");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,104 @@
+//! Where a round trip goes, layer by layer: raw export calls on a bare
+//! wasmtime instance of the registry component (no adapter, no mutex, no
+//! slots), with and without epoch interruption, so the adapter's figure can
+//! be split into wasmtime call machinery, guest work and host bookkeeping.
+
+use approval_tests::plugin::assembly::approval::types::Registered;
+use approval_tests::plugin::{Batch, Decision, SinkError};
+use std::time::Instant;
+use wasmtime::component::{Component, Instance, Linker, TypedFunc};
+use wasmtime::{Config, Engine, Store};
+
+/// A bare instance of `approval-registry` with typed handles on three exports.
+pub struct Bare {
+    store: Store<()>,
+    register: TypedFunc<(u64, &'static str, u64), (Result<Registered, SinkError>,)>,
+    resolve: TypedFunc<(&'static str, Decision), (Result<Batch, SinkError>,)>,
+    cancel: TypedFunc<(u64,), (bool,)>,
+}
+
+/// The adapter's engine settings, with epoch interruption on or off.
+pub fn engine(epochs: bool) -> Engine {
+    let mut config = Config::new();
+    config.concurrency_support(false);
+    config.epoch_interruption(epochs);
+    Engine::new(&config).expect("engine")
+}
+
+/// A linker with no-op `clock` and `host-events` imports.
+pub fn linker(engine: &Engine) -> Linker<()> {
+    let mut linker = Linker::new(engine);
+    linker
+        .instance("assembly:approval/clock@0.1.0")
+        .and_then(|mut i| i.func_wrap("now", |_, (): ()| Ok((0u64,))))
+        .expect("clock");
+    linker
+        .instance("assembly:approval/host-events@0.1.0")
+        .and_then(|mut i| i.func_wrap("policy-invalidated", |_, (_,): (String,)| Ok(())))
+        .expect("host-events");
+    linker
+        .instance("assembly:approval/types@0.1.0")
+        .expect("types");
+    linker
+}
+
+impl Bare {
+    pub fn new(engine: &Engine, component: &Component) -> Bare {
+        let mut store = Store::new(engine, ());
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance: Instance = linker(engine)
+            .instantiate(&mut store, component)
+            .expect("instantiate");
+        let export = |store: &mut Store<()>, name: &str| {
+            let iface = instance
+                .get_export_index(&mut *store, None, "assembly:approval/registry@0.1.0")
+                .expect("registry export");
+            let f = instance
+                .get_export_index(&mut *store, Some(&iface), name)
+                .expect("function export");
+            instance.get_func(&mut *store, f).expect("func")
+        };
+        let register = export(&mut store, "register")
+            .typed(&store)
+            .expect("register");
+        let resolve = export(&mut store, "resolve")
+            .typed(&store)
+            .expect("resolve");
+        let cancel = export(&mut store, "cancel").typed(&store).expect("cancel");
+        Bare {
+            store,
+            register,
+            resolve,
+            cancel,
+        }
+    }
+
+    /// ns per `cancel(u64) -> bool` of an unknown token: the cheapest export,
+    /// close to pure call machinery (the guest does one map lookup).
+    pub fn empty_call(&mut self, n: u64) -> f64 {
+        let t = Instant::now();
+        for w in 0..n {
+            let (hit,) = self.cancel.call(&mut self.store, (w,)).expect("cancel");
+            assert!(!hit);
+        }
+        t.elapsed().as_nanos() as f64 / n as f64
+    }
+
+    /// ns per `register` + `resolve` pair: the guest side of one round trip.
+    pub fn register_resolve(&mut self, n: u64) -> f64 {
+        let t = Instant::now();
+        for w in 0..n {
+            let (r,) = self
+                .register
+                .call(&mut self.store, (w, "req-1", 30_000_000_000))
+                .expect("register");
+            assert!(matches!(r, Ok(Registered::Pending(_))));
+            let (b,) = self
+                .resolve
+                .call(&mut self.store, ("req-1", Decision::Approved))
+                .expect("resolve");
+            assert_eq!(b.map(|b| b.done.len()), Ok(1));
+        }
+        t.elapsed().as_nanos() as f64 / n as f64
+    }
+}
