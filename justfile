@@ -15,6 +15,7 @@ test-js:
 # Benchmarks (see BENCHMARKS.md).
 bench:
     cargo bench -p approval-tests --bench sink
+    cargo bench -p approval-tests --bench round_trip
 
 # Round trips of the plugin component under jco (after `just test-js`).
 bench-js:

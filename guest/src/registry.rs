@@ -363,7 +363,7 @@ impl<C: Clock> Registry<C> {
     /// n async timeouts cost O(n²) in wakeups). Returns whether it timed out.
     pub fn expire_waiter(&mut self, waiter: u64) -> bool {
         let now = self.clock.now();
-        if !self.waiters.get(&waiter).is_some_and(|w| w.deadline <= now) {
+        if self.waiters.get(&waiter).is_none_or(|w| w.deadline > now) {
             return false;
         }
         let Some(entry) = self.remove(waiter) else {

@@ -12,10 +12,17 @@ const HOUR: u64 = 3_600_000_000_000;
 /// `sleep-until` subtask and waitables, more than wasmtime's default of
 /// 100,000 allows for 100k waits.
 pub const MAX_HANDLES: usize = 4_000_000;
+/// Entries of the store's concurrent resource table: wasmtime's default of
+/// 1,000,000 runs out ("resource table has no free keys") at about 100k
+/// pending async waits.
+pub const MAX_TABLE_ENTRIES: usize = 16_000_000;
 
 async fn plugin(clock: &ManualClock) -> Plugin {
     let mut p = Plugin::embedded(clock.clone()).await.expect("plugin");
     p.store.set_max_component_handles(MAX_HANDLES);
+    if let Some(table) = p.store.concurrent_resource_table() {
+        table.set_max_capacity(MAX_TABLE_ENTRIES);
+    }
     p
 }
 

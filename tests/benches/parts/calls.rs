@@ -9,11 +9,16 @@ use std::time::Instant;
 use wasmtime::component::{Component, Instance, Linker, TypedFunc};
 use wasmtime::{Config, Engine, Store};
 
+/// `registry.register` with a borrowed id.
+type Register = TypedFunc<(u64, &'static str, u64), (Result<Registered, SinkError>,)>;
+/// `registry.resolve` with a borrowed id.
+type Resolve = TypedFunc<(&'static str, Decision), (Result<Batch, SinkError>,)>;
+
 /// A bare instance of `approval-registry` with typed handles on three exports.
 pub struct Bare {
     store: Store<()>,
-    register: TypedFunc<(u64, &'static str, u64), (Result<Registered, SinkError>,)>,
-    resolve: TypedFunc<(&'static str, Decision), (Result<Batch, SinkError>,)>,
+    register: Register,
+    resolve: Resolve,
     cancel: TypedFunc<(u64,), (bool,)>,
 }
 
