@@ -30,25 +30,41 @@ const MAX_REPORTED_ERRORS: usize = 16;
 /// `max-waiters`), so steady-state growth does not double them in place.
 const PRESIZE_WAITERS: usize = 1024;
 
-/// The host's monotonic clock import.
+/// The host's monotonic clock import, read at most once per registry
+/// access: one `with_registry` scope (an export call, or one chunk of an
+/// async stream) is one instant. Every cached early verdict reads the clock,
+/// so without this an `ingest-frames` call of 10,000 verdicts made 10,000
+/// host calls (BENCHMARKS.md, "Levers tried").
 struct HostClock;
 
 impl Clock for HostClock {
     fn now(&self) -> u64 {
-        assembly::approval::clock::now()
+        NOW.with(|now| {
+            now.get().unwrap_or_else(|| {
+                let t = assembly::approval::clock::now();
+                now.set(Some(t));
+                t
+            })
+        })
     }
 }
 
 thread_local! {
     static REGISTRY: RefCell<Registry<HostClock>> = RefCell::new(Registry::new(HostClock));
     static DECODER: RefCell<FrameDecoder> = RefCell::new(FrameDecoder::new());
+    /// The instant of the current `with_registry` scope, once read.
+    static NOW: core::cell::Cell<Option<u64>> = const { core::cell::Cell::new(None) };
 }
 
 /// Runs `f` on this instance's registry. Never called re-entrantly: the
 /// component model forbids re-entering an instance, and no borrow is held
 /// across an `.await`.
 fn with_registry<R>(f: impl FnOnce(&mut Registry<HostClock>) -> R) -> R {
-    REGISTRY.with(|r| f(&mut r.borrow_mut()))
+    let out = REGISTRY.with(|r| f(&mut r.borrow_mut()));
+    // The next scope (a later call, or this task after an `.await`) reads the
+    // clock afresh.
+    NOW.with(|now| now.set(None));
+    out
 }
 
 struct Component;

@@ -137,12 +137,15 @@ export function corpus(name) {
 /**
  * Waits until `n` waiters are registered. Async waits register when their
  * task starts, and jco starts concurrent export calls one per event-loop
- * turn (the Rust suite's `until_waiters` does the same under wasmtime).
+ * turn, from a tick loop that idles in 10 ms steps (the Rust suite's
+ * `until_waiters` does the same under wasmtime). Bounded by wall-clock time,
+ * not turns: a loaded machine takes more turns, not a different answer.
  */
-export async function untilWaiters(registry, n) {
-  for (let turns = 0; registry.stats().waiters < n; turns++) {
-    if (turns > 10 * n + 100) {
-      throw new Error(`only ${registry.stats().waiters} of ${n} waiters registered after ${turns} turns`);
+export async function untilWaiters(registry, n, limitMs = 15_000) {
+  const start = Date.now();
+  while (registry.stats().waiters < n) {
+    if (Date.now() - start > limitMs) {
+      throw new Error(`only ${registry.stats().waiters} of ${n} waiters registered after ${limitMs} ms`);
     }
     await turn();
   }
