@@ -179,7 +179,11 @@ pub struct Registry<C> {
     deadlines: BinaryHeap<Reverse<(u64, u64)>>,
     stale: usize,
     cache: HashMap<Rc<str>, CachedVerdict>,
-    cache_order: VecDeque<(Rc<str>, u64)>,
+    /// Insertion order of cached verdicts: (id, generation, stored-at). An
+    /// entry is stale once its id was taken or overwritten (the generation no
+    /// longer matches); stale entries are skipped, and pruned when they
+    /// outnumber live ones.
+    cache_order: VecDeque<(Rc<str>, u64, u64)>,
     cache_generation: u64,
     outbox: Vec<Completion>,
     stats: Stats,
@@ -504,7 +508,7 @@ impl<C: Clock> Registry<C> {
                 generation,
             },
         );
-        self.cache_order.push_back((key, generation));
+        self.cache_order.push_back((key, generation, now));
         while self.cache.len() > self.config.verdict_cache_capacity as usize {
             if !self.pop_oldest_cached() {
                 break;
@@ -514,13 +518,13 @@ impl<C: Clock> Registry<C> {
         if self.cache_order.len() > 2 * self.cache.len() + 64 {
             let cache = &self.cache;
             self.cache_order
-                .retain(|(k, g)| cache.get(k).is_some_and(|c| c.generation == *g));
+                .retain(|(k, g, _)| cache.get(k).is_some_and(|c| c.generation == *g));
         }
     }
 
     /// Drops the oldest live cached verdict; false if the cache is empty.
     fn pop_oldest_cached(&mut self) -> bool {
-        while let Some((key, generation)) = self.cache_order.pop_front() {
+        while let Some((key, generation, _)) = self.cache_order.pop_front() {
             if self
                 .cache
                 .get(&key)
@@ -538,22 +542,24 @@ impl<C: Clock> Registry<C> {
     /// capacity (oldest first).
     fn evict_cache(&mut self, now: u64) {
         let ttl = self.config.verdict_cache_ttl_ns;
-        while let Some((key, generation)) = self.cache_order.front() {
-            let Some(entry) = self.cache.get(key) else {
-                self.cache_order.pop_front();
-                continue;
-            };
-            if entry.generation != *generation {
-                self.cache_order.pop_front();
-                continue;
-            }
-            if now.saturating_sub(entry.stored_at) <= ttl {
+        // The queue is in insertion order, so the first entry young enough
+        // ends the scan; this costs no map lookup unless something expired
+        // (it runs on every cached verdict).
+        while let Some((_, _, stored_at)) = self.cache_order.front() {
+            if now.saturating_sub(*stored_at) <= ttl {
                 break;
             }
-            let key = Rc::clone(key);
-            self.cache_order.pop_front();
-            self.cache.remove(&key);
-            self.stats.evictions += 1;
+            let Some((key, generation, _)) = self.cache_order.pop_front() else {
+                break;
+            };
+            if self
+                .cache
+                .get(&key)
+                .is_some_and(|c| c.generation == generation)
+            {
+                self.cache.remove(&key);
+                self.stats.evictions += 1;
+            }
         }
         while self.cache.len() > self.config.verdict_cache_capacity as usize {
             if !self.pop_oldest_cached() {

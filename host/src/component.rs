@@ -49,6 +49,11 @@ pub fn engine() -> Result<&'static Engine, HostError> {
             let mut config = Config::new();
             config.concurrency_support(false);
             config.epoch_interruption(true);
+            // `perf` can name the guest's compiled functions only through a
+            // perf map (/tmp/perf-PID.map); opt-in, for profiling sessions.
+            if std::env::var_os("APPROVAL_SINK_PERFMAP").is_some() {
+                config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
             let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
             let ticker = engine.weak();
             std::thread::Builder::new()

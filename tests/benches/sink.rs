@@ -122,13 +122,15 @@ async fn storm(n: usize) -> (f64, f64) {
     (native_ms, t.elapsed().as_secs_f64() * 1e3)
 }
 
+/// `n` verdict frames with seqs from `seq0`, each on its own request id
+/// `req-<seq>` (a gateway sends one verdict per approval request).
 fn frames(n: usize, seq0: u64) -> Vec<u8> {
     (0..n)
         .flat_map(|i| {
             InvalidationEvent {
                 seq: seq0 + i as u64,
                 event: Some(Event::ApprovalResolved(ApprovalResolved {
-                    request_id: format!("req-{i}"),
+                    request_id: format!("req-{}", seq0 + i as u64),
                     decision: Decision::Approved as i32,
                     ..Default::default()
                 })),
@@ -152,10 +154,11 @@ async fn ingest(total: usize, chunk: usize, waiters: bool) -> f64 {
     let rounds = total / chunk;
     let mut elapsed = Duration::ZERO;
     for round in 0..rounds {
-        let bytes = frames(chunk, (round * chunk) as u64 + 1);
+        let seq0 = (round * chunk) as u64 + 1;
+        let bytes = frames(chunk, seq0);
         let waits: Vec<_> = if waiters {
-            (0..chunk)
-                .map(|i| sink.wait(&format!("req-{i}"), Duration::from_secs(3600)))
+            (0..chunk as u64)
+                .map(|i| sink.wait(&format!("req-{}", seq0 + i), Duration::from_secs(3600)))
                 .collect()
         } else {
             Vec::new()

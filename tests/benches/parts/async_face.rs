@@ -91,7 +91,7 @@ pub async fn ingest_stream(frames: &[u8], count: u64, waiters: bool) -> f64 {
                 for w in 0..count {
                     let (r,) = c
                         .register
-                        .call_concurrent(acc, (w, format!("req-{w}"), HOUR))
+                        .call_concurrent(acc, (w, format!("req-{}", w + 1), HOUR))
                         .await
                         .expect("register");
                     assert!(r.is_ok());
