@@ -525,17 +525,24 @@ impl<C: Clock> Registry<C> {
     /// Drops the oldest live cached verdict; false if the cache is empty.
     fn pop_oldest_cached(&mut self) -> bool {
         while let Some((key, generation, _)) = self.cache_order.pop_front() {
-            if self
-                .cache
-                .get(&key)
-                .is_some_and(|c| c.generation == generation)
-            {
-                self.cache.remove(&key);
-                self.stats.evictions += 1;
+            if self.evict_queued(key, generation) {
                 return true;
             }
         }
         false
+    }
+
+    /// Evicts `key`'s cached verdict if it is still the one queued with
+    /// `generation` (not taken or overwritten since), hashing the id once.
+    fn evict_queued(&mut self, key: Rc<str>, generation: u64) -> bool {
+        match self.cache.entry(key) {
+            hashbrown::hash_map::Entry::Occupied(entry) if entry.get().generation == generation => {
+                entry.remove();
+                self.stats.evictions += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Drops cached verdicts older than the TTL at `now`, then enforces the
@@ -552,14 +559,7 @@ impl<C: Clock> Registry<C> {
             let Some((key, generation, _)) = self.cache_order.pop_front() else {
                 break;
             };
-            if self
-                .cache
-                .get(&key)
-                .is_some_and(|c| c.generation == generation)
-            {
-                self.cache.remove(&key);
-                self.stats.evictions += 1;
-            }
+            self.evict_queued(key, generation);
         }
         while self.cache.len() > self.config.verdict_cache_capacity as usize {
             if !self.pop_oldest_cached() {

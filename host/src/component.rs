@@ -117,7 +117,8 @@ pub fn precompile(bytes: &[u8]) -> Result<Vec<u8>, HostError> {
 /// The name an artifact of `bytes` is cached under: a hash of the engine's
 /// `precompile_compatibility_hash` (wasmtime version and every codegen
 /// setting) and of the component bytes, so a new build or another engine
-/// configuration never picks up a stale artifact.
+/// configuration never picks up a stale artifact. (std's `DefaultHasher`
+/// may change between Rust releases; that only costs one recompile.)
 pub fn artifact_key(bytes: &[u8]) -> Result<String, HostError> {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
