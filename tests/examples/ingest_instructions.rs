@@ -1,0 +1,55 @@
+//! A fixed ingest workload for instruction counts, which unlike wall-clock
+//! rates do not drift with the VM (BENCHMARKS.md, "Levers tried"): 100
+//! `ingest-frames` calls of 10,000 `ApprovalResolved` frames, no waiters, so
+//! every verdict goes into the early-verdict cache.
+//!
+//! ```sh
+//! cargo build --release -p approval-tests --example ingest_instructions
+//! NO_INGEST=1 perf stat -e instructions:u target/release/examples/ingest_instructions
+//! perf stat -e instructions:u target/release/examples/ingest_instructions
+//! ```
+//!
+//! The difference of the two counts over 1,000,000 is the cost per frame.
+//! `NO_INGEST=1` builds the same frames without ingesting them (compile,
+//! instantiate and encoding cost). `REUSE_IDS=1` sends the same 10,000
+//! request ids in every call (each verdict overwrites a cached one) instead
+//! of one id per verdict. `APPROVAL_SINK_PERFMAP=1 perf record` names the
+//! guest's functions.
+
+use approval_host::{ApprovalSink, SinkConfig};
+use approval_proto::{ApprovalResolved, Event, InvalidationEvent};
+use prost::Message;
+
+fn main() -> anyhow::Result<()> {
+    let ingest = std::env::var_os("NO_INGEST").is_none();
+    let reuse_ids = std::env::var_os("REUSE_IDS").is_some();
+    let sink = ApprovalSink::builder()
+        .config(SinkConfig {
+            verdict_cache_capacity: 10_000,
+            ..SinkConfig::default()
+        })
+        .build()?;
+    let mut seq = 0u64;
+    for _ in 0..100 {
+        let bytes: Vec<u8> = (0..10_000u64)
+            .flat_map(|i| {
+                seq += 1;
+                let id = if reuse_ids { i } else { seq };
+                InvalidationEvent {
+                    seq,
+                    event: Some(Event::ApprovalResolved(ApprovalResolved {
+                        request_id: format!("req-{id}"),
+                        decision: 1,
+                        ..Default::default()
+                    })),
+                }
+                .encode_length_delimited_to_vec()
+            })
+            .collect();
+        if ingest {
+            let report = sink.ingest_bytes(&bytes)?;
+            anyhow::ensure!(report.events == 10_000, "every frame applies");
+        }
+    }
+    Ok(())
+}
