@@ -7,8 +7,13 @@
 //! # Invariants
 //!
 //! * `waiters` maps a caller-chosen token to its entry; `by_id` maps a request
-//!   id to the tokens waiting on it. A token is in `waiters` iff it is in the
-//!   list of exactly one id in `by_id`, and no list in `by_id` is empty.
+//!   id to the tokens waiting on it and how many of them are live. A pending
+//!   token is in the list of its own id, and an id is in `by_id` iff a waiter
+//!   on it is pending. Removing one waiter leaves its token in the list
+//!   (lazy deletion, like the heap's): a token counts for an id only while
+//!   `waiters` has it *with that id* (tokens may be reused), and a list is
+//!   compacted once stale tokens outnumber live ones, so k timeouts or
+//!   cancels on one id cost O(k), not O(k²).
 //! * Every pending waiter has an entry `(deadline, token)` in `deadlines`.
 //!   Entries of waiters that finished early stay behind (lazy deletion) and are
 //!   counted in `stale`; the heap is rebuilt when stale entries outnumber live
@@ -157,6 +162,13 @@ pub struct Stats {
     pub invalidations: u64,
 }
 
+/// The tokens registered on one request id (see the module invariants).
+#[derive(Default)]
+struct IdWaiters {
+    tokens: Vec<u64>,
+    live: usize,
+}
+
 struct Waiter {
     id: Rc<str>,
     deadline: u64,
@@ -175,7 +187,7 @@ pub struct Registry<C> {
     clock: C,
     config: Config,
     waiters: HashMap<u64, Waiter>,
-    by_id: HashMap<Rc<str>, Vec<u64>>,
+    by_id: HashMap<Rc<str>, IdWaiters>,
     deadlines: BinaryHeap<Reverse<(u64, u64)>>,
     stale: usize,
     cache: HashMap<Rc<str>, CachedVerdict>,
@@ -276,7 +288,9 @@ impl<C: Clock> Registry<C> {
             Some((key, _)) => Rc::clone(key),
             None => Rc::from(id),
         };
-        self.by_id.entry(Rc::clone(&id)).or_default().push(waiter);
+        let on_id = self.by_id.entry(Rc::clone(&id)).or_default();
+        on_id.tokens.push(waiter);
+        on_id.live += 1;
         self.waiters.insert(
             waiter,
             Waiter {
@@ -316,12 +330,16 @@ impl<C: Clock> Registry<C> {
     /// Delivers a verdict to every waiter on `id` (S2, S5), or caches it when
     /// nobody waits (S4). Returns how many waiters it resolved.
     pub fn resolve(&mut self, id: &str, verdict: Verdict) -> u32 {
-        let Some(tokens) = self.by_id.remove(id) else {
+        let Some(on_id) = self.by_id.remove(id) else {
             self.cache_verdict(id, verdict);
             return 0;
         };
         let mut woken = 0u32;
-        for token in tokens {
+        for token in on_id.tokens {
+            // A stale token may since have been reused on another id.
+            if self.waiters.get(&token).is_none_or(|w| *w.id != *id) {
+                continue;
+            }
             if let Some(entry) = self.waiters.remove(&token) {
                 woken = woken.saturating_add(1);
                 self.stale += 1;
@@ -456,10 +474,19 @@ impl<C: Clock> Registry<C> {
     /// Takes `waiter` out of both maps; its heap entry becomes stale.
     fn remove(&mut self, waiter: u64) -> Option<Waiter> {
         let entry = self.waiters.remove(&waiter)?;
-        if let Some(tokens) = self.by_id.get_mut(&*entry.id) {
-            tokens.retain(|&t| t != waiter);
-            if tokens.is_empty() {
+        if let Some(on_id) = self.by_id.get_mut(&*entry.id) {
+            on_id.live = on_id.live.saturating_sub(1);
+            if on_id.live == 0 {
                 self.by_id.remove(&*entry.id);
+            } else if on_id.tokens.len() > 2 * on_id.live + 8 {
+                // Keep each live token of this id once (a token reused on
+                // the same id may be listed twice).
+                let waiters = &self.waiters;
+                on_id.tokens.sort_unstable();
+                on_id.tokens.dedup();
+                on_id
+                    .tokens
+                    .retain(|t| waiters.get(t).is_some_and(|w| w.id == entry.id));
             }
         }
         Some(entry)

@@ -230,6 +230,39 @@ fn expire_waiter_times_out_only_that_waiter_and_only_when_due() {
 }
 
 #[test]
+fn removing_waiters_one_by_one_from_a_shared_id_keeps_the_rest_exact() {
+    let (mut r, clock) = registry();
+    for w in 0..1000 {
+        pending(&mut r, w, "shared", if w % 2 == 0 { SEC } else { 10 * SEC });
+    }
+    // Cancel every third odd waiter, then let the even ones time out.
+    let cancelled: Vec<u64> = (1..1000).step_by(6).collect();
+    for &w in &cancelled {
+        assert!(r.cancel(w));
+    }
+    clock.advance(SEC);
+    assert_eq!(r.expire(), 500);
+    r.take_done();
+    // Reuse finished tokens: one on another id, one on the same id again.
+    pending(&mut r, 0, "other", 10 * SEC);
+    pending(&mut r, cancelled[0], "shared", 10 * SEC);
+    let live = 500 - cancelled.len() + 1;
+    assert_eq!(r.stats().waiters as usize, live + 1);
+    assert_eq!(r.stats().ids, 2);
+    assert_eq!(r.resolve("shared", Verdict::Denied) as usize, live);
+    let finished = r.take_done();
+    assert_eq!(finished.len(), live, "each live waiter once, nobody else");
+    assert!(finished.iter().all(|c| c.waiter % 2 == 1));
+    assert!(finished.iter().any(|c| c.waiter == cancelled[0]));
+    assert_eq!(r.stats().ids, 1, "only `other` is left");
+    assert_eq!(r.resolve("other", Verdict::Approved), 1);
+    assert_eq!(
+        r.take_done(),
+        vec![done(0, Outcome::Decided(Verdict::Approved))]
+    );
+}
+
+#[test]
 fn many_cancels_do_not_grow_the_deadline_heap_without_bound() {
     let (mut r, _) = registry();
     for w in 0..100_000 {

@@ -62,8 +62,11 @@ pub async fn storm(n: u64) -> f64 {
     let outs = p
         .store
         .run_concurrent(async |acc| {
-            let waits =
-                futures::future::join_all((0..n).map(|w| c.wait(acc, w, "storm", 10_000_000)));
+            // One request id per wait, as in the native storm.
+            let waits = futures::future::join_all(
+                (0..n)
+                    .map(|w| async move { c.wait(acc, w, &format!("req-{w}"), 10_000_000).await }),
+            );
             let tick = async {
                 c.until_waiters(acc, n as u32).await;
                 tokio::time::sleep(Duration::from_millis(10).saturating_sub(t.elapsed())).await;
