@@ -336,15 +336,15 @@ impl<C: Clock> Registry<C> {
         };
         let mut woken = 0u32;
         for token in on_id.tokens {
-            // A stale token may since have been reused on another id.
-            if self.waiters.get(&token).is_none_or(|w| *w.id != *id) {
-                continue;
-            }
-            if let Some(entry) = self.waiters.remove(&token) {
-                woken = woken.saturating_add(1);
-                self.stale += 1;
-                self.finish(token, entry.notify, Outcome::Decided(verdict));
-            }
+            // A stale token may since have been reused on another id: one
+            // lookup both checks the id and takes the waiter.
+            let entry = match self.waiters.entry(token) {
+                hashbrown::hash_map::Entry::Occupied(e) if *e.get().id == *id => e.remove(),
+                _ => continue,
+            };
+            woken = woken.saturating_add(1);
+            self.stale += 1;
+            self.finish(token, entry.notify, Outcome::Decided(verdict));
         }
         self.stats.delivered += u64::from(woken);
         self.compact_deadlines();

@@ -23,11 +23,16 @@ pub struct Bare {
 }
 
 /// The adapter's engine settings, with epoch interruption on or off.
-pub fn engine(epochs: bool) -> Engine {
+pub fn config(epochs: bool) -> Config {
     let mut config = Config::new();
     config.concurrency_support(false);
     config.epoch_interruption(epochs);
-    Engine::new(&config).expect("engine")
+    config
+}
+
+/// An engine with [`config`].
+pub fn engine(epochs: bool) -> Engine {
+    Engine::new(&config(epochs)).expect("engine")
 }
 
 /// A linker with no-op `clock` and `host-events` imports.

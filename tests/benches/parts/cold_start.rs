@@ -6,7 +6,7 @@ use approval_host::ApprovalSink;
 use approval_host::component::{self, REGISTRY_COMPONENT};
 use std::time::Instant;
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 fn per_op(n: u32, mut f: impl FnMut()) -> f64 {
     f(); // warm
@@ -37,9 +37,7 @@ pub fn from_artifact(n: u32) -> f64 {
 /// µs per instantiation from `InstancePre` on a bare store (no configure, no
 /// timer), with the default on-demand allocator or the pooling allocator.
 pub fn instantiate_pre(n: u32, pooling: bool) -> f64 {
-    let mut config = Config::new();
-    config.concurrency_support(false);
-    config.epoch_interruption(true);
+    let mut config = super::calls::config(true);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(64)

@@ -39,7 +39,7 @@ const k = 500;
 t = process.hrtime.bigint();
 const waits = [];
 for (let i = 0n; i < BigInt(k); i++) waits.push(sink.waitForApproval(2_000_000n + i, `c-${i}`, HOUR));
-while (registry.stats().waiters < k) await new Promise((resolve) => setTimeout(resolve, 1));
+await untilWaiters(registry, k);
 perOp(`sink: ${k} concurrent waits started`, k, t);
 for (let i = 0n; i < BigInt(k); i++) registry.resolve(`c-${i}`, 'denied');
 await Promise.all(waits);
