@@ -3,8 +3,9 @@
 //! This module owns two things: [`FrameDecoder`], an incremental splitter of
 //! length-delimited frames (prost's `decode_length_delimited` framing: a
 //! varint length, then that many bytes) that works across arbitrary chunk
-//! boundaries; and [`apply_frame`], which decodes one `InvalidationEvent` and
-//! applies it to a [`Registry`] (S2, S4, S8, S9, S10).
+//! boundaries; and [`apply_frame`] / [`ingest`] / [`end_stream`], which
+//! decode `InvalidationEvent`s, apply them to a [`Registry`] (S2, S4, S8, S9,
+//! S10) and count whatever they reject, in one place.
 //!
 //! # What bad input does
 //!
@@ -18,10 +19,11 @@
 //!   fatal error; events before the bad prefix are already applied. The host
 //!   must reopen its source (resuming from `last_seq`, so nothing is lost).
 
-use crate::registry::{Clock, Registry, RegistryError, Verdict};
+use crate::registry::{Registry, RegistryError, TimeSource};
+use crate::verdict::Verdict;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use approval_proto::{Decision, Event, InvalidationEvent};
+use approval_proto::{Event, InvalidationEvent};
 use prost::Message;
 
 /// Why a frame or a stream was rejected.
@@ -173,33 +175,67 @@ fn read_prefix(bytes: &[u8], max: u32) -> Result<Prefix, FrameError> {
     }
 }
 
-/// Decodes one frame body as an `InvalidationEvent` and applies it.
+/// Decodes one frame body (no length prefix) as an `InvalidationEvent` and
+/// applies it; a body over `max-frame-bytes` is rejected unread.
 ///
 /// `on_invalidation` receives the agent id of a `PolicyInvalidated` event
-/// (empty: all agents). Errors are already counted in the registry's stats.
-pub fn apply_frame<C: Clock>(
+/// (empty: all agents). Every error is counted as malformed in the
+/// registry's stats, here and only here.
+pub fn apply_frame<C: TimeSource>(
     registry: &mut Registry<C>,
     frame: &[u8],
     on_invalidation: &mut impl FnMut(&str),
 ) -> Result<Applied, FrameError> {
-    let event = match InvalidationEvent::decode(frame) {
-        Ok(event) => event,
-        Err(err) => {
-            registry.note_malformed();
-            return Err(FrameError::Malformed(err.to_string()));
-        }
+    let max = registry.config().max_frame_bytes;
+    let result = if frame.len() > max as usize {
+        Err(FrameError::TooLarge(
+            u32::try_from(frame.len()).unwrap_or(u32::MAX),
+        ))
+    } else {
+        InvalidationEvent::decode(frame)
+            .map_err(|err| FrameError::Malformed(err.to_string()))
+            .and_then(|event| apply_event(registry, event, on_invalidation))
     };
-    apply_event(registry, event, on_invalidation)
+    result.inspect_err(|_| registry.note_malformed())
 }
 
-/// Applies one decoded event (the body of [`apply_frame`]).
-pub fn apply_event<C: Clock>(
+/// Feeds the next chunk of a length-delimited stream through `decoder`,
+/// applying each whole frame ([`apply_frame`]) and handing its result to
+/// `on_result`. A fatal framing error is counted as malformed and returned;
+/// frames before it are applied.
+pub fn ingest<C: TimeSource>(
+    registry: &mut Registry<C>,
+    decoder: &mut FrameDecoder,
+    chunk: &[u8],
+    on_invalidation: &mut impl FnMut(&str),
+    mut on_result: impl FnMut(Result<Applied, FrameError>),
+) -> Result<(), FrameError> {
+    let max = registry.config().max_frame_bytes;
+    decoder
+        .feed(chunk, max, |frame| {
+            on_result(apply_frame(registry, frame, on_invalidation));
+        })
+        .inspect_err(|_| registry.note_malformed())
+}
+
+/// Ends a stream: drops the partial frame `decoder` holds, counting it as
+/// malformed. Returns the bytes dropped.
+pub fn end_stream<C: TimeSource>(registry: &mut Registry<C>, decoder: &mut FrameDecoder) -> usize {
+    let dropped = decoder.buffered();
+    decoder.reset();
+    if dropped > 0 {
+        registry.note_malformed();
+    }
+    dropped
+}
+
+/// Applies one decoded event; the caller counts errors.
+fn apply_event<C: TimeSource>(
     registry: &mut Registry<C>,
     event: InvalidationEvent,
     on_invalidation: &mut impl FnMut(&str),
 ) -> Result<Applied, FrameError> {
     let Some(payload) = event.event else {
-        registry.note_malformed();
         return Err(FrameError::Malformed("event has no payload".to_string()));
     };
     // The sequence number counts even when the payload is rejected below: the
@@ -209,21 +245,12 @@ pub fn apply_event<C: Clock>(
     }
     match payload {
         Event::ApprovalResolved(resolved) => {
-            let verdict = match Decision::try_from(resolved.decision) {
-                Ok(Decision::Approved) => Verdict::Approved,
-                Ok(Decision::Denied) => Verdict::Denied,
-                _ => {
-                    registry.note_malformed();
-                    return Err(FrameError::UnknownDecision(resolved.decision));
-                }
-            };
-            if let Err(err) = registry.check_id(&resolved.request_id) {
-                registry.note_malformed();
-                return Err(FrameError::BadRequestId(err));
-            }
-            Ok(Applied::Resolved(
-                registry.resolve(&resolved.request_id, verdict),
-            ))
+            let verdict = Verdict::from_wire(resolved.decision)
+                .ok_or(FrameError::UnknownDecision(resolved.decision))?;
+            registry
+                .resolve(&resolved.request_id, verdict)
+                .map(Applied::Resolved)
+                .map_err(FrameError::BadRequestId)
         }
         Event::PolicyInvalidated(invalidated) => {
             registry.note_invalidation();

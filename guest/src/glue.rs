@@ -1,7 +1,8 @@
 //! wit-bindgen glue: WIT exports onto [`Registry`] and [`frames`].
 
 use crate::frames::{self, FrameDecoder, FrameError};
-use crate::registry::{self, Clock, Notify, Registry, RegistryError};
+use crate::registry::{self, Registry, RegistryError, Reply, TimeSource};
+use crate::verdict::{self, Verdict};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
@@ -37,8 +38,8 @@ const PRESIZE_WAITERS: usize = 1024;
 /// host calls (BENCHMARKS.md, "Levers tried").
 struct HostClock;
 
-impl Clock for HostClock {
-    fn now(&self) -> u64 {
+impl TimeSource for HostClock {
+    fn now_ns(&self) -> u64 {
         NOW.with(|now| {
             now.get().unwrap_or_else(|| {
                 let t = assembly::approval::clock::now();
@@ -69,30 +70,30 @@ fn with_registry<R>(f: impl FnOnce(&mut Registry<HostClock>) -> R) -> R {
 
 struct Component;
 
-impl From<registry::Verdict> for Decision {
-    fn from(v: registry::Verdict) -> Self {
+impl From<Verdict> for Decision {
+    fn from(v: Verdict) -> Self {
         match v {
-            registry::Verdict::Approved => Decision::Approved,
-            registry::Verdict::Denied => Decision::Denied,
+            Verdict::Approved => Decision::Approved,
+            Verdict::Denied => Decision::Denied,
         }
     }
 }
 
-impl From<Decision> for registry::Verdict {
+impl From<Decision> for Verdict {
     fn from(d: Decision) -> Self {
         match d {
-            Decision::Approved => registry::Verdict::Approved,
-            Decision::Denied => registry::Verdict::Denied,
+            Decision::Approved => Verdict::Approved,
+            Decision::Denied => Verdict::Denied,
         }
     }
 }
 
-impl From<registry::Outcome> for Outcome {
-    fn from(o: registry::Outcome) -> Self {
+impl From<verdict::Outcome> for Outcome {
+    fn from(o: verdict::Outcome) -> Self {
         match o {
-            registry::Outcome::Decided(v) => Outcome::Decided(v.into()),
-            registry::Outcome::TimedOut => Outcome::TimedOut,
-            registry::Outcome::Cancelled => Outcome::Cancelled,
+            verdict::Outcome::Decided(v) => Outcome::Decided(v.into()),
+            verdict::Outcome::TimedOut => Outcome::TimedOut,
+            verdict::Outcome::Cancelled => Outcome::Cancelled,
         }
     }
 }
@@ -157,28 +158,16 @@ impl IngestTotals {
     /// Feeds `bytes` through `decoder`, applying each frame to the registry.
     fn feed(&mut self, decoder: &mut FrameDecoder, bytes: &[u8]) -> Result<(), FrameError> {
         with_registry(|r| {
-            let max = r.config().max_frame_bytes;
-            decoder.feed(bytes, max, |frame| {
-                self.record(frames::apply_frame(r, frame, &mut forward_invalidation));
+            frames::ingest(r, decoder, bytes, &mut forward_invalidation, |result| {
+                self.record(result)
             })
         })
-        .inspect_err(|_| with_registry(|r| r.note_malformed()))
     }
 
     /// Applies one whole frame body, outside any stream.
     fn apply(&mut self, frame: &[u8]) {
-        with_registry(|r| {
-            let max = r.config().max_frame_bytes;
-            let result = if frame.len() > max as usize {
-                r.note_malformed();
-                Err(FrameError::TooLarge(
-                    u32::try_from(frame.len()).unwrap_or(u32::MAX),
-                ))
-            } else {
-                frames::apply_frame(r, frame, &mut forward_invalidation)
-            };
-            self.record(result);
-        });
+        let result = with_registry(|r| frames::apply_frame(r, frame, &mut forward_invalidation));
+        self.record(result);
     }
 
     fn record(&mut self, result: Result<frames::Applied, FrameError>) {
@@ -210,7 +199,7 @@ impl IngestTotals {
 
 impl RegistryGuest for Component {
     fn configure(cfg: Config) -> Result<(), SinkError> {
-        let config = registry::Config {
+        let config = crate::config::Config {
             max_waiters: cfg.max_waiters,
             max_request_id_bytes: cfg.max_request_id_bytes,
             max_frame_bytes: cfg.max_frame_bytes,
@@ -223,7 +212,7 @@ impl RegistryGuest for Component {
 
     fn register(waiter: u64, request_id: String, timeout_ns: u64) -> Result<Registered, SinkError> {
         let registered =
-            with_registry(|r| r.register(waiter, &request_id, timeout_ns, Notify::Batched))?;
+            with_registry(|r| r.register(waiter, &request_id, timeout_ns, Reply::Batched))?;
         Ok(match registered {
             registry::Registered::Settled(o) => Registered::Settled(o.into()),
             registry::Registered::Pending(next) => Registered::Pending(next),
@@ -236,8 +225,7 @@ impl RegistryGuest for Component {
 
     fn resolve(request_id: String, decision: Decision) -> Result<Batch, SinkError> {
         with_registry(|r| {
-            r.check_id(&request_id)?;
-            r.resolve(&request_id, decision.into());
+            r.resolve(&request_id, decision.into())?;
             Ok(drain(r))
         })
     }
@@ -264,15 +252,8 @@ impl RegistryGuest for Component {
     }
 
     fn reset_stream() -> u32 {
-        let dropped = DECODER.with(|d| {
-            let mut d = d.borrow_mut();
-            let n = d.buffered();
-            d.reset();
-            n
-        });
-        if dropped > 0 {
-            with_registry(|r| r.note_malformed());
-        }
+        let dropped =
+            DECODER.with(|d| with_registry(|r| frames::end_stream(r, &mut d.borrow_mut())));
         u32::try_from(dropped).unwrap_or(u32::MAX)
     }
 
@@ -282,20 +263,12 @@ impl RegistryGuest for Component {
 
     fn stats() -> SinkStats {
         let s = with_registry(|r| r.stats());
-        SinkStats {
-            waiters: s.waiters,
-            ids: s.ids,
-            cached_verdicts: s.cached_verdicts,
-            delivered: s.delivered,
-            timed_out: s.timed_out,
-            cancelled: s.cancelled,
-            early_hits: s.early_hits,
-            evictions: s.evictions,
-            malformed: s.malformed,
-            duplicates: s.duplicates,
-            last_seq: s.last_seq,
-            invalidations: s.invalidations,
+        macro_rules! to_wit {
+            ([$s:ident] $($(#[$doc:meta])* $name:ident: $ty:ty,)*) => {
+                SinkStats { $($name: $s.$name,)* }
+            };
         }
+        crate::for_each_stat!(to_wit, s)
     }
 }
 
@@ -319,7 +292,7 @@ mod sink {
         ) -> Result<Outcome, SinkError> {
             let (tx, rx) = oneshot::channel();
             let registered =
-                with_registry(|r| r.register(waiter, &request_id, timeout_ns, Notify::Async(tx)))?;
+                with_registry(|r| r.register(waiter, &request_id, timeout_ns, Reply::Async(tx)))?;
             if let registry::Registered::Settled(outcome) = registered {
                 return Ok(outcome.into());
             }
@@ -361,8 +334,7 @@ mod sink {
                     StreamResult::Dropped | StreamResult::Cancelled => break,
                 }
             }
-            if decoder.buffered() > 0 {
-                with_registry(|r| r.note_malformed());
+            if with_registry(|r| frames::end_stream(r, &mut decoder)) > 0 {
                 return Err(SinkError::MalformedFrame(
                     "stream ended inside a frame".into(),
                 ));

@@ -1,14 +1,20 @@
 //! The approval-sink guest: the waiter registry as a WebAssembly component.
 //!
-//! [`registry`] is the pure core and [`frames`] decodes the gateway's protobuf
-//! frames; both compile natively and are tested with plain `cargo test`. The
-//! rest of this file is wit-bindgen glue, compiled only for wasm32: the
-//! batched `registry` export always, and with the `plugin` feature also the
-//! async `sink` export and the `timer` import (world `approval-plugin`).
+//! Module map:
 //!
-//! The glue keeps one registry per instance in a `thread_local` (a component
-//! instance is single-threaded) and never holds its borrow across an
-//! `.await`, so async waits, verdicts and expiries interleave freely.
+//! * [`registry`]: the pure, clock-generic core (waiters, tokens, fan-out);
+//! * [`deadlines`]: the deadline queue with lazy deletion;
+//! * [`verdict_cache`]: early verdicts, bounded by capacity and TTL (S4);
+//! * [`verdict`]: verdicts, outcomes, and their mapping to the wire `Decision`;
+//! * [`config`]: limits and cache settings, with the one copy of each default;
+//! * [`stats`]: the counters and the one list of their names;
+//! * [`frames`]: decodes the gateway's protobuf frames into the registry.
+//!
+//! All of these compile natively and are tested with plain `cargo test`
+//! (the host crate uses `config`, `stats` and `verdict` natively too). The
+//! wit-bindgen glue lives in `glue.rs`, compiled only for wasm32: the batched
+//! `registry` export always, and with the `plugin` feature also the async
+//! `sink` export and the `timer` import (world `approval-plugin`).
 
 #![warn(missing_docs)]
 // Guest code must not panic on any input (a panic is a trap): no unwraps.
@@ -19,8 +25,13 @@
 
 extern crate alloc;
 
+pub mod config;
+pub mod deadlines;
 pub mod frames;
 pub mod registry;
+pub mod stats;
+pub mod verdict;
+pub mod verdict_cache;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

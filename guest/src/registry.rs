@@ -1,8 +1,9 @@
 //! The approval-waiter registry: the pure, clock-generic core of the sink.
 //!
-//! This module owns every waiter, the deadline heap and the early-verdict
-//! cache. It knows nothing of wasm, bindings or protobuf, so it compiles and is
-//! tested natively with a manual clock, under any executor.
+//! This module owns every waiter and the index of waiters by request id; it
+//! keeps their deadlines in a [`DeadlineQueue`] and early verdicts in a
+//! [`VerdictCache`]. It knows nothing of wasm, bindings or protobuf, so it
+//! compiles and is tested natively with a manual clock, under any executor.
 //!
 //! # Invariants
 //!
@@ -10,55 +11,41 @@
 //!   id to the tokens waiting on it and how many of them are live. A pending
 //!   token is in the list of its own id, and an id is in `by_id` iff a waiter
 //!   on it is pending. Removing one waiter leaves its token in the list
-//!   (lazy deletion, like the heap's): a token counts for an id only while
-//!   `waiters` has it *with that id* (tokens may be reused), and a list is
-//!   compacted once stale tokens outnumber live ones, so k timeouts or
-//!   cancels on one id cost O(k), not O(k²).
-//! * Every pending waiter has an entry `(deadline, token)` in `deadlines`.
-//!   Entries of waiters that finished early stay behind (lazy deletion) and are
-//!   counted in `stale`; the heap is rebuilt when stale entries outnumber live
-//!   ones, so cancelled waiters never accumulate.
+//!   (lazy deletion, like the deadline queue's): a token counts for an id
+//!   only while `waiters` has it *with that id* (tokens may be reused), and a
+//!   list is compacted once stale tokens outnumber live ones, so k timeouts
+//!   or cancels on one id cost O(k), not O(k²).
+//! * Every pending waiter has a live entry in `deadlines`; an entry is live
+//!   iff `waiters` holds its token with that deadline ([`Registry::is_live`]).
 //! * Removal is always by token (S6): a timeout or cancel never touches another
 //!   waiter on the same id, older or newer.
 //! * Batched waiters finish by a [`Completion`] pushed to `outbox`, which the
 //!   caller drains with [`Registry::take_done`]; async waiters finish by their
 //!   `futures` oneshot. A verdict, a cancel and an expiry reach both kinds.
-//! * A verdict for an id nobody waits on goes into a FIFO cache bounded by
-//!   capacity and TTL (S4); a registration consumes it.
+//! * A verdict for an id nobody waits on goes into the verdict cache (S4); a
+//!   registration consumes it.
+//! * Every request id is checked against S13's limits here, and nowhere
+//!   else; what callers reject for other reasons they count themselves
+//!   ([`Registry::note_malformed`]).
 //! * Nothing here panics on any input: all arithmetic on times saturates, no
 //!   indexing, no `unwrap`.
 
-use alloc::collections::{BinaryHeap, VecDeque};
+use crate::config::Config;
+use crate::deadlines::DeadlineQueue;
+use crate::stats::Stats;
+use crate::verdict::{Outcome, Verdict};
+use crate::verdict_cache::VerdictCache;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
-use core::cmp::Reverse;
 use futures::channel::oneshot;
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 
-/// A source of monotonic time in nanoseconds (the host's `clock.now`).
-pub trait Clock {
+/// Where the registry reads the time: monotonic nanoseconds (the host's
+/// `clock.now` import in the guest, a manual clock in tests).
+pub trait TimeSource {
     /// Monotonic nanoseconds since an origin the host picks.
-    fn now(&self) -> u64;
-}
-
-/// A reviewer's verdict. Anything else on the wire is rejected (S8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// The action may go ahead.
-    Approved,
-    /// The action must not go ahead.
-    Denied,
-}
-
-/// How one wait ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A reviewer decided.
-    Decided(Verdict),
-    /// The deadline passed first; never a denial (S3).
-    TimedOut,
-    /// The waiter was cancelled by its token (S7).
-    Cancelled,
+    fn now_ns(&self) -> u64;
 }
 
 /// One finished batched waiter.
@@ -81,7 +68,7 @@ pub enum Registered {
 
 /// How a waiter reports its outcome.
 #[derive(Debug)]
-pub enum Notify {
+pub enum Reply {
     /// Reported through [`Registry::take_done`] (the batched face).
     Batched,
     /// Reported through a oneshot (the async face).
@@ -103,65 +90,6 @@ pub enum RegistryError {
     InvalidConfig(&'static str),
 }
 
-/// Limits and cache settings (S4, S11, S13).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Config {
-    /// Most waiters pending at once.
-    pub max_waiters: u32,
-    /// Longest request id, in bytes.
-    pub max_request_id_bytes: u32,
-    /// Largest protobuf frame, in bytes (used by the frame decoder).
-    pub max_frame_bytes: u32,
-    /// Most early verdicts cached; 0 disables the cache.
-    pub verdict_cache_capacity: u32,
-    /// How long an early verdict stays usable, in nanoseconds.
-    pub verdict_cache_ttl_ns: u64,
-    /// Longest timeout honoured; longer ones are capped to it.
-    pub max_timeout_ns: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            max_waiters: 1_000_000,
-            max_request_id_bytes: 256,
-            max_frame_bytes: 64 * 1024,
-            verdict_cache_capacity: 10_000,
-            verdict_cache_ttl_ns: 60 * 1_000_000_000,
-            max_timeout_ns: 24 * 3600 * 1_000_000_000,
-        }
-    }
-}
-
-/// Counters of one registry.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Waiters pending now.
-    pub waiters: u32,
-    /// Distinct request ids with at least one waiter.
-    pub ids: u32,
-    /// Early verdicts cached now.
-    pub cached_verdicts: u32,
-    /// Waiters resolved by a verdict.
-    pub delivered: u64,
-    /// Waiters that timed out.
-    pub timed_out: u64,
-    /// Waiters cancelled by token.
-    pub cancelled: u64,
-    /// Registrations settled from the early-verdict cache.
-    pub early_hits: u64,
-    /// Cached verdicts dropped unused (capacity or TTL).
-    pub evictions: u64,
-    /// Events or frames rejected as malformed.
-    pub malformed: u64,
-    /// Sequenced events ignored as duplicates.
-    pub duplicates: u64,
-    /// Highest sequence number applied.
-    pub last_seq: u64,
-    /// Policy invalidations forwarded to the host.
-    pub invalidations: u64,
-}
-
 /// The tokens registered on one request id (see the module invariants).
 #[derive(Default)]
 struct IdWaiters {
@@ -172,14 +100,7 @@ struct IdWaiters {
 struct Waiter {
     id: Rc<str>,
     deadline: u64,
-    notify: Notify,
-}
-
-struct CachedVerdict {
-    verdict: Verdict,
-    stored_at: u64,
-    /// Insertion number, so a stale queue entry of an overwritten id is skipped.
-    generation: u64,
+    reply: Reply,
 }
 
 /// The waiter registry. See the module docs for its invariants.
@@ -188,32 +109,23 @@ pub struct Registry<C> {
     config: Config,
     waiters: HashMap<u64, Waiter>,
     by_id: HashMap<Rc<str>, IdWaiters>,
-    deadlines: BinaryHeap<Reverse<(u64, u64)>>,
-    stale: usize,
-    cache: HashMap<Rc<str>, CachedVerdict>,
-    /// Insertion order of cached verdicts: (id, generation, stored-at). An
-    /// entry is stale once its id was taken or overwritten (the generation no
-    /// longer matches); stale entries are skipped, and pruned when they
-    /// outnumber live ones.
-    cache_order: VecDeque<(Rc<str>, u64, u64)>,
-    cache_generation: u64,
+    deadlines: DeadlineQueue,
+    cache: VerdictCache,
     outbox: Vec<Completion>,
     stats: Stats,
 }
 
-impl<C: Clock> Registry<C> {
+impl<C: TimeSource> Registry<C> {
     /// A registry with the default [`Config`].
     pub fn new(clock: C) -> Self {
+        let config = Config::default();
         Registry {
             clock,
-            config: Config::default(),
+            config,
             waiters: HashMap::new(),
             by_id: HashMap::new(),
-            deadlines: BinaryHeap::new(),
-            stale: 0,
-            cache: HashMap::new(),
-            cache_order: VecDeque::new(),
-            cache_generation: 0,
+            deadlines: DeadlineQueue::default(),
+            cache: VerdictCache::new(config.verdict_cache_capacity, config.verdict_cache_ttl_ns),
             outbox: Vec::new(),
             stats: Stats::default(),
         }
@@ -229,27 +141,20 @@ impl<C: Clock> Registry<C> {
                 "configure while waiters are pending",
             ));
         }
-        if config.max_waiters == 0 {
-            return Err(RegistryError::InvalidConfig(
-                "max-waiters must be at least 1",
-            ));
-        }
-        if config.max_request_id_bytes == 0 {
-            return Err(RegistryError::InvalidConfig(
-                "max-request-id-bytes must be at least 1",
-            ));
-        }
-        if config.max_frame_bytes == 0 {
-            return Err(RegistryError::InvalidConfig(
-                "max-frame-bytes must be at least 1",
-            ));
+        if let Some(problem) = config.problem() {
+            return Err(RegistryError::InvalidConfig(problem));
         }
         self.config = config;
         let n = presize.min(config.max_waiters as usize);
         self.waiters.reserve(n);
         self.by_id.reserve(n);
         self.deadlines.reserve(n);
-        self.evict_cache(0);
+        let now = self.clock.now_ns();
+        self.cache.set_bounds(
+            config.verdict_cache_capacity,
+            config.verdict_cache_ttl_ns,
+            now,
+        );
         Ok(())
     }
 
@@ -265,17 +170,17 @@ impl<C: Clock> Registry<C> {
         waiter: u64,
         id: &str,
         timeout_ns: u64,
-        notify: Notify,
+        reply: Reply,
     ) -> Result<Registered, RegistryError> {
         self.check_id(id)?;
         if self.waiters.contains_key(&waiter) {
             return Err(RegistryError::DuplicateWaiter(waiter));
         }
-        let now = self.clock.now();
-        if let Some(verdict) = self.take_cached(id, now) {
+        let now = self.clock.now_ns();
+        if let Some(verdict) = self.cache.take(id, now) {
             self.stats.early_hits += 1;
             let outcome = Outcome::Decided(verdict);
-            if let Notify::Async(tx) = notify {
+            if let Reply::Async(tx) = reply {
                 let _ = tx.send(outcome);
             }
             return Ok(Registered::Settled(outcome));
@@ -296,10 +201,10 @@ impl<C: Clock> Registry<C> {
             Waiter {
                 id,
                 deadline,
-                notify,
+                reply,
             },
         );
-        self.deadlines.push(Reverse((deadline, waiter)));
+        self.deadlines.push(deadline, waiter);
         let next = self.next_deadline().unwrap_or(deadline);
         Ok(Registered::Pending(next))
     }
@@ -311,71 +216,65 @@ impl<C: Clock> Registry<C> {
 
     /// Removes one waiter by token (S6, S7); false if it was not pending.
     pub fn cancel(&mut self, waiter: u64) -> bool {
-        match self.remove(waiter) {
-            Some(entry) => {
-                self.stats.cancelled += 1;
-                self.stale += 1;
-                // A batched waiter's caller asked for this and needs no report;
-                // an async waiter's task is told through its oneshot.
-                if let Notify::Async(tx) = entry.notify {
-                    let _ = tx.send(Outcome::Cancelled);
-                }
-                self.compact_deadlines();
-                true
-            }
-            None => false,
+        let Some(entry) = self.remove(waiter) else {
+            return false;
+        };
+        self.stats.cancelled += 1;
+        self.retire_deadlines(1);
+        // A batched waiter's caller asked for this and needs no report; an
+        // async waiter's task is told through its oneshot.
+        if let Reply::Async(tx) = entry.reply {
+            let _ = tx.send(Outcome::Cancelled);
         }
+        true
     }
 
     /// Delivers a verdict to every waiter on `id` (S2, S5), or caches it when
-    /// nobody waits (S4). Returns how many waiters it resolved.
-    pub fn resolve(&mut self, id: &str, verdict: Verdict) -> u32 {
+    /// nobody waits (S4). Returns how many waiters it resolved; a request id
+    /// that breaks a limit is an error and changes nothing.
+    pub fn resolve(&mut self, id: &str, verdict: Verdict) -> Result<u32, RegistryError> {
+        self.check_id(id)?;
         let Some(on_id) = self.by_id.remove(id) else {
-            self.cache_verdict(id, verdict);
-            return 0;
+            let now = self.clock.now_ns();
+            self.cache.insert(id, verdict, now);
+            return Ok(0);
         };
         let mut woken = 0u32;
         for token in on_id.tokens {
             // A stale token may since have been reused on another id: one
             // lookup both checks the id and takes the waiter.
             let entry = match self.waiters.entry(token) {
-                hashbrown::hash_map::Entry::Occupied(e) if *e.get().id == *id => e.remove(),
+                Entry::Occupied(e) if *e.get().id == *id => e.remove(),
                 _ => continue,
             };
             woken = woken.saturating_add(1);
-            self.stale += 1;
-            self.finish(token, entry.notify, Outcome::Decided(verdict));
+            self.finish(token, entry.reply, Outcome::Decided(verdict));
         }
         self.stats.delivered += u64::from(woken);
-        self.compact_deadlines();
-        woken
+        self.retire_deadlines(woken as usize);
+        Ok(woken)
     }
 
     /// Times out every waiter whose deadline is `<= clock.now()` (S3, S11).
     /// Returns how many timed out.
     pub fn expire(&mut self) -> u32 {
-        let now = self.clock.now();
+        let now = self.clock.now_ns();
         let mut expired = 0u32;
-        while let Some(&Reverse((deadline, token))) = self.deadlines.peek() {
-            if deadline > now {
+        loop {
+            let waiters = &self.waiters;
+            let Some(token) = self
+                .deadlines
+                .pop_due(now, |t, d| Self::is_live(waiters, t, d))
+            else {
                 break;
-            }
-            self.deadlines.pop();
-            let live = self
-                .waiters
-                .get(&token)
-                .is_some_and(|w| w.deadline == deadline);
-            if !live {
-                self.stale = self.stale.saturating_sub(1);
-                continue;
-            }
+            };
             if let Some(entry) = self.remove(token) {
                 expired = expired.saturating_add(1);
-                self.finish(token, entry.notify, Outcome::TimedOut);
+                self.finish(token, entry.reply, Outcome::TimedOut);
             }
         }
         self.stats.timed_out += u64::from(expired);
-        self.evict_cache(now);
+        self.cache.evict(now);
         expired
     }
 
@@ -384,35 +283,24 @@ impl<C: Clock> Registry<C> {
     /// itself instead of waking every other due task (which made a storm of
     /// n async timeouts cost O(n²) in wakeups). Returns whether it timed out.
     pub fn expire_waiter(&mut self, waiter: u64) -> bool {
-        let now = self.clock.now();
-        if self.waiters.get(&waiter).is_none_or(|w| w.deadline > now) {
+        let now = self.clock.now_ns();
+        if self.deadline_of(waiter).is_none_or(|d| d > now) {
             return false;
         }
         let Some(entry) = self.remove(waiter) else {
             return false;
         };
         self.stats.timed_out += 1;
-        self.stale += 1;
-        self.finish(waiter, entry.notify, Outcome::TimedOut);
-        self.compact_deadlines();
-        self.evict_cache(now);
+        self.retire_deadlines(1);
+        self.finish(waiter, entry.reply, Outcome::TimedOut);
+        self.cache.evict(now);
         true
     }
 
     /// The earliest deadline of a pending waiter, if any.
     pub fn next_deadline(&mut self) -> Option<u64> {
-        while let Some(&Reverse((deadline, token))) = self.deadlines.peek() {
-            if self
-                .waiters
-                .get(&token)
-                .is_some_and(|w| w.deadline == deadline)
-            {
-                return Some(deadline);
-            }
-            self.deadlines.pop();
-            self.stale = self.stale.saturating_sub(1);
-        }
-        None
+        let waiters = &self.waiters;
+        self.deadlines.next(|t, d| Self::is_live(waiters, t, d))
     }
 
     /// Drains the completions of batched waiters finished since the last call.
@@ -451,15 +339,18 @@ impl<C: Clock> Registry<C> {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.stats;
-        stats.waiters = u32::try_from(self.waiters.len()).unwrap_or(u32::MAX);
-        stats.ids = u32::try_from(self.by_id.len()).unwrap_or(u32::MAX);
-        stats.cached_verdicts = u32::try_from(self.cache.len()).unwrap_or(u32::MAX);
-        stats
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Stats {
+            waiters: count(self.waiters.len()),
+            ids: count(self.by_id.len()),
+            cached_verdicts: count(self.cache.len()),
+            evictions: self.cache.evictions(),
+            ..self.stats
+        }
     }
 
     /// Checks a request id against S13's limits.
-    pub fn check_id(&self, id: &str) -> Result<(), RegistryError> {
+    fn check_id(&self, id: &str) -> Result<(), RegistryError> {
         if id.is_empty() {
             return Err(RegistryError::RequestIdEmpty);
         }
@@ -471,7 +362,20 @@ impl<C: Clock> Registry<C> {
         Ok(())
     }
 
-    /// Takes `waiter` out of both maps; its heap entry becomes stale.
+    /// Whether `(deadline, token)` is the deadline of a pending waiter: the
+    /// one liveness rule of the deadline queue.
+    fn is_live(waiters: &HashMap<u64, Waiter>, token: u64, deadline: u64) -> bool {
+        waiters.get(&token).is_some_and(|w| w.deadline == deadline)
+    }
+
+    /// `n` waiters finished before their deadline.
+    fn retire_deadlines(&mut self, n: usize) {
+        let waiters = &self.waiters;
+        self.deadlines
+            .retire(n, waiters.len(), |t, d| Self::is_live(waiters, t, d));
+    }
+
+    /// Takes `waiter` out of both maps; its deadline entry becomes stale.
     fn remove(&mut self, waiter: u64) -> Option<Waiter> {
         let entry = self.waiters.remove(&waiter)?;
         if let Some(on_id) = self.by_id.get_mut(&*entry.id) {
@@ -492,115 +396,13 @@ impl<C: Clock> Registry<C> {
         Some(entry)
     }
 
-    fn finish(&mut self, waiter: u64, notify: Notify, outcome: Outcome) {
-        match notify {
-            Notify::Batched => self.outbox.push(Completion { waiter, outcome }),
+    fn finish(&mut self, waiter: u64, reply: Reply, outcome: Outcome) {
+        match reply {
+            Reply::Batched => self.outbox.push(Completion { waiter, outcome }),
             // A dropped receiver means the async task is gone; nothing to tell.
-            Notify::Async(tx) => {
+            Reply::Async(tx) => {
                 let _ = tx.send(outcome);
             }
         }
-    }
-
-    /// Rebuilds the heap once stale entries outnumber live ones, so memory
-    /// stays proportional to pending waiters however many are cancelled.
-    fn compact_deadlines(&mut self) {
-        if self.stale > 64 && self.stale > self.waiters.len() {
-            let waiters = &self.waiters;
-            self.deadlines
-                .retain(|Reverse((d, t))| waiters.get(t).is_some_and(|w| w.deadline == *d));
-            self.stale = 0;
-        }
-    }
-
-    fn cache_verdict(&mut self, id: &str, verdict: Verdict) {
-        if self.config.verdict_cache_capacity == 0 || self.check_id(id).is_err() {
-            return;
-        }
-        let now = self.clock.now();
-        self.evict_cache(now);
-        self.cache_generation += 1;
-        let generation = self.cache_generation;
-        let key: Rc<str> = match self.cache.get_key_value(id) {
-            Some((key, _)) => Rc::clone(key),
-            None => Rc::from(id),
-        };
-        // A later verdict for the same id replaces the earlier one (the
-        // reviewer changed their mind before anyone waited).
-        self.cache.insert(
-            Rc::clone(&key),
-            CachedVerdict {
-                verdict,
-                stored_at: now,
-                generation,
-            },
-        );
-        self.cache_order.push_back((key, generation, now));
-        while self.cache.len() > self.config.verdict_cache_capacity as usize {
-            if !self.pop_oldest_cached() {
-                break;
-            }
-        }
-        // Overwrites leave stale queue entries; keep the queue bounded.
-        if self.cache_order.len() > 2 * self.cache.len() + 64 {
-            let cache = &self.cache;
-            self.cache_order
-                .retain(|(k, g, _)| cache.get(k).is_some_and(|c| c.generation == *g));
-        }
-    }
-
-    /// Drops the oldest live cached verdict; false if the cache is empty.
-    fn pop_oldest_cached(&mut self) -> bool {
-        while let Some((key, generation, _)) = self.cache_order.pop_front() {
-            if self.evict_queued(key, generation) {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Evicts `key`'s cached verdict if it is still the one queued with
-    /// `generation` (not taken or overwritten since), hashing the id once.
-    fn evict_queued(&mut self, key: Rc<str>, generation: u64) -> bool {
-        match self.cache.entry(key) {
-            hashbrown::hash_map::Entry::Occupied(entry) if entry.get().generation == generation => {
-                entry.remove();
-                self.stats.evictions += 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Drops cached verdicts older than the TTL at `now`, then enforces the
-    /// capacity (oldest first).
-    fn evict_cache(&mut self, now: u64) {
-        let ttl = self.config.verdict_cache_ttl_ns;
-        // The queue is in insertion order, so the first entry young enough
-        // ends the scan; this costs no map lookup unless something expired
-        // (it runs on every cached verdict).
-        while let Some((_, _, stored_at)) = self.cache_order.front() {
-            if now.saturating_sub(*stored_at) <= ttl {
-                break;
-            }
-            let Some((key, generation, _)) = self.cache_order.pop_front() else {
-                break;
-            };
-            self.evict_queued(key, generation);
-        }
-        while self.cache.len() > self.config.verdict_cache_capacity as usize {
-            if !self.pop_oldest_cached() {
-                break;
-            }
-        }
-    }
-
-    fn take_cached(&mut self, id: &str, now: u64) -> Option<Verdict> {
-        let entry = self.cache.remove(id)?;
-        if now.saturating_sub(entry.stored_at) > self.config.verdict_cache_ttl_ns {
-            self.stats.evictions += 1;
-            return None;
-        }
-        Some(entry.verdict)
     }
 }

@@ -2,10 +2,12 @@
 //! under two executors (`futures::executor` and tokio) to prove the core is
 //! executor-agnostic: it only uses `futures` oneshots.
 
+use approval_guest::config::Config;
 use approval_guest::frames::{self, Applied, FrameDecoder, FrameError};
 use approval_guest::registry::{
-    Clock, Completion, Config, Notify, Outcome, Registered, Registry, RegistryError, Verdict,
+    Completion, Registered, Registry, RegistryError, Reply, TimeSource,
 };
+use approval_guest::verdict::{Outcome, Verdict};
 use approval_proto::{ApprovalResolved, Decision, Event, InvalidationEvent, PolicyInvalidated};
 use futures::channel::oneshot;
 use prost::Message;
@@ -24,8 +26,8 @@ impl ManualClock {
     }
 }
 
-impl Clock for ManualClock {
-    fn now(&self) -> u64 {
+impl TimeSource for ManualClock {
+    fn now_ns(&self) -> u64 {
         self.0.get()
     }
 }
@@ -36,7 +38,7 @@ fn registry() -> (Registry<ManualClock>, ManualClock) {
 }
 
 fn pending(r: &mut Registry<ManualClock>, waiter: u64, id: &str, timeout: u64) -> u64 {
-    match r.register(waiter, id, timeout, Notify::Batched) {
+    match r.register(waiter, id, timeout, Reply::Batched) {
         Ok(Registered::Pending(next)) => next,
         other => panic!("expected pending, got {other:?}"),
     }
@@ -53,7 +55,7 @@ fn verdict_resolves_every_waiter_on_the_id() {
         pending(&mut r, w, "req", 10 * SEC);
     }
     pending(&mut r, 9, "other", 10 * SEC);
-    assert_eq!(r.resolve("req", Verdict::Approved), 3);
+    assert_eq!(r.resolve("req", Verdict::Approved).unwrap(), 3);
     let out = r.take_done();
     assert_eq!(out.len(), 3);
     assert!(
@@ -86,7 +88,7 @@ fn id_reuse_does_not_remove_newer_waiter() {
     clock.advance(SEC);
     assert_eq!(r.expire(), 1);
     assert_eq!(r.take_done(), vec![done(1, Outcome::TimedOut)]);
-    assert_eq!(r.resolve("req", Verdict::Denied), 1);
+    assert_eq!(r.resolve("req", Verdict::Denied).unwrap(), 1);
     assert_eq!(
         r.take_done(),
         vec![done(2, Outcome::Decided(Verdict::Denied))]
@@ -100,7 +102,7 @@ fn cancel_removes_only_its_own_token() {
     pending(&mut r, 2, "req", SEC);
     assert!(r.cancel(1));
     assert!(!r.cancel(1), "second cancel finds nothing");
-    assert_eq!(r.resolve("req", Verdict::Approved), 1);
+    assert_eq!(r.resolve("req", Verdict::Approved).unwrap(), 1);
     assert_eq!(
         r.take_done(),
         vec![done(2, Outcome::Decided(Verdict::Approved))]
@@ -111,10 +113,10 @@ fn cancel_removes_only_its_own_token() {
 #[test]
 fn early_verdict_is_cached_and_consumed_once() {
     let (mut r, _) = registry();
-    assert_eq!(r.resolve("req", Verdict::Approved), 0);
+    assert_eq!(r.resolve("req", Verdict::Approved).unwrap(), 0);
     assert_eq!(r.stats().cached_verdicts, 1);
     assert_eq!(
-        r.register(1, "req", SEC, Notify::Batched),
+        r.register(1, "req", SEC, Reply::Batched),
         Ok(Registered::Settled(Outcome::Decided(Verdict::Approved)))
     );
     assert_eq!(r.stats().early_hits, 1);
@@ -131,9 +133,9 @@ fn early_verdict_cache_honours_ttl_and_capacity() {
         ..Config::default()
     };
     r.configure(config, 16).unwrap();
-    r.resolve("a", Verdict::Approved);
-    r.resolve("b", Verdict::Approved);
-    r.resolve("c", Verdict::Denied);
+    r.resolve("a", Verdict::Approved).unwrap();
+    r.resolve("b", Verdict::Approved).unwrap();
+    r.resolve("c", Verdict::Denied).unwrap();
     assert_eq!(r.stats().cached_verdicts, 2);
     assert_eq!(r.stats().evictions, 1, "oldest evicted first");
     pending(&mut r, 1, "a", SEC);
@@ -185,20 +187,20 @@ fn limits_give_typed_errors_and_leave_others_alone() {
     .unwrap();
     pending(&mut r, 1, "a", SEC);
     assert_eq!(
-        r.register(2, "", SEC, Notify::Batched),
+        r.register(2, "", SEC, Reply::Batched),
         Err(RegistryError::RequestIdEmpty)
     );
     assert_eq!(
-        r.register(2, "123456789", SEC, Notify::Batched),
+        r.register(2, "123456789", SEC, Reply::Batched),
         Err(RegistryError::RequestIdTooLong(9))
     );
     assert_eq!(
-        r.register(1, "b", SEC, Notify::Batched),
+        r.register(1, "b", SEC, Reply::Batched),
         Err(RegistryError::DuplicateWaiter(1))
     );
     pending(&mut r, 2, "b", SEC);
     assert_eq!(
-        r.register(3, "c", SEC, Notify::Batched),
+        r.register(3, "c", SEC, Reply::Batched),
         Err(RegistryError::TooManyWaiters(2))
     );
     assert_eq!(r.stats().waiters, 2);
@@ -249,13 +251,13 @@ fn removing_waiters_one_by_one_from_a_shared_id_keeps_the_rest_exact() {
     let live = 500 - cancelled.len() + 1;
     assert_eq!(r.stats().waiters as usize, live + 1);
     assert_eq!(r.stats().ids, 2);
-    assert_eq!(r.resolve("shared", Verdict::Denied) as usize, live);
+    assert_eq!(r.resolve("shared", Verdict::Denied).unwrap() as usize, live);
     let finished = r.take_done();
     assert_eq!(finished.len(), live, "each live waiter once, nobody else");
     assert!(finished.iter().all(|c| c.waiter % 2 == 1));
     assert!(finished.iter().any(|c| c.waiter == cancelled[0]));
     assert_eq!(r.stats().ids, 1, "only `other` is left");
-    assert_eq!(r.resolve("other", Verdict::Approved), 1);
+    assert_eq!(r.resolve("other", Verdict::Approved).unwrap(), 1);
     assert_eq!(
         r.take_done(),
         vec![done(0, Outcome::Decided(Verdict::Approved))]
@@ -404,7 +406,7 @@ fn async_waiter(
 ) -> oneshot::Receiver<Outcome> {
     let (tx, rx) = oneshot::channel();
     assert!(matches!(
-        r.register(w, id, timeout, Notify::Async(tx)),
+        r.register(w, id, timeout, Reply::Async(tx)),
         Ok(Registered::Pending(_))
     ));
     rx
@@ -420,7 +422,7 @@ fn async_waiters_get_verdicts_timeouts_and_cancels() {
         let c = async_waiter(&mut r, 4, "slow", SEC);
         let d = async_waiter(&mut r, 5, "gone", SEC);
         assert_eq!(
-            r.resolve("req", Verdict::Denied),
+            r.resolve("req", Verdict::Denied).unwrap(),
             3,
             "verdict reaches both kinds"
         );
@@ -445,7 +447,26 @@ fn dropped_async_receiver_does_not_disturb_others() {
         let (mut r, _) = registry();
         drop(async_waiter(&mut r, 1, "req", SEC));
         let b = async_waiter(&mut r, 2, "req", SEC);
-        assert_eq!(r.resolve("req", Verdict::Approved), 2);
+        assert_eq!(r.resolve("req", Verdict::Approved).unwrap(), 2);
         assert_eq!(b.await, Ok(Outcome::Decided(Verdict::Approved)));
     });
+}
+
+#[test]
+fn resolve_checks_the_request_id_itself_and_changes_nothing() {
+    let (mut r, _) = registry();
+    assert_eq!(
+        r.resolve("", Verdict::Approved),
+        Err(RegistryError::RequestIdEmpty)
+    );
+    assert_eq!(
+        r.resolve(&"x".repeat(257), Verdict::Approved),
+        Err(RegistryError::RequestIdTooLong(257))
+    );
+    let s = r.stats();
+    assert_eq!(
+        (s.cached_verdicts, s.malformed),
+        (0, 0),
+        "direct calls are not frames"
+    );
 }

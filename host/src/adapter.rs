@@ -1,30 +1,40 @@
 //! The adapter owns the wasmtime `Store` of one sink and nothing else: it
-//! turns each registry export into a plain synchronous call and its WIT
-//! types into host types.
+//! turns each registry export into a plain synchronous call, and every WIT
+//! type into a host type. This is the only file that converts WIT types.
 //!
-//! Every method returns `Err(Fault)` when the guest trapped or broke a store
-//! limit; the store is then poisoned and the caller must replace the adapter
-//! (see `ApprovalSink`'s reset, S12).
+//! Every method returns `Err(SinkError::GuestFault)` when the guest trapped
+//! or broke a store limit; the store is then poisoned and the caller must
+//! replace the adapter (see the sink's recovery, S12). The guest itself
+//! never returns that variant, so it is unambiguous.
 
-use crate::bindings::{
-    self, ApprovalRegistry, IngestReport, Registered, WitDecision, WitSinkError,
-};
+use crate::bindings::{self, ApprovalRegistry, WitDecision, WitOutcome, WitSinkError};
 use crate::clock::duration_ns;
 use crate::component::Loaded;
 use crate::config::SinkConfig;
-use crate::error::SinkError;
+use crate::error::{HostError, SinkError};
 use crate::imports::StoreState;
-use crate::outcome::{Decision, Outcome};
+use crate::outcome::Outcome;
+use crate::report::IngestReport;
+use approval_guest::stats::Stats as GuestStats;
+use approval_guest::verdict::Verdict;
 use wasmtime::Store;
 
-/// The guest trapped or exceeded a limit; the message says how.
-#[derive(Debug, Clone)]
-pub struct Fault(pub String);
+/// Waiters finished by one call, and the earliest deadline still pending.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// `(token, outcome)` of each finished waiter.
+    pub done: Vec<(u64, Outcome)>,
+    /// The guest's earliest pending deadline, for the timer.
+    pub next_deadline: Option<u64>,
+}
 
-impl From<wasmtime::Error> for Fault {
-    fn from(e: wasmtime::Error) -> Self {
-        Fault(format!("{e:#}"))
-    }
+/// What `register` did.
+#[derive(Debug)]
+pub enum Registered {
+    /// Settled at once from the early-verdict cache.
+    Settled(Outcome),
+    /// Pending; the earliest deadline now pending.
+    Pending(u64),
 }
 
 /// One live instance of the `approval-registry` component.
@@ -37,40 +47,41 @@ pub struct Adapter {
     trap_next: bool,
 }
 
+fn fault(e: wasmtime::Error) -> SinkError {
+    SinkError::GuestFault(format!("{e:#}"))
+}
+
 impl Adapter {
     /// Instantiates from the pre-linked component and applies `config`.
-    pub fn new(
-        loaded: &Loaded,
-        state: StoreState,
-        config: &SinkConfig,
-    ) -> Result<Self, crate::HostError> {
+    pub fn new(loaded: &Loaded, state: StoreState, config: &SinkConfig) -> Result<Self, HostError> {
         let mut store = Store::new(&loaded.engine, state);
         store.limiter(|s| &mut s.limits);
         // One tick may pass right after arming, so a budget of n ticks is
         // between n-1 and n tick lengths; round up and add one.
         let tick = crate::component::EPOCH_TICK.as_nanos().max(1);
-        let budget_ticks =
-            u64::try_from(config.call_budget.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX);
-        store.set_epoch_deadline(budget_ticks.saturating_add(1));
+        let budget_ticks = u64::try_from(config.call_budget.as_nanos().div_ceil(tick))
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        store.set_epoch_deadline(budget_ticks);
         let api = loaded
             .pre
             .instantiate(&mut store)
-            .map_err(|e| crate::HostError::Instantiate(format!("{e:#}")))?;
+            .map_err(|e| HostError::Instantiate(format!("{e:#}")))?;
         let mut adapter = Adapter {
             store,
             api,
-            budget_ticks: budget_ticks.saturating_add(1),
+            budget_ticks,
             trap_next: false,
         };
-        adapter
-            .configure(config)
-            .map_err(|f| crate::HostError::Instantiate(f.0))?
-            .map_err(crate::HostError::Config)?;
+        adapter.configure(config).map_err(|e| match e {
+            SinkError::GuestFault(why) => HostError::Instantiate(why),
+            refused => HostError::Config(refused),
+        })?;
         Ok(adapter)
     }
 
-    /// Refills the time budget before a guest call.
-    fn arm(&mut self) {
+    /// Refills the epoch budget before a guest call.
+    fn refill_budget(&mut self) {
         let ticks = if std::mem::take(&mut self.trap_next) {
             0
         } else {
@@ -85,8 +96,8 @@ impl Adapter {
         self.trap_next = true;
     }
 
-    fn configure(&mut self, c: &SinkConfig) -> Result<Result<(), SinkError>, Fault> {
-        self.arm();
+    fn configure(&mut self, c: &SinkConfig) -> Result<(), SinkError> {
+        self.refill_budget();
         let cfg = bindings::WitConfig {
             max_waiters: c.max_waiters,
             max_request_id_bytes: c.max_request_id_bytes,
@@ -95,11 +106,11 @@ impl Adapter {
             verdict_cache_ttl_ns: duration_ns(c.verdict_cache_ttl),
             max_timeout_ns: duration_ns(c.max_timeout),
         };
-        let r = self
-            .api
+        self.api
             .assembly_approval_registry()
-            .call_configure(&mut self.store, cfg)?;
-        Ok(r.map_err(Into::into))
+            .call_configure(&mut self.store, cfg)
+            .map_err(fault)?
+            .map_err(Into::into)
     }
 
     /// `registry.register`.
@@ -108,92 +119,133 @@ impl Adapter {
         waiter: u64,
         id: &str,
         timeout_ns: u64,
-    ) -> Result<Result<Registered, SinkError>, Fault> {
-        self.arm();
-        let r = self.api.assembly_approval_registry().call_register(
-            &mut self.store,
-            waiter,
-            id,
-            timeout_ns,
-        )?;
-        Ok(r.map_err(Into::into))
+    ) -> Result<Registered, SinkError> {
+        self.refill_budget();
+        let registered = self
+            .api
+            .assembly_approval_registry()
+            .call_register(&mut self.store, waiter, id, timeout_ns)
+            .map_err(fault)??;
+        Ok(match registered {
+            bindings::Registered::Settled(o) => Registered::Settled(o.into()),
+            bindings::Registered::Pending(next) => Registered::Pending(next),
+        })
     }
 
     /// `registry.cancel`.
-    pub fn cancel(&mut self, waiter: u64) -> Result<bool, Fault> {
-        self.arm();
-        Ok(self
-            .api
+    pub fn cancel(&mut self, waiter: u64) -> Result<bool, SinkError> {
+        self.refill_budget();
+        self.api
             .assembly_approval_registry()
-            .call_cancel(&mut self.store, waiter)?)
+            .call_cancel(&mut self.store, waiter)
+            .map_err(fault)
     }
 
     /// `registry.resolve`.
-    pub fn resolve(
-        &mut self,
-        id: &str,
-        verdict: WitDecision,
-    ) -> Result<Result<bindings::Batch, SinkError>, Fault> {
-        self.arm();
-        let r = self
+    pub fn resolve(&mut self, id: &str, verdict: Verdict) -> Result<Batch, SinkError> {
+        self.refill_budget();
+        let decision = match verdict {
+            Verdict::Approved => WitDecision::Approved,
+            Verdict::Denied => WitDecision::Denied,
+        };
+        let batch = self
             .api
             .assembly_approval_registry()
-            .call_resolve(&mut self.store, id, verdict)?;
-        Ok(r.map_err(Into::into))
+            .call_resolve(&mut self.store, id, decision)
+            .map_err(fault)??;
+        Ok(batch.into())
     }
 
     /// `registry.expire`.
-    pub fn expire(&mut self) -> Result<bindings::Batch, Fault> {
-        self.arm();
-        Ok(self
-            .api
+    pub fn expire(&mut self) -> Result<Batch, SinkError> {
+        self.refill_budget();
+        self.api
             .assembly_approval_registry()
-            .call_expire(&mut self.store)?)
+            .call_expire(&mut self.store)
+            .map(Into::into)
+            .map_err(fault)
     }
 
     /// `registry.ingest-frames`.
-    pub fn ingest(&mut self, bytes: &[u8]) -> Result<IngestReport, Fault> {
-        self.arm();
-        Ok(self
-            .api
+    pub fn ingest(&mut self, bytes: &[u8]) -> Result<(IngestReport, Batch), SinkError> {
+        self.refill_budget();
+        self.api
             .assembly_approval_registry()
-            .call_ingest_frames(&mut self.store, bytes)?)
+            .call_ingest_frames(&mut self.store, bytes)
+            .map(split_report)
+            .map_err(fault)
     }
 
     /// `registry.apply-frame`.
-    pub fn apply_frame(&mut self, frame: &[u8]) -> Result<IngestReport, Fault> {
-        self.arm();
-        Ok(self
-            .api
+    pub fn apply_frame(&mut self, frame: &[u8]) -> Result<(IngestReport, Batch), SinkError> {
+        self.refill_budget();
+        self.api
             .assembly_approval_registry()
-            .call_apply_frame(&mut self.store, frame)?)
+            .call_apply_frame(&mut self.store, frame)
+            .map(split_report)
+            .map_err(fault)
     }
 
     /// `registry.reset-stream`.
-    pub fn reset_stream(&mut self) -> Result<u32, Fault> {
-        self.arm();
-        Ok(self
-            .api
+    pub fn reset_stream(&mut self) -> Result<u32, SinkError> {
+        self.refill_budget();
+        self.api
             .assembly_approval_registry()
-            .call_reset_stream(&mut self.store)?)
+            .call_reset_stream(&mut self.store)
+            .map_err(fault)
     }
 
     /// `registry.resume-from`.
-    pub fn resume_from(&mut self, seq: u64) -> Result<(), Fault> {
-        self.arm();
-        Ok(self
-            .api
+    pub fn resume_from(&mut self, seq: u64) -> Result<(), SinkError> {
+        self.refill_budget();
+        self.api
             .assembly_approval_registry()
-            .call_resume_from(&mut self.store, seq)?)
+            .call_resume_from(&mut self.store, seq)
+            .map_err(fault)
     }
 
     /// `registry.stats`.
-    pub fn stats(&mut self) -> Result<bindings::SinkStats, Fault> {
-        self.arm();
-        Ok(self
+    pub fn stats(&mut self) -> Result<GuestStats, SinkError> {
+        self.refill_budget();
+        let s = self
             .api
             .assembly_approval_registry()
-            .call_stats(&mut self.store)?)
+            .call_stats(&mut self.store)
+            .map_err(fault)?;
+        macro_rules! from_wit {
+            ([$s:ident] $($(#[$doc:meta])* $name:ident: $ty:ty,)*) => {
+                GuestStats { $($name: $s.$name,)* }
+            };
+        }
+        Ok(approval_guest::for_each_stat!(from_wit, s))
+    }
+}
+
+/// The host's report of an ingest, and the batch its events finished.
+fn split_report(r: bindings::IngestReport) -> (IngestReport, Batch) {
+    let batch = Batch::from(r.batch);
+    let report = IngestReport {
+        completed: u32::try_from(batch.done.len()).unwrap_or(u32::MAX),
+        events: r.events,
+        duplicates: r.duplicates,
+        rejected: r.rejected,
+        errors: r.errors.into_iter().map(Into::into).collect(),
+        fatal: r.fatal.map(Into::into),
+        last_seq: r.last_seq,
+    };
+    (report, batch)
+}
+
+impl From<bindings::Batch> for Batch {
+    fn from(b: bindings::Batch) -> Self {
+        Batch {
+            done: b
+                .done
+                .into_iter()
+                .map(|c| (c.waiter, c.outcome.into()))
+                .collect(),
+            next_deadline: b.next_deadline,
+        }
     }
 }
 
@@ -212,18 +264,18 @@ impl From<WitSinkError> for SinkError {
     }
 }
 
-impl From<bindings::WitOutcome> for Outcome {
-    fn from(o: bindings::WitOutcome) -> Self {
+impl From<WitOutcome> for Outcome {
+    fn from(o: WitOutcome) -> Self {
         match o {
-            bindings::WitOutcome::Decided(WitDecision::Approved) => {
-                Outcome::Decided(Decision::Approved)
+            WitOutcome::Decided(WitDecision::Approved) => {
+                Outcome::Decided(Verdict::Approved.decision())
             }
-            bindings::WitOutcome::Decided(WitDecision::Denied) => {
-                Outcome::Decided(Decision::Denied)
+            WitOutcome::Decided(WitDecision::Denied) => {
+                Outcome::Decided(Verdict::Denied.decision())
             }
-            bindings::WitOutcome::TimedOut => Outcome::TimedOut,
-            bindings::WitOutcome::Cancelled => Outcome::Cancelled,
-            bindings::WitOutcome::Reset => Outcome::Reset,
+            WitOutcome::TimedOut => Outcome::TimedOut,
+            WitOutcome::Cancelled => Outcome::Cancelled,
+            WitOutcome::Reset => Outcome::Reset,
         }
     }
 }

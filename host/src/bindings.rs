@@ -1,6 +1,7 @@
 //! wasmtime bindings of the `approval-registry` world (`wit/approval.wit`).
 //!
 //! Sync only: the adapter drives the component with plain `TypedFunc::call`s.
+//! Nothing here is public: the adapter converts every type to a host type.
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -9,5 +10,5 @@ wasmtime::component::bindgen!({
 
 pub use assembly::approval::types::{
     Batch, Config as WitConfig, Decision as WitDecision, IngestReport, Outcome as WitOutcome,
-    Registered, SinkError as WitSinkError, SinkStats,
+    Registered, SinkError as WitSinkError,
 };

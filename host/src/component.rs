@@ -42,7 +42,7 @@ pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10)
 /// headers, and a wall-clock budget is what a host needs (a stuck guest must
 /// not stall the sink's mutex). One ticker thread per process advances the
 /// epoch every [`EPOCH_TICK`].
-pub fn engine() -> Result<&'static Engine, HostError> {
+pub(crate) fn engine() -> Result<&'static Engine, HostError> {
     static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {

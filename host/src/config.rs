@@ -1,5 +1,10 @@
 //! Per-sink limits and cache settings (DESIGN S4, S11, S13), with defaults.
+//!
+//! The limits the guest enforces take their defaults from the guest core's
+//! `Config::default()` (the one place they are written); the host-only
+//! settings (memory, call budget, crash loops) are defined here.
 
+use approval_guest::config::Config as GuestConfig;
 use std::time::Duration;
 
 /// Limits of one sink. Every field has a documented default.
@@ -9,7 +14,8 @@ pub struct SinkConfig {
     pub max_waiters: u32,
     /// Longest request id in bytes; longer gets `RequestIdTooLong`. Default 256.
     pub max_request_id_bytes: u32,
-    /// Largest protobuf frame; larger gets `FrameTooLarge`. Default 64 KiB.
+    /// Largest protobuf frame; larger gets `FrameTooLarge`, and event
+    /// sources skip (and count) larger messages. Default 64 KiB.
     pub max_frame_bytes: u32,
     /// Early verdicts kept for ids nobody waits on yet (0 disables). Default 10,000.
     pub verdict_cache_capacity: u32,
@@ -36,13 +42,14 @@ pub struct SinkConfig {
 
 impl Default for SinkConfig {
     fn default() -> Self {
+        let guest = GuestConfig::default();
         SinkConfig {
-            max_waiters: 1_000_000,
-            max_request_id_bytes: 256,
-            max_frame_bytes: 64 * 1024,
-            verdict_cache_capacity: 10_000,
-            verdict_cache_ttl: Duration::from_secs(60),
-            max_timeout: Duration::from_secs(24 * 3600),
+            max_waiters: guest.max_waiters,
+            max_request_id_bytes: guest.max_request_id_bytes,
+            max_frame_bytes: guest.max_frame_bytes,
+            verdict_cache_capacity: guest.verdict_cache_capacity,
+            verdict_cache_ttl: Duration::from_nanos(guest.verdict_cache_ttl_ns),
+            max_timeout: Duration::from_nanos(guest.max_timeout_ns),
             max_memory_bytes: 1 << 30,
             call_budget: Duration::from_secs(1),
             crash_loop_resets: 10,

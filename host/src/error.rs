@@ -39,9 +39,6 @@ pub enum SinkError {
     /// a pump retries with its backoff.
     #[error("the guest is crash-looping; calls refused for another {0:?}")]
     CrashLoop(std::time::Duration),
-    /// The future was polled again after it completed.
-    #[error("wait polled after completion")]
-    Finished,
 }
 
 /// Why a sink could not be built.

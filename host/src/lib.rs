@@ -4,15 +4,22 @@
 //! `approval-guest` by this crate's `build.rs`) and exposes the original
 //! sink's async Rust API on top of it. Module map:
 //!
-//! * [`sink`]: the public API, waiter futures and the timer task;
-//! * `adapter`: owns the wasmtime `Store`, one plain call per export;
+//! * [`sink`]: the public API, waiter futures, trap recovery, the timer task;
+//! * `adapter`: owns the wasmtime `Store`, one plain call per export, and
+//!   the only WIT-to-host type conversions;
+//! * `bindings`: the `bindgen!` output (never public);
 //! * [`component`]: engine, compile, link, `InstancePre`, embedded bytes;
 //! * `imports`: the host side of the guest's `clock` and `host-events`;
 //! * [`clock`]: [`SystemClock`] and [`ManualClock`];
 //! * `slots`: generational waiter slots that completions fill;
+//! * `config`, `stats`, `report`, `outcome`, `error`: the public value types;
 //! * [`inspect`]: what a component file is (world, imports, exports);
 //! * [`sources`]: event sources (gRPC, any `AsyncRead`) and the pump;
-//! * [`gateway`]: a development gateway (tonic server) for the CLI and tests.
+//! * [`gateway`] (feature `gateway`): a development gateway (tonic server)
+//!   for the CLI and tests.
+//!
+//! The CLI lives in its own crate (`host/cli`), so a library user compiles
+//! neither clap nor the gateway.
 
 #![warn(missing_docs)]
 // Nothing the guest or the network controls may panic the host.
@@ -24,10 +31,12 @@ pub mod clock;
 pub mod component;
 mod config;
 mod error;
+#[cfg(feature = "gateway")]
 pub mod gateway;
 mod imports;
 pub mod inspect;
 mod outcome;
+mod report;
 pub mod sink;
 mod slots;
 pub mod sources;
@@ -37,8 +46,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::SinkConfig;
 pub use error::{HostError, SinkError};
 pub use outcome::{Decision, Outcome};
-pub use sink::{ApprovalSink, ApprovalSinkBuilder, InvalidationSink, Wait};
+pub use report::IngestReport;
+pub use sink::{ApprovalSink, ApprovalSinkBuilder, InvalidationSink, Wait, WaitForApproval};
 pub use stats::Stats;
-
-/// The report of one `ingest-frames` call, as the guest returned it.
-pub use bindings::IngestReport;

@@ -12,8 +12,12 @@
 //!   guest's pending waiters whenever the sink's lock is free.
 //! * `Done` slots hold an outcome the future has not taken yet; polling takes
 //!   it and frees the slot.
-//! * Completion wakes the stored waker directly: no channel per waiter, and no
-//!   task draining many receivers (which trips tokio's cooperative budget).
+//! * Completion hands the stored waker to a wake list instead of calling it:
+//!   the sink's lock is held while slots complete, and a waker may run code
+//!   (or poll inline), so the lock's owner takes the list with
+//!   [`Slots::take_wakers`] and wakes them after dropping its guard (tokio's
+//!   `WakeList` pattern). Still no channel per waiter, and no task draining
+//!   many receivers (which trips tokio's cooperative budget).
 
 use crate::outcome::Outcome;
 use std::task::Waker;
@@ -35,6 +39,8 @@ pub struct Slots {
     slots: Vec<Slot>,
     free: Vec<u32>,
     waiting: usize,
+    /// Wakers of slots completed since the last `take_wakers`.
+    to_wake: Vec<Waker>,
 }
 
 fn split(token: u64) -> (usize, u32) {
@@ -74,8 +80,9 @@ impl Slots {
             .filter(|s| s.generation == generation)
     }
 
-    /// Records the guest's outcome for `token` and wakes its future. False
-    /// for a stale token or a slot that is not waiting.
+    /// Records the guest's outcome for `token` and queues its future's waker
+    /// (see [`Slots::take_wakers`]). False for a stale token or a slot that
+    /// is not waiting.
     pub fn complete(&mut self, token: u64, outcome: Outcome) -> bool {
         let Some(slot) = self.get(token) else {
             return false;
@@ -87,10 +94,14 @@ impl Slots {
             return false;
         };
         self.waiting -= 1;
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.to_wake.extend(waker);
         true
+    }
+
+    /// The wakers of slots completed since the last call; wake them once
+    /// the sink's lock is released.
+    pub fn take_wakers(&mut self) -> Vec<Waker> {
+        std::mem::take(&mut self.to_wake)
     }
 
     /// Takes the outcome if it arrived (freeing the slot), else stores the
@@ -170,6 +181,17 @@ mod tests {
         assert!(slots.complete(second, Outcome::Cancelled));
         assert_eq!(slots.poll(second, Waker::noop()), Some(Outcome::Cancelled));
         assert_eq!(slots.waiting(), 0);
+    }
+
+    #[test]
+    fn completion_queues_the_waker_instead_of_waking() {
+        let mut slots = Slots::new();
+        let t = slots.insert();
+        assert_eq!(slots.poll(t, Waker::noop()), None);
+        assert!(slots.complete(t, Outcome::TimedOut));
+        let wakers = slots.take_wakers();
+        assert_eq!(wakers.len(), 1, "the waker waits for the lock's release");
+        assert!(slots.take_wakers().is_empty(), "taken once");
     }
 
     #[test]

@@ -1,56 +1,51 @@
 //! Counters of a sink: the guest's own, plus what only the host sees.
+//!
+//! The guest's counters are generated from the one list in the guest core
+//! (`approval_guest::for_each_stat!`), so a counter added there shows up
+//! here with its doc comment and no edit in this file.
 
-/// A snapshot of one sink's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Waiters pending in the guest.
-    pub waiters: u32,
-    /// Distinct request ids with a pending waiter.
-    pub ids: u32,
-    /// Early verdicts cached.
-    pub cached_verdicts: u32,
-    /// Waiters resolved by a verdict.
-    pub delivered: u64,
-    /// Waiters that timed out (reported as `Pending`).
-    pub timed_out: u64,
-    /// Waiters cancelled (dropped futures).
-    pub cancelled: u64,
-    /// Waits settled at once from the early-verdict cache.
-    pub early_hits: u64,
-    /// Cached verdicts dropped unused (capacity or TTL).
-    pub evictions: u64,
-    /// Frames or events rejected as malformed.
-    pub malformed: u64,
-    /// Sequenced events ignored as duplicates.
-    pub duplicates: u64,
-    /// Highest event sequence number applied.
-    pub last_seq: u64,
-    /// Policy invalidations forwarded to listeners.
-    pub invalidations: u64,
-    /// Times the guest instance was replaced after a fault (host-side).
+use approval_guest::stats::Stats as GuestStats;
+
+/// Counters only the host keeps (they survive a reset of the guest).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct HostCounters {
     pub resets: u64,
-    /// Guest traps seen (host-side).
     pub traps: u64,
+    pub oversized_frames: u64,
+    pub rejected_verdicts: u64,
 }
 
-impl Stats {
-    /// The guest's counters, with the host's own added.
-    pub(crate) fn from_guest(s: crate::bindings::SinkStats, resets: u64, traps: u64) -> Self {
-        Stats {
-            waiters: s.waiters,
-            ids: s.ids,
-            cached_verdicts: s.cached_verdicts,
-            delivered: s.delivered,
-            timed_out: s.timed_out,
-            cancelled: s.cancelled,
-            early_hits: s.early_hits,
-            evictions: s.evictions,
-            malformed: s.malformed,
-            duplicates: s.duplicates,
-            last_seq: s.last_seq,
-            invalidations: s.invalidations,
-            resets,
-            traps,
+macro_rules! define_host_stats {
+    ([] $($(#[$doc:meta])* $name:ident: $ty:ty,)*) => {
+        /// A snapshot of one sink's counters.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: $ty,)*
+            /// Times the guest instance was replaced after a fault (host-side).
+            pub resets: u64,
+            /// Guest traps seen (host-side).
+            pub traps: u64,
+            /// Messages an event source skipped because they were over
+            /// `max_frame_bytes` (host-side: they never reach the guest).
+            pub oversized_frames: u64,
         }
-    }
+
+        impl Stats {
+            /// The guest's counters, with the host's own added. `malformed`
+            /// also counts the non-verdicts the direct API refused before
+            /// any guest call (`deliver` of `Pending`/`Unspecified`, S8).
+            pub(crate) fn new(guest: GuestStats, host: HostCounters) -> Self {
+                let mut stats = Stats {
+                    $($name: guest.$name,)*
+                    resets: host.resets,
+                    traps: host.traps,
+                    oversized_frames: host.oversized_frames,
+                };
+                stats.malformed = stats.malformed.saturating_add(host.rejected_verdicts);
+                stats
+            }
+        }
+    };
 }
+
+approval_guest::for_each_stat!(define_host_stats);

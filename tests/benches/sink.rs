@@ -112,7 +112,7 @@ async fn storm(n: usize) -> (f64, f64) {
     let t = Instant::now();
     let tasks: Vec<_> = (0..n)
         .map(|i| {
-            tokio::spawn(ours.wait_for_approval(&format!("req-{i}"), Duration::from_millis(10)))
+            tokio::spawn(ours.wait_for_approval(format!("req-{i}"), Duration::from_millis(10)))
         })
         .collect();
     for task in tasks {
@@ -158,7 +158,7 @@ async fn ingest(total: usize, chunk: usize, waiters: bool) -> f64 {
         let bytes = frames(chunk, seq0);
         let waits: Vec<_> = if waiters {
             (0..chunk as u64)
-                .map(|i| sink.wait(&format!("req-{}", seq0 + i), Duration::from_secs(3600)))
+                .map(|i| sink.wait(format!("req-{}", seq0 + i), Duration::from_secs(3600)))
                 .collect()
         } else {
             Vec::new()

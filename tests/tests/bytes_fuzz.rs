@@ -8,7 +8,7 @@
 //! the guest's frame decoder natively.
 
 use approval_guest::frames::{FrameDecoder, apply_frame};
-use approval_guest::registry::{Clock, Registry};
+use approval_guest::registry::{Registry, TimeSource};
 use approval_host::{Decision, Outcome};
 use approval_tests::sinks::{manual_sink, proptest_cases, stream, verdict_event, wire};
 use proptest::prelude::*;
@@ -17,8 +17,8 @@ use std::time::Duration;
 const HOUR: Duration = Duration::from_secs(3600);
 
 struct Zero;
-impl Clock for Zero {
-    fn now(&self) -> u64 {
+impl TimeSource for Zero {
+    fn now_ns(&self) -> u64 {
         0
     }
 }

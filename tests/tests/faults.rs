@@ -16,7 +16,7 @@ async fn trap_with_1000_waits_outstanding_resets_them_all_to_pending() {
     let (other, _) = manual_sink();
     let bystander = other.wait("req-x", HOUR);
     let waits: Vec<_> = (0..1000)
-        .map(|i| sink.wait_for_approval(&format!("req-{i}"), HOUR))
+        .map(|i| sink.wait_for_approval(format!("req-{i}"), HOUR))
         .collect();
     let typed = sink.wait("req-typed", HOUR);
     assert_eq!(sink.waiter_count(), 1001);
@@ -93,7 +93,7 @@ async fn memory_cap_is_a_reset_not_a_host_crash() {
     let mut waits = Vec::new();
     let mut fault = None;
     for i in 0..200_000 {
-        let mut w = sink.wait(&format!("req-{i:0>200}"), HOUR);
+        let mut w = sink.wait(format!("req-{i:0>200}"), HOUR);
         match futures::poll!(&mut w) {
             std::task::Poll::Ready(Err(e)) => {
                 fault = Some((i, e));

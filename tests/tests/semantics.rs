@@ -298,7 +298,7 @@ async fn s13_bad_request_ids_get_typed_errors_and_spare_others() {
     let w = sink.wait("ok", 30 * SEC);
     assert_eq!(sink.wait("", SEC).await, Err(SinkError::RequestIdEmpty));
     assert_eq!(
-        sink.wait(&"x".repeat(257), SEC).await,
+        sink.wait("x".repeat(257), SEC).await,
         Err(SinkError::RequestIdTooLong(257))
     );
     assert_eq!(
@@ -383,7 +383,7 @@ fn s14_works_on_every_runtime_flavour_and_without_one() {
 async fn waiter_count_agrees_with_guest_stats_when_idle() {
     let (sink, clock) = manual_sink();
     let waits: Vec<_> = (0..10)
-        .map(|i| sink.wait(&format!("req-{i}"), SEC * (i + 1)))
+        .map(|i| sink.wait(format!("req-{i}"), SEC * (i + 1)))
         .collect();
     sink.deliver("req-0", Decision::Approved).unwrap();
     clock.advance(3 * SEC);

@@ -19,7 +19,7 @@ fn expected(i: usize) -> Option<Decision> {
 }
 
 async fn agent(sink: ApprovalSink, i: usize) -> (usize, Option<Outcome>) {
-    let wait = sink.wait(&format!("req-{i}"), HOUR);
+    let wait = sink.wait(format!("req-{i}"), HOUR);
     match expected(i) {
         Some(_) => (i, Some(wait.await.expect("valid id"))),
         None => {

@@ -5,13 +5,11 @@
 //! the only protobuf parser of untrusted input. Messages that are ready
 //! together are batched into one guest call.
 
-use super::{Chunks, EventSource, SourceError};
+use super::{Chunk, Chunks, EventSource, OpenRequest, SourceError};
 use approval_proto::SubscribeRequest;
 use bytes::{Buf, Bytes};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::codegen::http::uri::PathAndQuery;
@@ -22,17 +20,16 @@ const SUBSCRIBE: &str = "/assembly.gateway.v1.InvalidationService/Subscribe";
 /// Most messages batched into one guest call.
 const BATCH_MESSAGES: usize = 512;
 
-/// The largest message the transport accepts; the sink's own frame limit
-/// (smaller) then decides. Larger messages fail the stream.
-const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// The smallest transport limit: messages up to this size are received
+/// whole and, when over the sink's frame limit, skipped and counted; larger
+/// ones fail the stream. It grows with the sink's `max_frame_bytes`.
+const MIN_TRANSPORT_BYTES: usize = 4 << 20;
 
 /// Subscribes to a gateway's invalidation stream, resuming after the sink's
 /// `last_seq` on every (re)connect, so nothing is lost or applied twice.
 pub struct GrpcSource {
     endpoint: String,
     agent_id: String,
-    max_frame_bytes: usize,
-    oversized: Arc<AtomicU64>,
 }
 
 impl GrpcSource {
@@ -41,8 +38,6 @@ impl GrpcSource {
         GrpcSource {
             endpoint: endpoint.into(),
             agent_id: String::new(),
-            max_frame_bytes: 64 * 1024,
-            oversized: Arc::default(),
         }
     }
 
@@ -53,20 +48,7 @@ impl GrpcSource {
         self
     }
 
-    /// Messages above this size are skipped (and counted) instead of sent to
-    /// the guest, which would reject them anyway; match the sink's
-    /// `max_frame_bytes`. Default 64 KiB.
-    pub fn max_frame_bytes(mut self, bytes: usize) -> Self {
-        self.max_frame_bytes = bytes;
-        self
-    }
-
-    /// Messages skipped as over `max_frame_bytes`.
-    pub fn oversized(&self) -> u64 {
-        self.oversized.load(Ordering::Relaxed)
-    }
-
-    async fn subscribe(&self, last_seq: u64) -> Result<Chunks, SourceError> {
+    async fn subscribe(&self, request: OpenRequest) -> Result<Chunks, SourceError> {
         let connect_err = |message: String| SourceError::Connect {
             endpoint: self.endpoint.clone(),
             message,
@@ -76,50 +58,50 @@ impl GrpcSource {
             .connect()
             .await
             .map_err(|e| connect_err(format!("{e:#}")))?;
-        let mut grpc =
-            tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let max = request.max_frame_bytes as usize;
+        let transport = MIN_TRANSPORT_BYTES.max(max.saturating_add(1024));
+        let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(transport);
         grpc.ready().await.map_err(|e| connect_err(e.to_string()))?;
-        let request = SubscribeRequest {
+        let subscribe = SubscribeRequest {
             agent_id: self.agent_id.clone(),
-            last_seq_seen: last_seq,
+            last_seq_seen: request.last_seq,
         };
         let response = grpc
             .server_streaming(
-                tonic::Request::new(request),
+                tonic::Request::new(subscribe),
                 PathAndQuery::from_static(SUBSCRIBE),
                 RawCodec,
             )
             .await
             .map_err(|s| SourceError::Status(s.to_string()))?;
-        let max = self.max_frame_bytes;
-        let oversized = Arc::clone(&self.oversized);
         let chunks = response
             .into_inner()
             .ready_chunks(BATCH_MESSAGES)
             .map(move |messages| {
-                let mut batch = Vec::new();
+                let mut chunk = Chunk::default();
                 for message in messages {
                     let message = message.map_err(|s| SourceError::Status(s.to_string()))?;
                     if message.len() > max {
-                        oversized.fetch_add(1, Ordering::Relaxed);
+                        chunk.oversized += 1;
                         tracing::warn!(
                             bytes = message.len(),
-                            "skipping an oversized gateway message"
+                            max,
+                            "skipping a gateway message over the sink's frame limit"
                         );
                         continue;
                     }
-                    prost::encoding::encode_varint(message.len() as u64, &mut batch);
-                    batch.extend_from_slice(&message);
+                    prost::encoding::encode_varint(message.len() as u64, &mut chunk.frames);
+                    chunk.frames.extend_from_slice(&message);
                 }
-                Ok(batch)
+                Ok(chunk)
             });
         Ok(chunks.boxed())
     }
 }
 
 impl EventSource for GrpcSource {
-    fn open(&mut self, last_seq: u64) -> BoxFuture<'_, Result<Chunks, SourceError>> {
-        self.subscribe(last_seq).boxed()
+    fn open(&mut self, request: OpenRequest) -> BoxFuture<'_, Result<Chunks, SourceError>> {
+        self.subscribe(request).boxed()
     }
 
     fn reopens(&self) -> bool {

@@ -23,7 +23,39 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 /// A stream of chunks of length-delimited frames.
-pub type Chunks = BoxStream<'static, Result<Vec<u8>, SourceError>>;
+pub type Chunks = BoxStream<'static, Result<Chunk, SourceError>>;
+
+/// One chunk of a source's stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chunk {
+    /// Length-delimited `InvalidationEvent` frames (one may straddle chunks).
+    pub frames: Vec<u8>,
+    /// Messages the source skipped before this chunk because they were over
+    /// [`OpenRequest::max_frame_bytes`] (counted in `PumpStats` and the
+    /// sink's `Stats::oversized_frames`).
+    pub oversized: u64,
+}
+
+impl From<Vec<u8>> for Chunk {
+    fn from(frames: Vec<u8>) -> Self {
+        Chunk {
+            frames,
+            oversized: 0,
+        }
+    }
+}
+
+/// What the pump asks of a source when it (re)opens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenRequest {
+    /// Carry events after this sequence number (0: from the start of what
+    /// the gateway retains).
+    pub last_seq: u64,
+    /// The sink's frame limit: a source that sees whole messages skips (and
+    /// counts) larger ones instead of sending them to the guest, which would
+    /// reject them; its transport must accept at least this much.
+    pub max_frame_bytes: u32,
+}
 
 /// Why a source could not open or went away.
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +81,8 @@ pub enum SourceError {
 
 /// Something that yields the gateway's frames.
 pub trait EventSource: Send + 'static {
-    /// Opens the stream so that it carries events after `last_seq` (0: from
-    /// the start of what the gateway retains).
-    fn open(&mut self, last_seq: u64) -> BoxFuture<'_, Result<Chunks, SourceError>>;
+    /// Opens the stream so that it carries events after `request.last_seq`.
+    fn open(&mut self, request: OpenRequest) -> BoxFuture<'_, Result<Chunks, SourceError>>;
 
     /// Whether the pump should reopen the source after it ends or fails.
     fn reopens(&self) -> bool;

@@ -13,7 +13,7 @@
 //!   connection; the pump reopens from `last_seq`.
 //! * Backoff resets once a connection delivers data.
 
-use super::{EventSource, SourceError};
+use super::{EventSource, OpenRequest, SourceError};
 use crate::ApprovalSink;
 use futures::StreamExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,14 +56,18 @@ pub struct PumpStats {
     pub bytes: u64,
     /// Connections ended by a fatal framing error.
     pub fatal_frames: u64,
+    /// Messages the source skipped as over the sink's `max_frame_bytes`
+    /// (also in the sink's `Stats::oversized_frames`).
+    pub oversized_frames: u64,
     /// The pump has stopped for good (a one-shot source ended).
     pub finished: bool,
     /// The latest error, if any.
     pub last_error: Option<String>,
 }
 
+/// The live counters behind [`PumpStats`].
 #[derive(Default)]
-struct Status {
+struct PumpCounters {
     connected: AtomicBool,
     finished: AtomicBool,
     connects: AtomicU64,
@@ -71,10 +75,11 @@ struct Status {
     chunks: AtomicU64,
     bytes: AtomicU64,
     fatal_frames: AtomicU64,
+    oversized_frames: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
-impl Status {
+impl PumpCounters {
     fn fail(&self, error: String) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         *self
@@ -86,7 +91,7 @@ impl Status {
 
 /// A running pump. Dropping it stops the pump.
 pub struct Pump {
-    status: Arc<Status>,
+    status: Arc<PumpCounters>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -101,6 +106,7 @@ impl Pump {
             chunks: s.chunks.load(Ordering::Relaxed),
             bytes: s.bytes.load(Ordering::Relaxed),
             fatal_frames: s.fatal_frames.load(Ordering::Relaxed),
+            oversized_frames: s.oversized_frames.load(Ordering::Relaxed),
             finished: s.finished.load(Ordering::Relaxed),
             last_error: s
                 .last_error
@@ -124,7 +130,7 @@ impl Drop for Pump {
 
 /// Starts a pump on the current tokio runtime.
 pub(crate) fn start(sink: ApprovalSink, source: impl EventSource, config: PumpConfig) -> Pump {
-    let status = Arc::new(Status::default());
+    let status = Arc::new(PumpCounters::default());
     let task = tokio::spawn(run(sink, source, config, Arc::clone(&status)));
     Pump { status, task }
 }
@@ -133,20 +139,24 @@ async fn run(
     sink: ApprovalSink,
     mut source: impl EventSource,
     config: PumpConfig,
-    status: Arc<Status>,
+    status: Arc<PumpCounters>,
 ) {
     let name = source.describe();
     let mut backoff = config.initial_backoff;
     loop {
-        let last_seq = sink.stats().await.last_seq;
-        match source.open(last_seq).await {
+        let request = OpenRequest {
+            last_seq: sink.stats().await.last_seq,
+            max_frame_bytes: sink.max_frame_bytes(),
+        };
+        let last_seq = request.last_seq;
+        match source.open(request).await {
             Ok(mut chunks) => {
                 status.connects.fetch_add(1, Ordering::Relaxed);
                 status.connected.store(true, Ordering::Relaxed);
                 tracing::info!(source = %name, last_seq, "event source connected");
                 while let Some(chunk) = chunks.next().await {
-                    let bytes = match chunk {
-                        Ok(bytes) => bytes,
+                    let chunk = match chunk {
+                        Ok(chunk) => chunk,
                         Err(e) => {
                             tracing::warn!(source = %name, error = %e, "event source failed");
                             status.fail(e.to_string());
@@ -154,14 +164,19 @@ async fn run(
                         }
                     };
                     backoff = config.initial_backoff;
+                    if chunk.oversized > 0 {
+                        status
+                            .oversized_frames
+                            .fetch_add(chunk.oversized, Ordering::Relaxed);
+                        sink.note_oversized(chunk.oversized);
+                    }
                     status.chunks.fetch_add(1, Ordering::Relaxed);
                     status
                         .bytes
-                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    match sink.ingest_bytes(&bytes) {
+                        .fetch_add(chunk.frames.len() as u64, Ordering::Relaxed);
+                    match sink.ingest_bytes(&chunk.frames) {
                         Ok(report) => {
-                            if let Some(fatal) = report.fatal {
-                                let e = crate::SinkError::from(fatal);
+                            if let Some(e) = report.fatal {
                                 tracing::warn!(source = %name, error = %e, "stream lost framing; reopening");
                                 status.fatal_frames.fetch_add(1, Ordering::Relaxed);
                                 status.fail(e.to_string());

@@ -1,6 +1,6 @@
 //! [`ReaderSource`]: frames from any `AsyncRead`.
 
-use super::{Chunks, EventSource, SourceError};
+use super::{Chunk, Chunks, EventSource, OpenRequest, SourceError};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -27,7 +27,7 @@ impl<R: AsyncRead + Send + Unpin + 'static> ReaderSource<R> {
 }
 
 impl<R: AsyncRead + Send + Unpin + 'static> EventSource for ReaderSource<R> {
-    fn open(&mut self, _last_seq: u64) -> BoxFuture<'_, Result<Chunks, SourceError>> {
+    fn open(&mut self, _request: OpenRequest) -> BoxFuture<'_, Result<Chunks, SourceError>> {
         let reader = self.reader.take();
         async move {
             let reader = reader.ok_or(SourceError::Exhausted)?;
@@ -38,7 +38,7 @@ impl<R: AsyncRead + Send + Unpin + 'static> EventSource for ReaderSource<R> {
                     Ok(0) => None,
                     Ok(n) => {
                         buf.truncate(n);
-                        Some((Ok(buf), Some(reader)))
+                        Some((Ok(Chunk::from(buf)), Some(reader)))
                     }
                     Err(e) => Some((Err(SourceError::Io(e)), None)),
                 }

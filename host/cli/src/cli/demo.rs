@@ -69,7 +69,7 @@ struct Plan {
 }
 
 /// How one agent's wait ended.
-struct Result {
+struct AgentOutcome {
     agent: usize,
     decision: Decision,
     waited: Duration,
@@ -148,9 +148,9 @@ async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> 
             tokio::time::sleep_until((start + p.starts).into()).await;
             let began = Instant::now();
             let decision = sink
-                .wait_for_approval(&format!("req-{agent}"), timeout)
+                .wait_for_approval(format!("req-{agent}"), timeout)
                 .await;
-            let _ = tx.send(Result {
+            let _ = tx.send(AgentOutcome {
                 agent,
                 decision,
                 waited: began.elapsed(),
@@ -284,7 +284,7 @@ async fn summarize(
     args: &DemoArgs,
     sink: &ApprovalSink,
     plans: &[Plan],
-    results: &[Result],
+    results: &[AgentOutcome],
     peak: usize,
     frames: u64,
     elapsed: Duration,

@@ -8,13 +8,15 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Wait for human approvals without polling: a sandboxed WebAssembly sink.
 #[derive(Parser)]
 #[command(name = "approval-sink", version, about)]
 struct Args {
-    /// Load this `approval-registry` component instead of the embedded one.
+    /// Load this `approval-registry` component instead of the embedded one
+    /// (used by `demo`, `inspect`, `export` and `wait`).
     #[arg(long, global = true, value_name = "PATH")]
     component: Option<PathBuf>,
     #[command(subcommand)]
@@ -48,6 +50,8 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: `wait 2>log` gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
     match args.command {

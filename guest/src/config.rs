@@ -1,0 +1,52 @@
+//! Limits and cache settings of a registry (S4, S11, S13), and their
+//! defaults: the one place each default is written. The host's `SinkConfig`
+//! and the gRPC source derive theirs from [`Config::default`].
+
+/// Limits and cache settings (S4, S11, S13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Most waiters pending at once. Default 1,000,000.
+    pub max_waiters: u32,
+    /// Longest request id, in bytes. Default 256.
+    pub max_request_id_bytes: u32,
+    /// Largest protobuf frame, in bytes (used by the frame decoder).
+    /// Default 64 KiB.
+    pub max_frame_bytes: u32,
+    /// Most early verdicts cached; 0 disables the cache. Default 10,000.
+    pub verdict_cache_capacity: u32,
+    /// How long an early verdict stays usable, in nanoseconds. Default 60 s.
+    pub verdict_cache_ttl_ns: u64,
+    /// Longest timeout honoured, in nanoseconds; longer ones are capped to
+    /// it. Default 24 h.
+    pub max_timeout_ns: u64,
+}
+
+const SECOND_NS: u64 = 1_000_000_000;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_waiters: 1_000_000,
+            max_request_id_bytes: 256,
+            max_frame_bytes: 64 * 1024,
+            verdict_cache_capacity: 10_000,
+            verdict_cache_ttl_ns: 60 * SECOND_NS,
+            max_timeout_ns: 24 * 3600 * SECOND_NS,
+        }
+    }
+}
+
+impl Config {
+    /// Why this configuration cannot be used, if it cannot.
+    pub fn problem(&self) -> Option<&'static str> {
+        if self.max_waiters == 0 {
+            Some("max-waiters must be at least 1")
+        } else if self.max_request_id_bytes == 0 {
+            Some("max-request-id-bytes must be at least 1")
+        } else if self.max_frame_bytes == 0 {
+            Some("max-frame-bytes must be at least 1")
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! [`DeadlineQueue`]: the pending waiters' deadlines, earliest first, with
+//! lazy deletion (tarpc keeps its `DelayQueue` apart from the in-flight map
+//! in the same way).
+//!
+//! # Invariants
+//!
+//! * Every pending waiter has an entry `(deadline, token)`. A waiter that
+//!   finishes early (verdict, cancel, its own timeout) leaves its entry
+//!   behind and the owner calls [`DeadlineQueue::retire`]; the entry is
+//!   *stale* from then on.
+//! * Whether an entry is live is the owner's to say (a `live(token,
+//!   deadline)` predicate: tokens may be reused with another deadline), and
+//!   stale entries are skipped wherever the queue is read.
+//! * Stale entries are dropped when they outnumber the live ones, so memory
+//!   stays proportional to pending waiters however many finish early.
+
+use alloc::collections::BinaryHeap;
+use core::cmp::Reverse;
+
+/// Fewer stale entries than this are never worth a rebuild.
+const COMPACT_MIN_STALE: usize = 64;
+
+/// A min-heap of `(deadline, token)` with lazy deletion.
+#[derive(Debug, Default)]
+pub struct DeadlineQueue {
+    heap: BinaryHeap<Reverse<(u64, u64)>>,
+    /// Entries whose waiter finished early (an upper bound: stale entries
+    /// popped while reading are subtracted as they go).
+    stale: usize,
+}
+
+impl DeadlineQueue {
+    /// Adds a pending waiter's deadline.
+    pub fn push(&mut self, deadline: u64, token: u64) {
+        self.heap.push(Reverse((deadline, token)));
+    }
+
+    /// Makes room for `n` more entries.
+    pub fn reserve(&mut self, n: usize) {
+        self.heap.reserve(n);
+    }
+
+    /// `n` waiters finished before their deadline: their entries are stale.
+    /// Rebuilds the heap once stale entries outnumber the `live_count`
+    /// pending waiters.
+    pub fn retire(&mut self, n: usize, live_count: usize, live: impl Fn(u64, u64) -> bool) {
+        self.stale = self.stale.saturating_add(n);
+        if self.stale > COMPACT_MIN_STALE && self.stale > live_count {
+            self.heap.retain(|Reverse((d, t))| live(*t, *d));
+            self.stale = 0;
+        }
+    }
+
+    /// Removes and returns the token of the earliest live entry due at
+    /// `now` (deadline `<= now`), skipping stale entries.
+    pub fn pop_due(&mut self, now: u64, live: impl Fn(u64, u64) -> bool) -> Option<u64> {
+        let deadline = self.next(&live)?;
+        if deadline > now {
+            return None;
+        }
+        self.heap.pop().map(|Reverse((_, token))| token)
+    }
+
+    /// The earliest live deadline; drops the stale entries in front of it.
+    pub fn next(&mut self, live: impl Fn(u64, u64) -> bool) -> Option<u64> {
+        while let Some(&Reverse((deadline, token))) = self.heap.peek() {
+            if live(token, deadline) {
+                return Some(deadline);
+            }
+            self.heap.pop();
+            self.stale = self.stale.saturating_sub(1);
+        }
+        None
+    }
+
+    /// Entries held, live and stale.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_entries_are_skipped_and_compacted() {
+        let mut q = DeadlineQueue::default();
+        for t in 0..200u64 {
+            q.push(t, t);
+        }
+        // Only odd tokens stay live.
+        let live = |t: u64, _d: u64| t % 2 == 1;
+        q.retire(100, 100, live);
+        assert_eq!(q.len(), 200, "not yet more stale than live");
+        q.retire(1, 99, live);
+        assert_eq!(q.len(), 100, "rebuilt once stale outnumber live");
+        assert_eq!(q.next(live), Some(1));
+        assert_eq!(q.pop_due(0, live), None, "nothing due at 0");
+        assert_eq!(q.pop_due(3, live), Some(1));
+        assert_eq!(q.pop_due(3, live), Some(3));
+        assert_eq!(q.pop_due(3, live), None);
+    }
+}

@@ -1,0 +1,61 @@
+//! Verdicts and outcomes, and the one mapping between a verdict and the
+//! gateway's wire `Decision` (S8): every layer that turns a decision value
+//! into a verdict (frames, the host's `deliver`) goes through
+//! [`Verdict::from_wire`].
+
+use approval_proto::Decision;
+
+/// A reviewer's verdict. Anything else on the wire is rejected (S8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The action may go ahead.
+    Approved,
+    /// The action must not go ahead.
+    Denied,
+}
+
+impl Verdict {
+    /// The verdict a wire decision value names; `None` for `UNSPECIFIED`,
+    /// `PENDING` and unknown values, which are not verdicts (S8).
+    pub fn from_wire(decision: i32) -> Option<Verdict> {
+        match Decision::try_from(decision) {
+            Ok(Decision::Approved) => Some(Verdict::Approved),
+            Ok(Decision::Denied) => Some(Verdict::Denied),
+            _ => None,
+        }
+    }
+
+    /// The wire `Decision` of this verdict.
+    pub fn decision(self) -> Decision {
+        match self {
+            Verdict::Approved => Decision::Approved,
+            Verdict::Denied => Decision::Denied,
+        }
+    }
+}
+
+/// How one wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A reviewer decided.
+    Decided(Verdict),
+    /// The deadline passed first; never a denial (S3).
+    TimedOut,
+    /// The waiter was cancelled by its token (S7).
+    Cancelled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_approved_and_denied_are_verdicts() {
+        for v in [Verdict::Approved, Verdict::Denied] {
+            assert_eq!(Verdict::from_wire(v.decision() as i32), Some(v));
+        }
+        for raw in [0, 3, 4, -1, i32::MAX] {
+            assert_eq!(Verdict::from_wire(raw), None, "{raw}");
+        }
+    }
+}

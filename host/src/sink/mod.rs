@@ -1,0 +1,261 @@
+//! [`ApprovalSink`]: the host API over one guest instance.
+//!
+//! # How a wait works
+//!
+//! All handles of a sink share one guest instance (the adapter's wasmtime
+//! `Store`) behind a mutex. [`ApprovalSink::wait`] takes a host slot, calls
+//! the guest's `register` on the caller's thread and returns a [`Wait`]
+//! future, so the waiter exists before the future is first polled (S1) and
+//! [`ApprovalSink::waiter_count`] is exact at once. Completions reported by
+//! the guest (from `resolve`, `expire`, `ingest-frames`) fill slots and wake
+//! their futures once the mutex is released.
+//!
+//! Files, one job each:
+//!
+//! * `mod.rs`: the public API (this type and [`InvalidationSink`]);
+//! * `builder.rs`: [`ApprovalSinkBuilder`];
+//! * `shared.rs`: the mutex, the one way to call the guest, completions;
+//! * `recovery.rs`: trap recovery (S12) and the crash-loop guard;
+//! * `timer.rs`: the timer task that expires due waiters;
+//! * `wait.rs`: the [`Wait`] future and cancel-on-drop (S7).
+
+mod builder;
+mod recovery;
+mod shared;
+mod timer;
+mod wait;
+
+pub use builder::ApprovalSinkBuilder;
+pub use wait::{Wait, WaitForApproval};
+
+use crate::adapter::{Adapter, Batch, Registered};
+use crate::clock::duration_ns;
+use crate::error::SinkError;
+use crate::outcome::Decision;
+use crate::report::IngestReport;
+use crate::sources::{EventSource, Pump, PumpConfig};
+use crate::stats::Stats;
+use approval_guest::verdict::Verdict;
+use approval_proto::{Event, InvalidationEvent, PolicyInvalidated};
+use prost::Message;
+use shared::Shared;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// The seed's event interface: what a gateway's invalidation stream calls.
+/// It takes `&str`, as the original's does, so it stays usable as `dyn`.
+pub trait InvalidationSink {
+    /// A reviewer decided on `request_id`.
+    fn on_approval_resolved(&self, request_id: &str, decision: Decision);
+    /// An agent's policy changed (empty id: every agent).
+    fn on_policy_invalidated(&self, agent_id: &str);
+}
+
+/// The approval-waiter registry, running in a sandboxed component.
+///
+/// Cheap to clone (clones share one instance); `Send + Sync`; usable from any
+/// thread and any tokio runtime flavour.
+#[derive(Clone)]
+pub struct ApprovalSink {
+    shared: Arc<Shared>,
+}
+
+impl Default for ApprovalSink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApprovalSink {
+    /// A sink on the embedded component with [`SystemClock`](crate::SystemClock)
+    /// and default limits, like the original's `new()`.
+    ///
+    /// # Panics
+    ///
+    /// If the embedded component cannot be compiled or instantiated, which is
+    /// a build defect (the test suite instantiates it), not a runtime input.
+    pub fn new() -> Self {
+        match Self::builder().build() {
+            Ok(sink) => sink,
+            Err(e) => panic!("the embedded approval-sink component failed to start: {e}"),
+        }
+    }
+
+    /// A builder for a sink with another clock, component or limits.
+    pub fn builder() -> ApprovalSinkBuilder {
+        ApprovalSinkBuilder::default()
+    }
+
+    /// Waits for a verdict on `request_id`, returning `Decision::Pending`
+    /// when `timeout` passes, the wait fails, or the guest is reset: never
+    /// `Denied` without a reviewer. The waiter is registered before this
+    /// returns (S1); dropping the future cancels it (S7). Takes the id as
+    /// `&str` or `String`, like the original's `impl Into<String>`.
+    pub fn wait_for_approval(
+        &self,
+        request_id: impl AsRef<str>,
+        timeout: Duration,
+    ) -> WaitForApproval {
+        WaitForApproval::new(self.wait(request_id, timeout))
+    }
+
+    /// Like [`wait_for_approval`](Self::wait_for_approval), but says how the
+    /// wait ended and reports bad requests as typed errors.
+    pub fn wait(&self, request_id: impl AsRef<str>, timeout: Duration) -> Wait {
+        let request_id = request_id.as_ref();
+        let shared = &self.shared;
+        shared.with_state(|state| {
+            let token = state.slots.insert();
+            let registered = shared.call(state, |a| {
+                a.register(token, request_id, duration_ns(timeout))
+            });
+            let settled = match registered {
+                Ok(Registered::Pending(next)) => {
+                    shared.note_deadline(state, Some(next));
+                    return Wait::registered(Arc::clone(shared), token);
+                }
+                Ok(Registered::Settled(outcome)) => Ok(outcome),
+                Err(e) => Err(e),
+            };
+            state.slots.remove(token);
+            Wait::settled(Arc::clone(shared), settled)
+        })
+    }
+
+    /// Delivers a verdict: every waiter on `request_id` gets it, or it is
+    /// cached for a wait that comes later (S4). Returns how many waiters it
+    /// woke. `Pending`/`Unspecified` are not verdicts: refused with
+    /// `UnknownDecision` and counted as malformed (S8).
+    pub fn deliver(&self, request_id: &str, decision: Decision) -> Result<u32, SinkError> {
+        let shared = &self.shared;
+        shared.with_state(|state| {
+            let Some(verdict) = Verdict::from_wire(decision as i32) else {
+                state.counters.rejected_verdicts += 1;
+                return Err(SinkError::UnknownDecision(decision as i32));
+            };
+            let batch = shared.call(state, |a| a.resolve(request_id, verdict))?;
+            Ok(shared.apply(state, batch))
+        })
+    }
+
+    /// Feeds one encoded `InvalidationEvent` (no length prefix). Its verdict
+    /// or invalidation takes effect before this returns. Independent of any
+    /// stream a source is feeding (a partial frame there is left alone).
+    pub fn push_frame(&self, frame: &[u8]) -> Result<(), SinkError> {
+        let report = self.ingest_with(|a| a.apply_frame(frame))?;
+        match report.errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Feeds the next chunk of a length-delimited frame stream; frames may
+    /// straddle chunks. Completions take effect before this returns. One
+    /// stream at a time per sink: a pump owns it while it runs.
+    pub fn ingest_bytes(&self, bytes: &[u8]) -> Result<IngestReport, SinkError> {
+        self.ingest_with(|a| a.ingest(bytes))
+    }
+
+    /// Runs an ingest export and applies the completions it reports.
+    fn ingest_with(
+        &self,
+        f: impl FnOnce(&mut Adapter) -> Result<(IngestReport, Batch), SinkError>,
+    ) -> Result<IngestReport, SinkError> {
+        let shared = &self.shared;
+        shared.with_state(|state| {
+            let (report, batch) = shared.call(state, f)?;
+            state.last_seq = report.last_seq;
+            shared.apply(state, batch);
+            Ok(report)
+        })
+    }
+
+    /// Ends the byte stream fed through [`ingest_bytes`](Self::ingest_bytes)
+    /// (its source closed): a partial frame left behind is dropped and
+    /// counted as malformed, so the next stream starts clean. Returns the
+    /// bytes dropped.
+    pub fn end_stream(&self) -> u32 {
+        let shared = &self.shared;
+        shared.with_state(|state| shared.call(state, |a| a.reset_stream()).unwrap_or(0))
+    }
+
+    /// Feeds `source` into this sink on the current tokio runtime, with the
+    /// default reconnect policy, until the returned [`Pump`] is dropped.
+    pub fn pump(&self, source: impl EventSource) -> Pump {
+        self.pump_with(source, PumpConfig::default())
+    }
+
+    /// Like [`pump`](Self::pump), with a reconnect policy.
+    pub fn pump_with(&self, source: impl EventSource, config: PumpConfig) -> Pump {
+        crate::sources::pump::start(self.clone(), source, config)
+    }
+
+    /// The largest frame this sink accepts: what its sources must pass on.
+    pub(crate) fn max_frame_bytes(&self) -> u32 {
+        self.shared.config.max_frame_bytes
+    }
+
+    /// Counts messages a source skipped as over `max_frame_bytes`.
+    pub(crate) fn note_oversized(&self, skipped: u64) {
+        self.shared
+            .with_state(|state| state.counters.oversized_frames += skipped);
+    }
+
+    /// A receiver of policy invalidations (S10): the agent id, empty for all.
+    pub fn subscribe_invalidations(&self) -> broadcast::Receiver<String> {
+        self.shared.invalidations.subscribe()
+    }
+
+    /// Waits pending now. Exact as soon as `wait` returns or an outcome is
+    /// delivered; equal to `stats().await.waiters` whenever the sink is idle.
+    pub fn waiter_count(&self) -> usize {
+        self.shared.with_state(|state| state.slots.waiting())
+    }
+
+    /// The guest's counters plus the host's (resets, traps, skipped frames).
+    /// If the guest call faults or is refused, the guest's counters read as
+    /// zero (after the reset it caused).
+    pub async fn stats(&self) -> Stats {
+        let shared = &self.shared;
+        shared.with_state(|state| {
+            let guest = shared.call(state, |a| a.stats()).unwrap_or_default();
+            Stats::new(guest, state.counters)
+        })
+    }
+
+    /// Makes the next guest call trap, as a guest bug would: for tests of
+    /// trap recovery (S12). Only with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_trap(&self) {
+        self.shared.with_state(|state| state.adapter.inject_trap());
+    }
+
+    /// Size in bytes of the component this sink runs.
+    pub fn component_size(&self) -> usize {
+        self.shared.loaded.size
+    }
+}
+
+impl InvalidationSink for ApprovalSink {
+    fn on_approval_resolved(&self, request_id: &str, decision: Decision) {
+        if let Err(e) = self.deliver(request_id, decision) {
+            tracing::warn!(request_id, ?decision, error = %e, "verdict rejected");
+        }
+    }
+
+    fn on_policy_invalidated(&self, agent_id: &str) {
+        // The guest forwards invalidations (and counts them) only from
+        // frames, so this is handed to it as one.
+        let frame = InvalidationEvent {
+            seq: 0,
+            event: Some(Event::PolicyInvalidated(PolicyInvalidated {
+                agent_id: agent_id.to_owned(),
+            })),
+        }
+        .encode_to_vec();
+        if let Err(e) = self.push_frame(&frame) {
+            tracing::warn!(agent_id, error = %e, "policy invalidation rejected");
+        }
+    }
+}

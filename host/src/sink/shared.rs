@@ -1,0 +1,159 @@
+//! What every handle of one sink shares: the guest instance and the host
+//! slots behind one mutex, and the one way to call the guest.
+//!
+//! # Invariants
+//!
+//! * Every guest access goes through [`Shared::call`] under the mutex, so
+//!   calls never interleave; a fault resets the instance there (S12).
+//! * The mutex is only taken through [`Shared::with_state`], which wakes the
+//!   futures completed inside it after releasing the guard (a waker may poll
+//!   inline or run arbitrary code; tokio's `WakeList` pattern).
+//! * The mutex is never held across an `.await`.
+
+use super::recovery::CrashLoopGuard;
+use crate::adapter::{Adapter, Batch};
+use crate::clock::Clock;
+use crate::component::Loaded;
+use crate::config::SinkConfig;
+use crate::error::SinkError;
+use crate::imports::StoreState;
+use crate::slots::Slots;
+use crate::stats::HostCounters;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{Notify, broadcast};
+use wasmtime::StoreLimitsBuilder;
+
+/// The state of one sink, shared by all its handles.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    pub(super) clock: Arc<dyn Clock>,
+    /// Wakes the timer task: an earlier deadline, or the sink went away.
+    pub(super) timer: Arc<Notify>,
+    pub(super) invalidations: broadcast::Sender<String>,
+    pub(super) loaded: Arc<Loaded>,
+    pub(super) config: SinkConfig,
+}
+
+/// What the mutex guards.
+pub(super) struct State {
+    pub(super) adapter: Adapter,
+    pub(super) slots: Slots,
+    /// Earliest pending deadline the guest reported.
+    pub(super) next_deadline: Option<u64>,
+    /// The deadline the timer task is sleeping until, if any.
+    pub(super) timer_sleeping_until: Option<u64>,
+    /// The stream's resume point as of the last ingest, carried over to a
+    /// fresh instance after a reset (S12).
+    pub(super) last_seq: u64,
+    pub(super) counters: HostCounters,
+    pub(super) crash_loop: CrashLoopGuard,
+}
+
+impl Shared {
+    /// A sink's shared state around a fresh instance.
+    pub(super) fn new(
+        adapter: Adapter,
+        clock: Arc<dyn Clock>,
+        invalidations: broadcast::Sender<String>,
+        loaded: Arc<Loaded>,
+        config: SinkConfig,
+    ) -> Self {
+        Shared {
+            state: Mutex::new(State {
+                adapter,
+                slots: Slots::new(),
+                next_deadline: None,
+                timer_sleeping_until: None,
+                last_seq: 0,
+                counters: HostCounters::default(),
+                crash_loop: CrashLoopGuard::new(&config),
+            }),
+            clock,
+            timer: Arc::new(Notify::new()),
+            invalidations,
+            loaded,
+            config,
+        }
+    }
+
+    /// Runs `f` under the mutex, then wakes the futures it completed.
+    pub(super) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let (out, wakers) = {
+            // No guest call panics the host; poison would only mean a bug in
+            // our own code, and the state stays consistent call by call.
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let out = f(&mut state);
+            (out, state.slots.take_wakers())
+        };
+        for waker in wakers {
+            waker.wake();
+        }
+        out
+    }
+
+    /// Runs one guest call. A fault resets the instance (S12) and is this
+    /// caller's `SinkError::GuestFault`; while quarantined the call is
+    /// refused with `SinkError::CrashLoop`.
+    pub(super) fn call<R>(
+        &self,
+        state: &mut State,
+        f: impl FnOnce(&mut Adapter) -> Result<R, SinkError>,
+    ) -> Result<R, SinkError> {
+        state.crash_loop.admit(std::time::Instant::now())?;
+        let result = f(&mut state.adapter);
+        if let Err(SinkError::GuestFault(why)) = &result {
+            self.reset(state, why);
+        }
+        result
+    }
+
+    /// Fills the slots of finished waiters and re-arms the timer; returns how
+    /// many completions there were.
+    pub(super) fn apply(&self, state: &mut State, batch: Batch) -> u32 {
+        let n = u32::try_from(batch.done.len()).unwrap_or(u32::MAX);
+        for (token, outcome) in batch.done {
+            state.slots.complete(token, outcome);
+        }
+        self.note_deadline(state, batch.next_deadline);
+        n
+    }
+
+    /// Records the guest's earliest deadline; wakes the timer if it must
+    /// wake sooner than it planned.
+    pub(super) fn note_deadline(&self, state: &mut State, next: Option<u64>) {
+        state.next_deadline = next;
+        if let Some(next) = next
+            && state.timer_sleeping_until.is_none_or(|at| next < at)
+        {
+            self.timer.notify_one();
+        }
+    }
+
+    /// The per-store state of a new instance of this sink.
+    pub(super) fn store_state(&self) -> StoreState {
+        store_state(&self.clock, &self.invalidations, &self.config)
+    }
+}
+
+/// The per-store state of an instance: imports and limits.
+pub(super) fn store_state(
+    clock: &Arc<dyn Clock>,
+    invalidations: &broadcast::Sender<String>,
+    config: &SinkConfig,
+) -> StoreState {
+    StoreState {
+        clock: Arc::clone(clock),
+        invalidations: invalidations.clone(),
+        limits: StoreLimitsBuilder::new()
+            .memory_size(config.max_memory_bytes)
+            .instances(4)
+            .build(),
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Lets the timer task see that the sink is gone and exit.
+        self.timer.notify_one();
+    }
+}

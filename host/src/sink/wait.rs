@@ -1,0 +1,120 @@
+//! [`Wait`]: the future of one registered wait. It only watches its host
+//! slot; completions fill the slot and wake it. Dropping it before it
+//! completes frees the slot and cancels the waiter in the guest (S7).
+//! [`WaitForApproval`] is the original API's face of it: a plain `Decision`.
+
+use super::shared::Shared;
+use crate::error::SinkError;
+use crate::outcome::Outcome;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// A registered wait; resolves to how it ended. Dropping it before it
+/// completes cancels the waiter in the guest (S7).
+///
+/// # Panics
+///
+/// Polling it again after it returned `Ready` panics, as for `async fn`
+/// futures (wrap it in `futures::FutureExt::fuse` to poll it blindly).
+#[must_use = "a wait is cancelled when dropped"]
+pub struct Wait {
+    shared: Arc<Shared>,
+    state: WaitState,
+}
+
+enum WaitState {
+    /// The guest holds the waiter; the host slot has this token.
+    Registered(u64),
+    /// Settled when it was registered (an early verdict, or an error).
+    Settled(Result<Outcome, SinkError>),
+    /// The outcome was returned.
+    Done,
+}
+
+impl Wait {
+    /// A wait the guest holds under `token`.
+    pub(super) fn registered(shared: Arc<Shared>, token: u64) -> Self {
+        Wait {
+            shared,
+            state: WaitState::Registered(token),
+        }
+    }
+
+    /// A wait that settled at registration.
+    pub(super) fn settled(shared: Arc<Shared>, result: Result<Outcome, SinkError>) -> Self {
+        Wait {
+            shared,
+            state: WaitState::Settled(result),
+        }
+    }
+}
+
+impl Future for Wait {
+    type Output = Result<Outcome, SinkError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match std::mem::replace(&mut self.state, WaitState::Done) {
+            WaitState::Settled(result) => Poll::Ready(result),
+            WaitState::Registered(token) => {
+                let outcome = self
+                    .shared
+                    .with_state(|state| state.slots.poll(token, cx.waker()));
+                match outcome {
+                    Some(outcome) => Poll::Ready(Ok(outcome)),
+                    None => {
+                        self.state = WaitState::Registered(token);
+                        Poll::Pending
+                    }
+                }
+            }
+            WaitState::Done => panic!("approval-sink `Wait` polled after completion"),
+        }
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        let WaitState::Registered(token) = self.state else {
+            return;
+        };
+        let shared = &self.shared;
+        shared.with_state(|state| {
+            if state.slots.remove(token) {
+                let _ = shared.call(state, |a| a.cancel(token));
+            }
+        });
+    }
+}
+
+/// The future of [`ApprovalSink::wait_for_approval`](super::ApprovalSink::wait_for_approval):
+/// the verdict, or `Decision::Pending` for every way of ending without one
+/// (timeout, reset, a refused request, logged). `Send + 'static`; dropping it
+/// cancels the waiter (S7).
+#[must_use = "a wait is cancelled when dropped"]
+pub struct WaitForApproval {
+    wait: Wait,
+}
+
+impl WaitForApproval {
+    pub(super) fn new(wait: Wait) -> Self {
+        WaitForApproval { wait }
+    }
+}
+
+impl Future for WaitForApproval {
+    type Output = crate::outcome::Decision;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.wait)
+            .poll(cx)
+            .map(|result| match result {
+                Ok(outcome) => outcome.decision(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "wait failed; falling back to Pending");
+                    crate::outcome::Decision::Pending
+                }
+            })
+    }
+}
