@@ -1,7 +1,8 @@
 //! Builds the `approval-guest` crate for `wasm32-unknown-unknown` in both
-//! worlds, componentizes each with `wit-component`, and writes `gen.rs` with
-//! their paths, so `cargo build` alone yields a working host (the pattern of
-//! wasmtime's `crates/test-programs/artifacts/build.rs`).
+//! worlds, componentizes each with `wit-component`, and writes `gen.rs`,
+//! which embeds each component as a `pub static NAME: &[u8]`, so `cargo
+//! build` alone yields a working host (the pattern of wasmtime's
+//! `crates/test-programs/artifacts/build.rs`).
 //!
 //! The nested cargo runs with its own target dir under `OUT_DIR` (the outer
 //! build holds the lock on `target/`) and without the outer `RUSTFLAGS` or
@@ -19,20 +20,25 @@ struct Artifact {
     world: &'static str,
     /// Cargo features of `approval-guest` that select the world.
     features: &'static [&'static str],
-    /// Name of the generated Rust constant.
+    /// Name of the generated `static` holding the component's bytes.
     constant: &'static str,
+    /// What the component is for (the static's doc comment).
+    doc: &'static str,
 }
 
 const ARTIFACTS: &[Artifact] = &[
     Artifact {
         world: "approval-registry",
         features: &[],
-        constant: "REGISTRY_COMPONENT_PATH",
+        constant: "REGISTRY_COMPONENT",
+        doc: "The `approval-registry` component (sync world) that the adapter embeds.",
     },
     Artifact {
         world: "approval-plugin",
         features: &["plugin"],
-        constant: "PLUGIN_COMPONENT_PATH",
+        constant: "PLUGIN_COMPONENT",
+        doc: "The `approval-plugin` component (async face), for other hosts \
+              (`approval-sink export --world plugin`).",
     },
 ];
 
@@ -63,9 +69,8 @@ fn main() {
         let path = out_dir.join(format!("{}.wasm", artifact.world));
         fs::write(&path, component).expect("write component");
         generated.push_str(&format!(
-            "/// Path of the `{}` component built from `approval-guest`.\n\
-             pub const {}: &str = {:?};\n",
-            artifact.world,
+            "/// {}\npub static {}: &[u8] = include_bytes!({:?});\n",
+            artifact.doc,
             artifact.constant,
             path.display().to_string()
         ));

@@ -13,15 +13,9 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
+// `REGISTRY_COMPONENT` and `PLUGIN_COMPONENT`: the components `build.rs`
+// built from `approval-guest`, embedded.
 include!(concat!(env!("OUT_DIR"), "/gen.rs"));
-
-/// The `approval-registry` component embedded at build time.
-pub static REGISTRY_COMPONENT: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/approval-registry.wasm"));
-/// The `approval-plugin` component (async face) embedded at build time, for
-/// other hosts (`approval-sink export --world plugin`).
-pub static PLUGIN_COMPONENT: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/approval-plugin.wasm"));
 
 /// A component compiled and linked, ready to instantiate.
 pub struct Loaded {

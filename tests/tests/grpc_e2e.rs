@@ -4,11 +4,12 @@
 //! must get exactly its verdict, none lost, none doubled, and the
 //! subscription must resume from `last_seq`.
 
+use approval_host::SinkConfig;
 use approval_host::gateway::{Gateway, GatewayLog};
 use approval_host::sources::{GrpcSource, PumpConfig};
 use approval_host::{ApprovalSink, Decision, Outcome};
 use approval_proto::{ApprovalResolved, Event, PolicyInvalidated};
-use approval_tests::sinks::manual_sink;
+use approval_tests::sinks::{manual_sink, manual_sink_with};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -219,6 +220,54 @@ async fn agent_filter_keeps_other_agents_invalidations_out() {
     let got = recv(&mut rx).await;
     assert_eq!(got, "agent-1");
     assert_eq!(sink.stats().await.invalidations, 1);
+    drop(pump);
+    gateway.kill().await;
+}
+
+/// Publishes an approval of `request_id` whose reviewer field pads the
+/// event to about `bytes`.
+fn publish_padded(log: &GatewayLog, request_id: &str, bytes: usize) {
+    log.publish(Event::ApprovalResolved(ApprovalResolved {
+        request_id: request_id.to_string(),
+        decision: Decision::Approved as i32,
+        reviewer: "r".repeat(bytes),
+        ..Default::default()
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_source_honours_the_sinks_frame_limit_and_counts_what_it_skips() {
+    let log = GatewayLog::new(1000);
+    let addr = free_addr().await;
+    let gateway = start(&log, addr).await;
+    let (sink, _clock) = manual_sink_with(SinkConfig {
+        max_frame_bytes: 1 << 20,
+        ..SinkConfig::default()
+    });
+    let big = sink.wait("big", HOUR);
+    let huge = sink.wait("huge", HOUR);
+    let after = sink.wait("after", HOUR);
+    let pump = sink.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
+    // Over the 64 KiB default, within this sink's 1 MiB: must arrive.
+    publish_padded(&log, "big", 100 * 1024);
+    // Over this sink's limit: skipped by the source, counted, and the
+    // stream goes on; its waiter stays pending (never a wrong verdict).
+    publish_padded(&log, "huge", 2 << 20);
+    publish_padded(&log, "after", 10);
+    for w in [big, after] {
+        let out = tokio::time::timeout(GUARD, w).await.expect("delivered");
+        assert_eq!(out, Ok(Outcome::Decided(Decision::Approved)));
+    }
+    assert_eq!(
+        sink.waiter_count(),
+        1,
+        "only the oversized verdict's waiter"
+    );
+    assert_eq!(pump.stats().oversized_frames, 1);
+    let s = sink.stats().await;
+    assert_eq!((s.oversized_frames, s.delivered), (1, 2));
+    assert_eq!(s.last_seq, 3, "the skipped event did not stop the stream");
+    drop(huge);
     drop(pump);
     gateway.kill().await;
 }

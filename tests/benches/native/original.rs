@@ -28,13 +28,13 @@ impl NativeSink {
     /// timeout removes by key (D2).
     pub fn wait_for_approval(
         &self,
-        request_id: &str,
+        request_id: impl Into<String>,
         timeout: Duration,
     ) -> impl Future<Output = Decision> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        self.waiters.insert(request_id.to_string(), tx);
+        let id: String = request_id.into();
+        self.waiters.insert(id.clone(), tx);
         let waiters = Arc::clone(&self.waiters);
-        let id = request_id.to_string();
         async move {
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(decision)) => decision,
