@@ -21,9 +21,10 @@ bench:
 bench-js:
     cd tests/js && APPROVAL_PLUGIN_WASM=../../target/tmp/jco/approval-plugin.wasm npm run --silent bench
 
-# What CI runs after the tests.
+# Exactly the lint steps `.ci/run` runs after the tests.
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy -p approval-guest --target wasm32-unknown-unknown -- -D warnings
     cargo clippy -p approval-guest --target wasm32-unknown-unknown --features plugin -- -D warnings
     cargo fmt --all --check
 

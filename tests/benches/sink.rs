@@ -16,9 +16,8 @@ mod original;
 
 use approval_host::component::REGISTRY_COMPONENT;
 use approval_host::{ApprovalSink, Decision, InvalidationSink, SinkConfig};
-use approval_proto::{ApprovalResolved, Event, InvalidationEvent};
+use approval_tests::events::approvals;
 use original::NativeSink;
-use prost::Message;
 use std::time::{Duration, Instant};
 
 struct Row {
@@ -125,19 +124,7 @@ async fn storm(n: usize) -> (f64, f64) {
 /// `n` verdict frames with seqs from `seq0`, each on its own request id
 /// `req-<seq>` (a gateway sends one verdict per approval request).
 fn frames(n: usize, seq0: u64) -> Vec<u8> {
-    (0..n)
-        .flat_map(|i| {
-            InvalidationEvent {
-                seq: seq0 + i as u64,
-                event: Some(Event::ApprovalResolved(ApprovalResolved {
-                    request_id: format!("req-{}", seq0 + i as u64),
-                    decision: Decision::Approved as i32,
-                    ..Default::default()
-                })),
-            }
-            .encode_length_delimited_to_vec()
-        })
-        .collect()
+    approvals(n, seq0, seq0 as usize)
 }
 
 /// Frames per second through `ingest-frames`, in chunks of `chunk` frames;
@@ -174,144 +161,171 @@ async fn ingest(total: usize, chunk: usize, waiters: bool) -> f64 {
     (rounds * chunk) as f64 / elapsed.as_secs_f64()
 }
 
-#[tokio::main]
-async fn main() {
-    let q = quick();
-    let mut rows = Vec::new();
+impl Row {
+    /// A time or size measured against the native original (lower is better).
+    fn vs_native(name: impl Into<String>, native: f64, ours: f64, unit: &'static str) -> Row {
+        Row {
+            name: name.into(),
+            native: Some(native),
+            ours,
+            unit,
+            lower_is_better: true,
+        }
+    }
+
+    /// A figure the original has no counterpart for.
+    fn ours(name: impl Into<String>, ours: f64, unit: &'static str) -> Row {
+        Row {
+            name: name.into(),
+            native: None,
+            ours,
+            unit,
+            lower_is_better: unit != "frames/s",
+        }
+    }
+}
+
+/// The round trip through the adapter, then layer by layer on a bare
+/// instance (no adapter), then through the async face.
+async fn round_trip_rows(q: bool) -> Vec<Row> {
     let n = if q { 10_000 } else { 200_000 };
-    let (native_rt, ours) = round_trip(n).await;
-    rows.push(Row {
-        name: format!("round trip wait→deliver→resolved ({n} sequential)"),
-        native: Some(native_rt),
+    let (native, ours) = round_trip(n).await;
+    let mut rows = vec![Row::vs_native(
+        format!("round trip wait→deliver→resolved ({n} sequential)"),
+        native,
         ours,
-        unit: "ns",
-        lower_is_better: true,
-    });
-    // The same round trip, layer by layer (bare instance, no adapter).
+        "ns",
+    )];
     let component =
         |e: &wasmtime::Engine| wasmtime::component::Component::new(e, REGISTRY_COMPONENT).unwrap();
     for epochs in [true, false] {
         let engine = calls::engine(epochs);
         let mut bare = calls::Bare::new(&engine, &component(&engine));
         let on = if epochs { "epochs on" } else { "epochs off" };
-        rows.push(Row {
-            name: format!("  bare call: cancel(u64) -> bool, {on}"),
-            native: None,
-            ours: bare.empty_call(n as u64),
-            unit: "ns",
-            lower_is_better: true,
-        });
-        rows.push(Row {
-            name: format!("  bare calls: register + resolve, {on}"),
-            native: Some(native_rt),
-            ours: bare.register_resolve(n as u64),
-            unit: "ns",
-            lower_is_better: true,
-        });
+        rows.push(Row::ours(
+            format!("  bare call: cancel(u64) -> bool, {on}"),
+            bare.empty_call(n as u64),
+            "ns",
+        ));
+        rows.push(Row::vs_native(
+            format!("  bare calls: register + resolve, {on}"),
+            native,
+            bare.register_resolve(n as u64),
+            "ns",
+        ));
     }
     let m = if q { 2_000 } else { 20_000 };
-    rows.push(Row {
-        name: format!("async face: round trip wait-for-approval→resolve ({m} sequential)"),
-        native: Some(native_rt),
-        ours: async_face::round_trip(m).await,
-        unit: "ns",
-        lower_is_better: true,
-    });
-    for n in if q {
+    rows.push(Row::vs_native(
+        format!("async face: round trip wait-for-approval→resolve ({m} sequential)"),
+        native,
+        async_face::round_trip(m).await,
+        "ns",
+    ));
+    rows
+}
+
+/// Memory per pending waiter (RSS delta).
+async fn memory_rows(q: bool) -> Vec<Row> {
+    let sizes = if q {
         vec![100_000]
     } else {
         vec![100_000, 1_000_000]
-    } {
+    };
+    let mut rows = Vec::new();
+    for n in sizes {
         let (native, ours) = memory_per_waiter(n).await;
-        rows.push(Row {
-            name: format!("memory per pending waiter at {n} (RSS delta)"),
-            native: Some(native),
+        rows.push(Row::vs_native(
+            format!("memory per pending waiter at {n} (RSS delta)"),
+            native,
             ours,
-            unit: "B",
-            lower_is_better: true,
-        });
+            "B",
+        ));
     }
+    rows
+}
+
+/// Many waits timing out at once, through the adapter and the async face.
+async fn storm_rows(q: bool) -> Vec<Row> {
     let n = if q { 10_000 } else { 100_000 };
-    let (native_storm, ours) = storm(n).await;
-    rows.push(Row {
-        name: format!("{n} × 10 ms timeout storm, until all resolved"),
-        native: Some(native_storm),
-        ours,
-        unit: "ms",
-        lower_is_better: true,
-    });
-    rows.push(Row {
-        name: format!("async face: {n} concurrent waits × 10 ms timeout storm"),
-        native: Some(native_storm),
-        ours: async_face::storm(n as u64).await,
-        unit: "ms",
-        lower_is_better: true,
-    });
+    let (native, ours) = storm(n).await;
+    vec![
+        Row::vs_native(
+            format!("{n} × 10 ms timeout storm, until all resolved"),
+            native,
+            ours,
+            "ms",
+        ),
+        Row::vs_native(
+            format!("async face: {n} concurrent waits × 10 ms timeout storm"),
+            native,
+            async_face::storm(n as u64).await,
+            "ms",
+        ),
+    ]
+}
+
+/// Frames per second into the guest, batched and as an async stream.
+async fn ingest_rows(q: bool) -> Vec<Row> {
     let total = if q { 100_000 } else { 1_000_000 };
-    rows.push(Row {
-        name: "ingest, no waiters (verdicts cached; 10k frames/call)".into(),
-        native: None,
-        ours: ingest(total, 10_000, false).await,
-        unit: "frames/s",
-        lower_is_better: false,
-    });
-    rows.push(Row {
-        name: "ingest, each frame resolves a waiter (10k frames/call)".into(),
-        native: None,
-        ours: ingest(total, 10_000, true).await,
-        unit: "frames/s",
-        lower_is_better: false,
-    });
     let count = if q { 10_000 } else { 100_000 };
     let bytes = frames(count, 1);
-    for waiters in [false, true] {
-        rows.push(Row {
-            name: format!(
-                "async face: ingest(stream<u8>), {} (64 KiB writes)",
-                if waiters {
-                    "each frame resolves a waiter"
-                } else {
-                    "no waiters"
-                }
-            ),
-            native: None,
-            ours: async_face::ingest_stream(&bytes, count as u64, waiters).await,
-            unit: "frames/s",
-            lower_is_better: false,
-        });
-    }
+    vec![
+        Row::ours(
+            "ingest, no waiters (verdicts cached; 10k frames/call)",
+            ingest(total, 10_000, false).await,
+            "frames/s",
+        ),
+        Row::ours(
+            "ingest, each frame resolves a waiter (10k frames/call)",
+            ingest(total, 10_000, true).await,
+            "frames/s",
+        ),
+        Row::ours(
+            "async face: ingest(stream<u8>), no waiters (64 KiB writes)",
+            async_face::ingest_stream(&bytes, count as u64, false).await,
+            "frames/s",
+        ),
+        Row::ours(
+            "async face: ingest(stream<u8>), each frame resolves a waiter (64 KiB writes)",
+            async_face::ingest_stream(&bytes, count as u64, true).await,
+            "frames/s",
+        ),
+    ]
+}
+
+/// From component bytes to a sink that serves.
+fn cold_start_rows(q: bool) -> Vec<Row> {
     let k = if q { 20 } else { 200 };
-    for (name, ours) in [
-        (
+    vec![
+        Row::ours(
             "cold start: compile from bytes (Cranelift) + link",
             cold_start::compile(if q { 2 } else { 5 }),
+            "µs",
         ),
-        (
+        Row::ours(
             "cold start: load precompiled artifact + link",
             cold_start::from_artifact(k),
+            "µs",
         ),
-        (
+        Row::ours(
             "cold start: instantiate from InstancePre (on-demand)",
             cold_start::instantiate_pre(k, false),
+            "µs",
         ),
-        (
+        Row::ours(
             "cold start: instantiate from InstancePre (pooling)",
             cold_start::instantiate_pre(k, true),
+            "µs",
         ),
-        (
+        Row::ours(
             "cold start: new sink (instantiate + configure + timer task)",
             cold_start::new_sink(k),
+            "µs",
         ),
-    ] {
-        rows.push(Row {
-            name: name.into(),
-            native: None,
-            ours,
-            unit: "µs",
-            lower_is_better: true,
-        });
-    }
+    ]
+}
 
+fn print_table(rows: &[Row]) {
     println!("| workload | native original | approval-sink (component) | ratio to native |");
     println!("|---|---|---|---|");
     for r in rows {
@@ -335,4 +349,16 @@ async fn main() {
         };
         println!("| {} | {} | {} | {} |", r.name, native, fmt(r.ours), ratio);
     }
+}
+
+#[tokio::main]
+async fn main() {
+    let q = quick();
+    let mut rows = Vec::new();
+    rows.extend(round_trip_rows(q).await);
+    rows.extend(memory_rows(q).await);
+    rows.extend(storm_rows(q).await);
+    rows.extend(ingest_rows(q).await);
+    rows.extend(cold_start_rows(q));
+    print_table(&rows);
 }

@@ -17,8 +17,7 @@
 //! guest's functions.
 
 use approval_host::{ApprovalSink, SinkConfig};
-use approval_proto::{ApprovalResolved, Event, InvalidationEvent};
-use prost::Message;
+use approval_tests::events::approvals;
 
 fn main() -> anyhow::Result<()> {
     let ingest = std::env::var_os("NO_INGEST").is_none();
@@ -29,23 +28,10 @@ fn main() -> anyhow::Result<()> {
             ..SinkConfig::default()
         })
         .build()?;
-    let mut seq = 0u64;
-    for _ in 0..100 {
-        let bytes: Vec<u8> = (0..10_000u64)
-            .flat_map(|i| {
-                seq += 1;
-                let id = if reuse_ids { i } else { seq };
-                InvalidationEvent {
-                    seq,
-                    event: Some(Event::ApprovalResolved(ApprovalResolved {
-                        request_id: format!("req-{id}"),
-                        decision: 1,
-                        ..Default::default()
-                    })),
-                }
-                .encode_length_delimited_to_vec()
-            })
-            .collect();
+    for round in 0..100u64 {
+        let seq0 = round * 10_000 + 1;
+        let id_from = if reuse_ids { 0 } else { seq0 as usize };
+        let bytes = approvals(10_000, seq0, id_from);
         if ingest {
             let report = sink.ingest_bytes(&bytes)?;
             anyhow::ensure!(report.events == 10_000, "every frame applies");

@@ -3,11 +3,15 @@
 //! * [`plugin`] loads the `approval-plugin` component straight into wasmtime
 //!   (async ABI, `run_concurrent`) with a `ManualClock` timer;
 //! * [`sinks`] builds host-adapter sinks on the embedded `approval-registry`
-//!   component with a `ManualClock`, and encodes gateway frames.
+//!   component with a `ManualClock`;
+//! * [`events`] encodes gateway events and frames;
+//! * [`time`] holds the time units and the settle helpers.
 //!
 //! The suites live in `tests/`; each is named for the semantics it proves.
 
 #![warn(missing_docs)]
 
+pub mod events;
 pub mod plugin;
 pub mod sinks;
+pub mod time;

@@ -10,11 +10,10 @@
 use approval_guest::frames::{FrameDecoder, apply_frame};
 use approval_guest::registry::{Registry, TimeSource};
 use approval_host::{Decision, Outcome};
-use approval_tests::sinks::{manual_sink, proptest_cases, stream, verdict_event, wire};
+use approval_tests::events::{stream, verdict_event, wire};
+use approval_tests::sinks::{manual_sink, proptest_cases};
+use approval_tests::time::HOUR;
 use proptest::prelude::*;
-use std::time::Duration;
-
-const HOUR: Duration = Duration::from_secs(3600);
 
 struct Zero;
 impl TimeSource for Zero {

@@ -6,9 +6,8 @@
 
 use approval_host::{Decision, Outcome, SinkError};
 use approval_tests::sinks::manual_sink;
+use approval_tests::time::HOUR;
 use std::time::Duration;
-
-const HOUR: Duration = Duration::from_secs(3600);
 
 #[tokio::test]
 async fn trap_with_1000_waits_outstanding_resets_them_all_to_pending() {
@@ -62,7 +61,7 @@ async fn trap_during_registration_fails_that_wait_only() {
 
 #[tokio::test]
 async fn reset_carries_the_stream_resume_point_over() {
-    use approval_tests::sinks::{stream, verdict_event, wire};
+    use approval_tests::events::{stream, verdict_event, wire};
     let (sink, _clock) = manual_sink();
     let events: Vec<_> = (1..=5u64)
         .map(|s| verdict_event(s, &format!("req-{s}"), wire(Decision::Approved)))

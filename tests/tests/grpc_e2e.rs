@@ -8,17 +8,15 @@ use approval_host::SinkConfig;
 use approval_host::gateway::{Gateway, GatewayLog};
 use approval_host::sources::{GrpcSource, PumpConfig};
 use approval_host::{ApprovalSink, Decision, Outcome};
-use approval_proto::{ApprovalResolved, Event, PolicyInvalidated};
+use approval_proto::{ApprovalResolved, Event};
+use approval_tests::events::{invalidation, verdict};
 use approval_tests::sinks::{manual_sink, manual_sink_with};
+use approval_tests::time::{GUARD, HOUR, eventually};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-
-const HOUR: Duration = Duration::from_secs(3600);
-/// A guard against hangs, not a speed assertion.
-const GUARD: Duration = Duration::from_secs(60);
 
 struct Running {
     stop: oneshot::Sender<()>,
@@ -61,7 +59,8 @@ impl Running {
     }
 }
 
-fn verdict(i: usize) -> (String, Decision) {
+/// The verdict the tests publish for request `i`.
+fn expected(i: usize) -> (String, Decision) {
     (
         format!("req-{i}"),
         if i.is_multiple_of(3) {
@@ -73,12 +72,8 @@ fn verdict(i: usize) -> (String, Decision) {
 }
 
 fn publish(log: &GatewayLog, i: usize) {
-    let (request_id, decision) = verdict(i);
-    log.publish(Event::ApprovalResolved(ApprovalResolved {
-        request_id,
-        decision: decision as i32,
-        ..Default::default()
-    }));
+    let (request_id, decision) = expected(i);
+    log.publish(verdict(&request_id, decision as i32));
 }
 
 fn fast_reconnect() -> PumpConfig {
@@ -89,10 +84,8 @@ fn fast_reconnect() -> PumpConfig {
     }
 }
 
-fn invalidate(log: &GatewayLog, agent_id: impl Into<String>) {
-    log.publish(Event::PolicyInvalidated(PolicyInvalidated {
-        agent_id: agent_id.into(),
-    }));
+fn invalidate(log: &GatewayLog, agent_id: &str) {
+    log.publish(invalidation(agent_id));
 }
 
 async fn recv(rx: &mut tokio::sync::broadcast::Receiver<String>) -> String {
@@ -117,7 +110,7 @@ async fn gateway_restart_mid_stream_loses_and_doubles_nothing() {
     let addr = free_addr().await;
     let mut gateway = Some(start(&log, addr).await);
     let (sink, _clock) = manual_sink(); // virtual time: no wait can time out
-    let waits: Vec<_> = (0..N).map(|i| sink.wait(&verdict(i).0, HOUR)).collect();
+    let waits: Vec<_> = (0..N).map(|i| sink.wait(&expected(i).0, HOUR)).collect();
     let source = GrpcSource::new(format!("http://{addr}"));
     let pump = sink.pump_with(source, fast_reconnect());
 
@@ -139,7 +132,7 @@ async fn gateway_restart_mid_stream_loses_and_doubles_nothing() {
         let out = tokio::time::timeout(GUARD, w)
             .await
             .expect("every waiter gets a verdict");
-        assert_eq!(out, Ok(Outcome::Decided(verdict(i).1)), "waiter {i}");
+        assert_eq!(out, Ok(Outcome::Decided(expected(i).1)), "waiter {i}");
     }
     let s = sink.stats().await;
     assert_eq!(s.delivered, N as u64, "each waiter resolved exactly once");
@@ -167,17 +160,9 @@ async fn resubscribe_resumes_after_last_seq() {
     let pump = sink.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
     // Early verdicts: the first ten are replayed into the cache.
     for i in 0..10 {
-        let w = sink.wait(&verdict(i).0, HOUR);
-        let out = tokio::time::timeout(GUARD, async {
-            loop {
-                if sink.stats().await.last_seq == 10 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        });
-        out.await.expect("replayed");
-        assert_eq!(w.await, Ok(Outcome::Decided(verdict(i).1)));
+        let w = sink.wait(&expected(i).0, HOUR);
+        eventually(|| async { sink.stats().await.last_seq == 10 }).await;
+        assert_eq!(w.await, Ok(Outcome::Decided(expected(i).1)));
     }
     drop(pump);
     gateway.kill().await;
@@ -193,7 +178,7 @@ async fn policy_invalidations_fan_out_to_two_listeners_over_grpc() {
     let mut b = sink.subscribe_invalidations();
     let pump = sink.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
     invalidate(&log, "agent-7");
-    invalidate(&log, String::new());
+    invalidate(&log, "");
     for rx in [&mut a, &mut b] {
         let got = recv(rx).await;
         assert_eq!(got, "agent-7");

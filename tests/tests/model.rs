@@ -7,14 +7,15 @@
 //! 10,000 cases by default; `PROPTEST_CASES=N` for more or fewer.
 
 use approval_host::{ApprovalSink, Decision, Outcome, SinkConfig, SinkError, Wait};
-use approval_tests::sinks::{manual_sink_with, proptest_cases, stream, verdict_event};
+use approval_tests::events::{stream, verdict_event};
+use approval_tests::sinks::{manual_sink_with, proptest_cases};
+use approval_tests::time::{MS_NS, settle_until};
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-const MS: u64 = 1_000_000;
 const CACHE_CAPACITY: usize = 3;
-const CACHE_TTL: u64 = 2_000 * MS;
+const CACHE_TTL: u64 = 2_000 * MS_NS;
 const IDS: [&str; 4] = ["a", "b", "c", "d"];
 
 #[derive(Debug, Clone)]
@@ -149,6 +150,21 @@ struct Real {
 }
 
 impl Real {
+    fn new() -> Self {
+        let config = SinkConfig {
+            verdict_cache_capacity: CACHE_CAPACITY as u32,
+            verdict_cache_ttl: Duration::from_nanos(CACHE_TTL),
+            ..SinkConfig::default()
+        };
+        let (sink, clock) = manual_sink_with(config);
+        Real {
+            sink,
+            clock,
+            waits: Vec::new(),
+            outcomes: Vec::new(),
+        }
+    }
+
     /// Collects every finished wait's outcome without blocking.
     fn poll_all(&mut self) {
         for (i, slot) in self.waits.iter_mut().enumerate() {
@@ -160,43 +176,27 @@ impl Real {
             }
         }
     }
-}
 
-async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let config = SinkConfig {
-        verdict_cache_capacity: CACHE_CAPACITY as u32,
-        verdict_cache_ttl: Duration::from_nanos(CACHE_TTL),
-        ..SinkConfig::default()
-    };
-    let (sink, clock) = manual_sink_with(config);
-    let mut real = Real {
-        sink,
-        clock,
-        waits: Vec::new(),
-        outcomes: Vec::new(),
-    };
-    let mut model = Model::default();
-    for op in ops {
+    /// Applies `op` to the model and to the component.
+    async fn step(&mut self, op: Op, model: &mut Model) -> Result<(), TestCaseError> {
         match op {
             Op::Register { id, timeout_ms } => {
-                model.register(id, timeout_ms * MS);
-                real.waits.push(Some(
-                    real.sink.wait(IDS[id], Duration::from_millis(timeout_ms)),
-                ));
-                real.outcomes.push(None);
+                model.register(id, timeout_ms * MS_NS);
+                let wait = self.sink.wait(IDS[id], Duration::from_millis(timeout_ms));
+                self.waits.push(Some(wait));
+                self.outcomes.push(None);
             }
             Op::Deliver { id, decision } => {
-                let decision_enum = Decision::try_from(decision);
                 let accepted = model.resolve(id, decision);
-                match decision_enum {
+                match Decision::try_from(decision) {
                     Ok(d) => {
-                        let got = real.sink.deliver(IDS[id], d);
+                        let got = self.sink.deliver(IDS[id], d);
                         prop_assert_eq!(got.is_ok(), accepted, "deliver {:?}", d);
                     }
                     // Unknown values cannot be a `Decision`: send them as a frame.
                     Err(_) => {
                         let bytes = stream(&[verdict_event(0, IDS[id], decision)]);
-                        let report = real.sink.ingest_bytes(&bytes).expect("ingest");
+                        let report = self.sink.ingest_bytes(&bytes).expect("ingest");
                         prop_assert_eq!(report.rejected, 1);
                     }
                 }
@@ -204,57 +204,70 @@ async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Cancel { nth } => {
                 // Cancel the model's n-th pending waiter, by the same index.
                 if let Some(index) = model.cancel(nth) {
-                    real.waits[index] = None;
-                    real.outcomes[index] = Some(Outcome::Cancelled);
+                    self.waits[index] = None;
+                    self.outcomes[index] = Some(Outcome::Cancelled);
                 }
             }
             Op::Advance { ms } => {
-                model.advance(ms * MS);
-                real.clock.advance(Duration::from_millis(ms));
+                model.advance(ms * MS_NS);
+                self.clock.advance(Duration::from_millis(ms));
                 // Let the sink's timer task run `expire` before going on.
-                for _ in 0..64 {
-                    if real.sink.waiter_count() == model.waiters.len() {
-                        break;
-                    }
-                    tokio::task::yield_now().await;
-                }
+                let pending = model.waiters.len();
+                settle_until(|| self.sink.waiter_count() == pending).await;
             }
             Op::Frame { seq, id, decision } => {
                 model.frame(seq, id, decision);
                 let bytes = stream(&[verdict_event(seq, IDS[id], decision)]);
-                real.sink
+                self.sink
                     .ingest_bytes(&bytes)
                     .map_err(|e: SinkError| TestCaseError::fail(e.to_string()))?;
             }
         }
-        real.poll_all();
-        prop_assert_eq!(real.sink.waiter_count(), model.waiters.len());
+        self.poll_all();
+        Ok(())
     }
-    real.poll_all();
-    prop_assert_eq!(&real.outcomes, &model.outcomes);
-    let s = real.sink.stats().await;
-    prop_assert_eq!(s.waiters as usize, model.waiters.len());
-    prop_assert_eq!(
-        (
+
+    /// Every outcome and counter agrees with the model's.
+    async fn agrees_with(mut self, model: &Model) -> Result<(), TestCaseError> {
+        self.poll_all();
+        prop_assert_eq!(&self.outcomes, &model.outcomes);
+        let s = self.sink.stats().await;
+        prop_assert_eq!(s.waiters as usize, model.waiters.len());
+        let real = [
             s.delivered,
             s.timed_out,
             s.cancelled,
             s.early_hits,
             s.malformed,
             s.duplicates,
-            s.last_seq
-        ),
-        (
+            s.last_seq,
+        ];
+        let expected = [
             model.delivered,
             model.timed_out,
             model.cancelled,
             model.early_hits,
             model.malformed,
             model.duplicates,
-            model.last_seq
-        )
-    );
-    Ok(())
+            model.last_seq,
+        ];
+        prop_assert_eq!(
+            real,
+            expected,
+            "delivered, timed out, cancelled, early hits, malformed, duplicates, last seq"
+        );
+        Ok(())
+    }
+}
+
+async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut real = Real::new();
+    let mut model = Model::default();
+    for op in ops {
+        real.step(op, &mut model).await?;
+        prop_assert_eq!(real.sink.waiter_count(), model.waiters.len());
+    }
+    real.agrees_with(&model).await
 }
 
 proptest! {

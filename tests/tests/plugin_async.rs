@@ -6,7 +6,7 @@ use approval_host::ManualClock;
 use approval_tests::plugin::{Decision, Outcome, Plugin, SinkError};
 use std::time::Duration;
 
-const SEC: u64 = 1_000_000_000;
+use approval_tests::time::SEC_NS;
 
 #[tokio::test]
 async fn async_wait_gets_verdict_delivered_through_registry_resolve() {
@@ -19,7 +19,7 @@ async fn async_wait_gets_verdict_delivered_through_registry_resolve() {
                 c.until_waiters(acc, 1).await;
                 c.resolve(acc, "req-1", Decision::Approved).await.unwrap();
             };
-            futures::join!(c.wait(acc, 1, "req-1", 30 * SEC), deliver).0
+            futures::join!(c.wait(acc, 1, "req-1", 30 * SEC_NS), deliver).0
         })
         .await
         .unwrap();
@@ -46,7 +46,7 @@ async fn wait_then_advance(timeout_ns: u64, advance: Duration) -> Result<Outcome
 
 #[tokio::test]
 async fn async_wait_times_out_when_the_clock_passes_its_deadline() {
-    let out = wait_then_advance(5 * SEC, Duration::from_secs(5)).await;
+    let out = wait_then_advance(5 * SEC_NS, Duration::from_secs(5)).await;
     assert_eq!(out, Ok(Outcome::TimedOut));
 }
 
@@ -58,12 +58,12 @@ async fn async_fan_out_and_mixed_batched_waiters_get_one_verdict() {
         .store
         .run_concurrent(async |acc| {
             let waits =
-                futures::future::join_all((0..20).map(|w| c.wait(acc, w, "req-1", 30 * SEC)));
+                futures::future::join_all((0..20).map(|w| c.wait(acc, w, "req-1", 30 * SEC_NS)));
             let deliver = async {
                 c.until_waiters(acc, 20).await;
                 let (reg,) = c
                     .register
-                    .call_concurrent(acc, (99, "req-1".to_string(), 30 * SEC))
+                    .call_concurrent(acc, (99, "req-1".to_string(), 30 * SEC_NS))
                     .await
                     .unwrap();
                 assert!(reg.is_ok());
@@ -93,12 +93,12 @@ async fn async_id_reuse_and_cancel_by_token_touch_only_their_own_waiter() {
     let (older, newer, cancelled, stats) = p
         .store
         .run_concurrent(async |acc| {
-            let older = c.wait(acc, 1, "req-1", SEC);
-            let cancelled = c.wait(acc, 3, "req-1", 30 * SEC);
+            let older = c.wait(acc, 1, "req-1", SEC_NS);
+            let cancelled = c.wait(acc, 3, "req-1", 30 * SEC_NS);
             let driver = async {
                 c.until_waiters(acc, 2).await;
                 clock.advance(Duration::from_millis(500));
-                let newer = c.wait(acc, 2, "req-1", 10 * SEC);
+                let newer = c.wait(acc, 2, "req-1", 10 * SEC_NS);
                 let rest = async {
                     c.until_waiters(acc, 3).await;
                     clock.advance(Duration::from_millis(500));
@@ -137,9 +137,9 @@ async fn async_early_verdict_settles_at_once_and_bad_ids_are_typed_errors() {
         .store
         .run_concurrent(async |acc| {
             c.resolve(acc, "req-1", Decision::Approved).await.unwrap();
-            let early = c.wait(acc, 1, "req-1", 30 * SEC).await;
-            let empty = c.wait(acc, 2, "", 30 * SEC).await;
-            let long = c.wait(acc, 3, &"x".repeat(300), 30 * SEC).await;
+            let early = c.wait(acc, 1, "req-1", 30 * SEC_NS).await;
+            let empty = c.wait(acc, 2, "", 30 * SEC_NS).await;
+            let long = c.wait(acc, 3, &"x".repeat(300), 30 * SEC_NS).await;
             (early, empty, long)
         })
         .await
@@ -157,7 +157,7 @@ async fn async_duration_max_timeout_is_capped_and_times_out() {
 
 #[tokio::test]
 async fn async_malformed_verdicts_resolve_nobody_and_are_counted() {
-    use approval_tests::sinks::{stream, verdict_event};
+    use approval_tests::events::{stream, verdict_event};
     let mut p = Plugin::embedded(ManualClock::new()).await.unwrap();
     let c = p.calls().unwrap();
     let (out, report, stats) = p
@@ -175,7 +175,7 @@ async fn async_malformed_verdicts_resolve_nobody_and_are_counted() {
                 c.ingest(acc, stream(&[verdict_event(4, "req-1", 1)])).await;
                 report
             };
-            let (out, report) = futures::join!(c.wait(acc, 1, "req-1", 30 * SEC), driver);
+            let (out, report) = futures::join!(c.wait(acc, 1, "req-1", 30 * SEC_NS), driver);
             (out, report, c.stats(acc).await)
         })
         .await
@@ -188,7 +188,7 @@ async fn async_malformed_verdicts_resolve_nobody_and_are_counted() {
 
 #[tokio::test]
 async fn async_ingest_stream_decodes_frames_split_across_writes() {
-    use approval_tests::sinks::{invalidation_event, stream, verdict_event};
+    use approval_tests::events::{invalidation_event, stream, verdict_event};
     let events = vec![
         verdict_event(1, "req-1", 1),
         invalidation_event(2, "agent-7"),
@@ -204,8 +204,8 @@ async fn async_ingest_stream_decodes_frames_split_across_writes() {
             .store
             .run_concurrent(async |acc| {
                 let waits = futures::future::join(
-                    c.wait(acc, 1, "req-1", 30 * SEC),
-                    c.wait(acc, 2, "req-2", 30 * SEC),
+                    c.wait(acc, 1, "req-1", 30 * SEC_NS),
+                    c.wait(acc, 2, "req-2", 30 * SEC_NS),
                 );
                 let feed = async {
                     c.until_waiters(acc, 2).await;

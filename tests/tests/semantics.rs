@@ -1,14 +1,12 @@
-//! S1–S8, S10, S11, S14 through the real `approval-registry` component and
+//! S1–S11, S13 and S14 through the real `approval-registry` component and
 //! the host adapter, on a `ManualClock`: no sleeps, no wall-clock asserts.
 
 use approval_host::{ApprovalSink, Decision, Outcome, SinkConfig, SinkError};
-use approval_tests::sinks::{
-    frame, invalidation_event, manual_sink, manual_sink_with, settle, stream, verdict_event, wire,
-};
+use approval_tests::events::{frame, invalidation_event, stream, verdict_event, wire};
+use approval_tests::sinks::{manual_sink, manual_sink_with};
+use approval_tests::time::{SEC, settle};
 use futures::FutureExt;
 use std::time::Duration;
-
-const SEC: Duration = Duration::from_secs(1);
 
 #[tokio::test]
 async fn s1_waiter_exists_before_first_poll() {

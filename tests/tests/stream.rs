@@ -4,10 +4,9 @@
 
 use approval_host::sources::ReaderSource;
 use approval_host::{Decision, Outcome, SinkError};
-use approval_tests::sinks::{invalidation_event, manual_sink, stream, verdict_event, wire};
-use std::time::Duration;
-
-const HOUR: Duration = Duration::from_secs(3600);
+use approval_tests::events::{frame, invalidation_event, stream, verdict_event, wire};
+use approval_tests::sinks::manual_sink;
+use approval_tests::time::HOUR;
 
 #[tokio::test]
 async fn frames_split_at_every_byte_boundary_resolve_the_same() {
@@ -131,8 +130,7 @@ async fn oversized_frame_is_a_typed_error() {
         sink.push_frame(&vec![0u8; 70_000]),
         Err(SinkError::FrameTooLarge(70_000))
     );
-    sink.push_frame(&approval_tests::sinks::frame(&big))
-        .unwrap();
+    sink.push_frame(&frame(&big)).unwrap();
 }
 
 #[tokio::test]
@@ -184,7 +182,7 @@ async fn direct_events_do_not_disturb_a_partial_stream_frame() {
     let bytes = stream(&[verdict_event(1, "req-a", wire(Decision::Approved))]);
     sink.ingest_bytes(&bytes[..5]).unwrap();
     // Direct calls in between (a frame, a policy change, a non-verdict).
-    let direct = approval_tests::sinks::frame(&verdict_event(0, "req-b", wire(Decision::Denied)));
+    let direct = frame(&verdict_event(0, "req-b", wire(Decision::Denied)));
     sink.push_frame(&direct).unwrap();
     sink.on_policy_invalidated("agent-7");
     assert!(sink.deliver("req-a", Decision::Pending).is_err());

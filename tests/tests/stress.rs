@@ -4,11 +4,11 @@
 
 use approval_host::{ApprovalSink, Decision, Outcome};
 use approval_tests::sinks::manual_sink;
+use approval_tests::time::HOUR;
 use std::time::Duration;
 
 const SINKS: usize = 4;
 const PER_SINK: usize = 2_000;
-const HOUR: Duration = Duration::from_secs(3600);
 
 fn expected(i: usize) -> Option<Decision> {
     match i % 5 {

@@ -6,7 +6,7 @@ use approval_host::ManualClock;
 use approval_tests::plugin::{Decision, Outcome, Plugin};
 use std::time::{Duration, Instant};
 
-const HOUR: u64 = 3_600_000_000_000;
+use approval_tests::time::HOUR_NS;
 
 /// Handles a store may hold: each pending async wait holds its task, its
 /// `sleep-until` subtask and waitables, more than wasmtime's default of
@@ -35,7 +35,7 @@ pub async fn round_trip(n: u64) -> f64 {
     p.store
         .run_concurrent(async |acc| {
             for w in 0..n {
-                let wait = c.wait(acc, w, "req-1", HOUR);
+                let wait = c.wait(acc, w, "req-1", HOUR_NS);
                 let deliver = async {
                     c.until_waiters(acc, 1).await;
                     c.resolve(acc, "req-1", Decision::Approved)
@@ -94,7 +94,7 @@ pub async fn ingest_stream(frames: &[u8], count: u64, waiters: bool) -> f64 {
                 for w in 0..count {
                     let (r,) = c
                         .register
-                        .call_concurrent(acc, (w, format!("req-{}", w + 1), HOUR))
+                        .call_concurrent(acc, (w, format!("req-{}", w + 1), HOUR_NS))
                         .await
                         .expect("register");
                     assert!(r.is_ok());

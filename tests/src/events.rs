@@ -1,0 +1,77 @@
+//! Gateway events and frames as a gateway would encode them: the one set of
+//! builders the suites, benches and examples share.
+
+use approval_proto::{ApprovalResolved, Decision, Event, InvalidationEvent, PolicyInvalidated};
+use prost::Message;
+
+/// A verdict event payload on `request_id` (any raw decision value), as a
+/// gateway publishes it.
+pub fn verdict(request_id: &str, decision: i32) -> Event {
+    Event::ApprovalResolved(ApprovalResolved {
+        request_id: request_id.to_string(),
+        decision,
+        reviewer: "reviewer@example".to_string(),
+        resolved_at_unix_ms: 1_700_000_000_000,
+    })
+}
+
+/// One `InvalidationEvent` carrying a verdict (any raw decision value).
+pub fn verdict_event(seq: u64, request_id: &str, decision: i32) -> InvalidationEvent {
+    InvalidationEvent {
+        seq,
+        event: Some(verdict(request_id, decision)),
+    }
+}
+
+/// A policy invalidation payload (empty agent id: every agent).
+pub fn invalidation(agent_id: &str) -> Event {
+    Event::PolicyInvalidated(PolicyInvalidated {
+        agent_id: agent_id.to_string(),
+    })
+}
+
+/// One `InvalidationEvent` invalidating an agent's policy.
+pub fn invalidation_event(seq: u64, agent_id: &str) -> InvalidationEvent {
+    InvalidationEvent {
+        seq,
+        event: Some(invalidation(agent_id)),
+    }
+}
+
+/// A frame body (no length prefix) for `push_frame`.
+pub fn frame(event: &InvalidationEvent) -> Vec<u8> {
+    event.encode_to_vec()
+}
+
+/// A length-delimited stream of events, as a gateway sends them.
+pub fn stream(events: &[InvalidationEvent]) -> Vec<u8> {
+    events
+        .iter()
+        .flat_map(|e| e.encode_length_delimited_to_vec())
+        .collect()
+}
+
+/// `n` approvals with seqs from `seq0`, each on its own request id
+/// `req-<id_from + i>`, as one length-delimited stream (a busy gateway).
+/// Bare verdicts (no reviewer, no timestamp): the smallest valid frames, as
+/// the ingest benches have always measured.
+pub fn approvals(n: usize, seq0: u64, id_from: usize) -> Vec<u8> {
+    (0..n)
+        .flat_map(|i| {
+            InvalidationEvent {
+                seq: seq0 + i as u64,
+                event: Some(Event::ApprovalResolved(ApprovalResolved {
+                    request_id: format!("req-{}", id_from + i),
+                    decision: wire(Decision::Approved),
+                    ..Default::default()
+                })),
+            }
+            .encode_length_delimited_to_vec()
+        })
+        .collect()
+}
+
+/// `Decision` as its wire value.
+pub fn wire(d: Decision) -> i32 {
+    d as i32
+}
