@@ -4,8 +4,15 @@
 //! `Config::default()` (the one place they are written); the host-only
 //! settings (memory, call budget, crash loops) are defined here.
 
+use crate::error::HostError;
 use approval_guest::config::Config as GuestConfig;
 use std::time::Duration;
+
+/// The longest `call_budget` accepted: a guest call that runs longer than
+/// this holds the sink's mutex for too long to be a budget at all.
+pub const MAX_CALL_BUDGET: Duration = Duration::from_secs(3600);
+/// The longest `crash_loop_backoff` accepted.
+pub const MAX_CRASH_LOOP_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// Limits of one sink. Every field has a documented default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +34,7 @@ pub struct SinkConfig {
     pub max_memory_bytes: usize,
     /// Wall-clock budget of one guest call (epoch interruption, 10 ms
     /// granularity); a call over it traps and the instance is reset (S12).
-    /// Default 1 s.
+    /// Default 1 s; more than zero and at most [`MAX_CALL_BUDGET`].
     pub call_budget: Duration,
     /// More resets than this within `crash_loop_window` is a crash loop: the
     /// sink then refuses guest calls (`SinkError::CrashLoop`) for a backoff
@@ -36,7 +43,8 @@ pub struct SinkConfig {
     pub crash_loop_resets: u32,
     /// The window of `crash_loop_resets`. Default 60 s.
     pub crash_loop_window: Duration,
-    /// First refusal period of a crash loop. Default 1 s.
+    /// First refusal period of a crash loop. Default 1 s; at most
+    /// [`MAX_CRASH_LOOP_BACKOFF`].
     pub crash_loop_backoff: Duration,
 }
 
@@ -56,5 +64,21 @@ impl Default for SinkConfig {
             crash_loop_window: Duration::from_secs(60),
             crash_loop_backoff: Duration::from_secs(1),
         }
+    }
+}
+
+impl SinkConfig {
+    /// Checks the host-side settings (S19); the guest checks its own limits
+    /// at `configure` (`HostError::Config`). Durations the guest gets in
+    /// nanoseconds saturate, so every `Duration` there is accepted.
+    pub(crate) fn validate(&self) -> Result<(), HostError> {
+        let invalid = |field, reason| Err(HostError::InvalidConfig { field, reason });
+        if self.call_budget.is_zero() || self.call_budget > MAX_CALL_BUDGET {
+            return invalid("call_budget", "must be more than zero and at most an hour");
+        }
+        if self.crash_loop_backoff > MAX_CRASH_LOOP_BACKOFF {
+            return invalid("crash_loop_backoff", "must be at most an hour");
+        }
+        Ok(())
     }
 }

@@ -64,4 +64,12 @@ pub enum HostError {
     /// The guest refused the configuration.
     #[error("configuring the sink: {0}")]
     Config(SinkError),
+    /// A host-side setting is out of range (S19).
+    #[error("SinkConfig::{field} {reason}")]
+    InvalidConfig {
+        /// The `SinkConfig` field.
+        field: &'static str,
+        /// The accepted range.
+        reason: &'static str,
+    },
 }

@@ -43,7 +43,7 @@ pub mod sources;
 mod stats;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::SinkConfig;
+pub use config::{MAX_CALL_BUDGET, MAX_CRASH_LOOP_BACKOFF, SinkConfig};
 pub use error::{HostError, SinkError};
 pub use outcome::{Decision, Outcome};
 pub use report::IngestReport;

@@ -65,6 +65,7 @@ impl ApprovalSinkBuilder {
     /// and configures the sink, and starts its timer task on the current
     /// tokio runtime, or on a small thread of its own outside one.
     pub fn build(self) -> Result<ApprovalSink, HostError> {
+        self.config.validate()?;
         let loaded = match (self.loaded, self.component_bytes, self.component_file) {
             (Some(loaded), _, _) => loaded,
             (None, Some(bytes), _) => component::load(&bytes)?,

@@ -16,7 +16,7 @@ pub(crate) mod pump;
 mod reader;
 
 pub use grpc::GrpcSource;
-pub use pump::{Pump, PumpConfig, PumpStats};
+pub use pump::{MAX_BACKOFF, Pump, PumpConfig, PumpStats};
 pub use reader::ReaderSource;
 
 use futures::future::BoxFuture;

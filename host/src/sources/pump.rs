@@ -20,15 +20,50 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// Reconnect policy of a pump.
+/// Reconnect policy of a pump. Out-of-range values are clamped, with a
+/// logged warning, when the pump starts (S19): no value makes it panic.
 #[derive(Debug, Clone, Copy)]
 pub struct PumpConfig {
-    /// First delay before reconnecting. Default 100 ms.
+    /// First delay before reconnecting. Default 100 ms; clamped to
+    /// 1 ms ..= [`MAX_BACKOFF`].
     pub initial_backoff: Duration,
-    /// Longest delay between attempts. Default 5 s.
+    /// Longest delay between attempts. Default 5 s; clamped to
+    /// `initial_backoff` ..= [`MAX_BACKOFF`].
     pub max_backoff: Duration,
-    /// Random spread of each delay, as a fraction (0.2 = ±20%). Default 0.2.
+    /// Random spread of each delay, as a fraction (0.2 = ±20%). Default 0.2;
+    /// clamped to 0.0 ..= 1.0, and NaN means the default.
     pub jitter: f64,
+}
+
+/// The longest delay between reconnect attempts a pump accepts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+impl PumpConfig {
+    /// This policy with every value in range; warns about each it changed.
+    fn clamped(self) -> PumpConfig {
+        let default = PumpConfig::default();
+        let initial = self
+            .initial_backoff
+            .clamp(Duration::from_millis(1), MAX_BACKOFF);
+        let max = self.max_backoff.clamp(initial, MAX_BACKOFF);
+        let jitter = if self.jitter.is_nan() {
+            default.jitter
+        } else {
+            self.jitter.clamp(0.0, 1.0)
+        };
+        let clamped = PumpConfig {
+            initial_backoff: initial,
+            max_backoff: max,
+            jitter,
+        };
+        if clamped.initial_backoff != self.initial_backoff
+            || clamped.max_backoff != self.max_backoff
+            || clamped.jitter.to_bits() != self.jitter.to_bits()
+        {
+            tracing::warn!(given = ?self, used = ?clamped, "PumpConfig out of range; clamped");
+        }
+        clamped
+    }
 }
 
 impl Default for PumpConfig {
@@ -131,7 +166,7 @@ impl Drop for Pump {
 /// Starts a pump on the current tokio runtime.
 pub(crate) fn start(sink: ApprovalSink, source: impl EventSource, config: PumpConfig) -> Pump {
     let status = Arc::new(PumpCounters::default());
-    let task = tokio::spawn(run(sink, source, config, Arc::clone(&status)));
+    let task = tokio::spawn(run(sink, source, config.clamped(), Arc::clone(&status)));
     Pump { status, task }
 }
 
@@ -205,11 +240,13 @@ async fn run(
             return;
         }
         tokio::time::sleep(jittered(backoff, config.jitter)).await;
-        backoff = (backoff * 2).min(config.max_backoff);
+        backoff = backoff.saturating_mul(2).min(config.max_backoff);
     }
 }
 
+/// `delay` spread by ±`jitter` (in range: see [`PumpConfig::clamped`]), so
+/// at most twice `MAX_BACKOFF`: `mul_f64` cannot overflow.
 fn jittered(delay: Duration, jitter: f64) -> Duration {
-    let spread = jitter.clamp(0.0, 1.0) * (fastrand::f64() * 2.0 - 1.0);
+    let spread = jitter * (fastrand::f64() * 2.0 - 1.0);
     delay.mul_f64(1.0 + spread)
 }
