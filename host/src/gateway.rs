@@ -2,7 +2,8 @@
 //! (a sequenced in-memory log with replay from `last_seq_seen`) and
 //! `ReviewService` (publish a verdict or a policy invalidation), so the CLI
 //! can play gateway, reviewer and agent on one machine, and tests can run the
-//! real gRPC path on loopback.
+//! real gRPC path on loopback. Behind the crate's `gateway` feature, so a
+//! library user who only embeds a sink compiles no tonic server.
 //!
 //! # Invariants
 //!
