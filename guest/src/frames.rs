@@ -238,24 +238,26 @@ fn apply_event<C: TimeSource>(
     let Some(payload) = event.event else {
         return Err(FrameError::Malformed("event has no payload".to_string()));
     };
-    // The sequence number counts even when the payload is rejected below: the
-    // gateway sent it, and a resumed subscription must not replay it.
-    if !registry.accept_seq(event.seq) {
+    if registry.is_duplicate(event.seq) {
         return Ok(Applied::Duplicate);
     }
-    match payload {
+    // Only an applied event moves `last_seq`: a rejected frame (even one
+    // claiming `seq = u64::MAX`) must never make later events duplicates.
+    let applied = match payload {
         Event::ApprovalResolved(resolved) => {
             let verdict = Verdict::from_wire(resolved.decision)
                 .ok_or(FrameError::UnknownDecision(resolved.decision))?;
             registry
                 .resolve(&resolved.request_id, verdict)
                 .map(Applied::Resolved)
-                .map_err(FrameError::BadRequestId)
+                .map_err(FrameError::BadRequestId)?
         }
         Event::PolicyInvalidated(invalidated) => {
             registry.note_invalidation();
             on_invalidation(&invalidated.agent_id);
-            Ok(Applied::Invalidated)
+            Applied::Invalidated
         }
-    }
+    };
+    registry.note_applied(event.seq);
+    Ok(applied)
 }

@@ -308,18 +308,20 @@ impl<C: TimeSource> Registry<C> {
         core::mem::take(&mut self.outbox)
     }
 
-    /// Records a sequence number (S9): false if `seq` is a duplicate. Zero is
-    /// "unsequenced" and always accepted.
-    pub fn accept_seq(&mut self, seq: u64) -> bool {
-        if seq == 0 {
-            return true;
-        }
-        if seq <= self.stats.last_seq {
+    /// Whether an event with `seq` was seen already (S9), counting it if so.
+    /// Zero is "unsequenced" and never a duplicate.
+    pub fn is_duplicate(&mut self, seq: u64) -> bool {
+        let duplicate = seq != 0 && seq <= self.stats.last_seq;
+        if duplicate {
             self.stats.duplicates += 1;
-            return false;
         }
-        self.stats.last_seq = seq;
-        true
+        duplicate
+    }
+
+    /// An event with `seq` was applied: the resume point moves past it.
+    /// Rejected events never get here, so they never move it.
+    pub fn note_applied(&mut self, seq: u64) {
+        self.stats.last_seq = self.stats.last_seq.max(seq);
     }
 
     /// Raises the resume point to `seq` (never lowers it).

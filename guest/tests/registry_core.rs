@@ -351,21 +351,43 @@ fn bad_frames_are_counted_and_decoding_goes_on() {
     let mut d = FrameDecoder::new();
     let mut stream = frame(5, verdict("a", Decision::Pending as i32));
     stream.extend([3, 0xff, 0xff, 0xff]); // a 3-byte frame of garbage
-    stream.extend(frame(5, verdict("a", Decision::Approved as i32))); // duplicate seq
+    // The rejected seq 5 did not move `last_seq`: the same seq with a
+    // valid verdict is applied, not a duplicate.
+    stream.extend(frame(5, verdict("a", Decision::Approved as i32)));
     stream.extend(frame(0, verdict("a", 42)));
+    stream.extend(frame(5, verdict("b", Decision::Approved as i32))); // duplicate seq
     stream.extend(frame(6, verdict("a", Decision::Approved as i32)));
     let (results, _, fatal) = ingest(&mut r, &mut d, &stream);
     fatal.unwrap();
     assert_eq!(results[0], Err(FrameError::UnknownDecision(3)));
     assert!(matches!(results[1], Err(FrameError::Malformed(_))));
-    assert_eq!(results[2], Ok(Applied::Duplicate));
+    assert_eq!(results[2], Ok(Applied::Resolved(1)));
     assert_eq!(results[3], Err(FrameError::UnknownDecision(42)));
-    assert_eq!(results[4], Ok(Applied::Resolved(1)));
+    assert_eq!(results[4], Ok(Applied::Duplicate));
+    assert_eq!(results[5], Ok(Applied::Resolved(0)));
     let s = r.stats();
     assert_eq!(
         (s.malformed, s.duplicates, s.delivered, s.last_seq),
         (3, 1, 1, 6)
     );
+}
+
+#[test]
+fn a_rejected_frame_never_moves_last_seq() {
+    let (mut r, _) = registry();
+    pending(&mut r, 1, "a", SEC);
+    let mut d = FrameDecoder::new();
+    // A peer's worst value: seq u64::MAX on a frame that is rejected.
+    let mut stream = frame(u64::MAX, verdict("a", Decision::Pending as i32));
+    stream.extend(frame(u64::MAX, verdict("", Decision::Approved as i32)));
+    stream.extend(frame(1, verdict("a", Decision::Approved as i32)));
+    let (results, _, fatal) = ingest(&mut r, &mut d, &stream);
+    fatal.unwrap();
+    assert_eq!(results[0], Err(FrameError::UnknownDecision(3)));
+    assert!(matches!(results[1], Err(FrameError::BadRequestId(_))));
+    assert_eq!(results[2], Ok(Applied::Resolved(1)), "seq 1 is applied");
+    let s = r.stats();
+    assert_eq!((s.malformed, s.duplicates, s.last_seq), (2, 0, 1));
 }
 
 #[test]

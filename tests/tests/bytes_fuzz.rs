@@ -134,13 +134,16 @@ async fn corpus_frames_have_the_documented_outcomes() {
     assert_eq!(r.rejected, 1, "a non-UTF-8 id fails to decode");
     let r = sink.ingest_bytes(&read("never-ending-varint.bin")).unwrap();
     assert!(r.fatal.is_some(), "framing is lost");
-    // seq 1 after the rejected seq 3: already past, so a duplicate (S9).
+    // seq 1 after the rejected seq 3: a rejected frame never moves
+    // `last_seq`, so seq 1 is applied (issue #12 changed this from "a
+    // duplicate").
     let r = sink.ingest_bytes(&read("valid-approved.bin")).unwrap();
-    assert_eq!((r.events, r.duplicates), (0, 1));
-    assert_eq!(sink.waiter_count(), 1);
+    assert_eq!((r.events, r.duplicates), (1, 0));
+    assert_eq!(sink.waiter_count(), 0, "the approval reached req-1");
+    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
+    // seqs 1 and 2: the first is a duplicate now, the second is applied.
     let r = sink.ingest_bytes(&read("valid-two-frames.bin")).unwrap();
-    assert_eq!((r.events, r.duplicates), (0, 2));
+    assert_eq!((r.events, r.duplicates), (1, 1));
     let s = sink.stats().await;
-    assert_eq!((s.malformed, s.duplicates, s.last_seq), (3, 3, 3));
-    drop(w);
+    assert_eq!((s.malformed, s.duplicates, s.last_seq), (3, 1, 2));
 }

@@ -131,13 +131,17 @@ impl Model {
         }
     }
 
+    /// A sequenced frame: a duplicate if its seq was applied already; it
+    /// moves `last_seq` only if its verdict is applied (a rejected frame
+    /// never does).
     fn frame(&mut self, seq: u64, id: usize, decision: i32) {
         if seq > 0 && seq <= self.last_seq {
             self.duplicates += 1;
             return;
         }
-        self.last_seq = self.last_seq.max(seq);
-        self.resolve(id, decision);
+        if self.resolve(id, decision) {
+            self.last_seq = self.last_seq.max(seq);
+        }
     }
 }
 

@@ -195,3 +195,17 @@ async fn direct_events_do_not_disturb_a_partial_stream_frame() {
     assert_eq!(a.await, Ok(Outcome::Decided(Decision::Approved)));
     assert_eq!(b.await, Ok(Outcome::Decided(Decision::Denied)));
 }
+
+#[tokio::test]
+async fn a_rejected_frame_with_seq_u64_max_never_moves_last_seq() {
+    let (sink, _clock) = manual_sink();
+    let w = sink.wait("req-1", HOUR);
+    // A peer's worst value on a frame that is rejected (PENDING is no verdict).
+    let bad = stream(&[verdict_event(u64::MAX, "req-1", wire(Decision::Pending))]);
+    let r = sink.ingest_bytes(&bad).unwrap();
+    assert_eq!((r.rejected, r.last_seq), (1, 0));
+    let good = stream(&[verdict_event(1, "req-1", wire(Decision::Approved))]);
+    let r = sink.ingest_bytes(&good).unwrap();
+    assert_eq!((r.events, r.duplicates, r.last_seq), (1, 0, 1));
+    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
+}
