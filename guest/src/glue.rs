@@ -185,14 +185,18 @@ impl IngestTotals {
 
     /// The report of one ingest call; drains the completions it caused.
     fn report(self, fatal: Option<FrameError>) -> IngestReport {
-        with_registry(|r| IngestReport {
-            batch: drain(r),
-            events: self.events,
-            duplicates: self.duplicates,
-            rejected: self.rejected,
-            errors: self.errors,
-            fatal: fatal.map(Into::into),
-            last_seq: r.stats().last_seq,
+        with_registry(|r| {
+            let stats = r.stats();
+            IngestReport {
+                batch: drain(r),
+                events: self.events,
+                duplicates: self.duplicates,
+                rejected: self.rejected,
+                errors: self.errors,
+                fatal: fatal.map(Into::into),
+                last_seq: stats.last_seq,
+                log_id: stats.log_id,
+            }
         })
     }
 }
@@ -257,8 +261,8 @@ impl RegistryGuest for Component {
         u32::try_from(dropped).unwrap_or(u32::MAX)
     }
 
-    fn resume_from(seq: u64) {
-        with_registry(|r| r.resume_from(seq));
+    fn resume_from(log_id: u64, seq: u64) {
+        with_registry(|r| r.resume_from(log_id, seq));
     }
 
     fn stats() -> SinkStats {

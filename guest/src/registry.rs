@@ -308,25 +308,50 @@ impl<C: TimeSource> Registry<C> {
         core::mem::take(&mut self.outbox)
     }
 
-    /// Whether an event with `seq` was seen already (S9), counting it if so.
-    /// Zero is "unsequenced" and never a duplicate.
-    pub fn is_duplicate(&mut self, seq: u64) -> bool {
-        let duplicate = seq != 0 && seq <= self.stats.last_seq;
+    /// Whether an event with `seq` of log `log_id` was applied already (S9),
+    /// counting it if so. Zero is "unsequenced" and never a duplicate; an
+    /// event of another log is never a duplicate of this window's (S16).
+    pub fn is_duplicate(&mut self, seq: u64, log_id: u64) -> bool {
+        let duplicate = seq != 0 && self.in_window(log_id) && seq <= self.stats.last_seq;
         if duplicate {
             self.stats.duplicates += 1;
         }
         duplicate
     }
 
-    /// An event with `seq` was applied: the resume point moves past it.
-    /// Rejected events never get here, so they never move it.
-    pub fn note_applied(&mut self, seq: u64) {
+    /// An event with `seq` of log `log_id` was applied: the resume point
+    /// moves past it, in a new window if the event came from another log
+    /// (counted in `log_changes`). Rejected events never get here, so they
+    /// never move it; unsequenced ones (`seq` 0) never open a window.
+    pub fn note_applied(&mut self, seq: u64, log_id: u64) {
+        if seq == 0 {
+            return;
+        }
+        if !self.in_window(log_id) {
+            if self.stats.log_id != 0 || self.stats.last_seq != 0 {
+                self.stats.log_changes += 1;
+            }
+            self.stats.log_id = log_id;
+            self.stats.last_seq = 0;
+        }
         self.stats.last_seq = self.stats.last_seq.max(seq);
     }
 
-    /// Raises the resume point to `seq` (never lowers it).
-    pub fn resume_from(&mut self, seq: u64) {
-        self.stats.last_seq = self.stats.last_seq.max(seq);
+    /// Sets the resume point (a host that replaced a failed instance carries
+    /// it over): within the same log it never moves back.
+    pub fn resume_from(&mut self, log_id: u64, seq: u64) {
+        if log_id == self.stats.log_id {
+            self.stats.last_seq = self.stats.last_seq.max(seq);
+        } else {
+            self.stats.log_id = log_id;
+            self.stats.last_seq = seq;
+        }
+    }
+
+    /// Whether events of `log_id` belong to the current window: the same
+    /// log, or a log that does not say (0, an older gateway).
+    fn in_window(&self, log_id: u64) -> bool {
+        log_id == 0 || log_id == self.stats.log_id
     }
 
     /// Counts one malformed event or frame (S8).

@@ -34,8 +34,13 @@ macro_rules! for_each_stat {
             malformed: u64,
             /// Sequenced events ignored as duplicates.
             duplicates: u64,
-            /// Highest sequence number applied.
+            /// Highest sequence number applied in the current log's window.
             last_seq: u64,
+            /// The log whose window `last_seq` belongs to (0: unknown).
+            log_id: u64,
+            /// Sequenced events of another log that opened a new window
+            /// (S16: the gateway restarted with a fresh log).
+            log_changes: u64,
             /// Policy invalidations forwarded to the host.
             invalidations: u64,
         }

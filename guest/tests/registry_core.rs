@@ -279,6 +279,7 @@ fn frame(seq: u64, event: Event) -> Vec<u8> {
     InvalidationEvent {
         seq,
         event: Some(event),
+        log_id: 0,
     }
     .encode_length_delimited_to_vec()
 }
@@ -490,5 +491,48 @@ fn resolve_checks_the_request_id_itself_and_changes_nothing() {
         (s.cached_verdicts, s.malformed),
         (0, 0),
         "direct calls are not frames"
+    );
+}
+
+#[test]
+fn an_event_of_another_log_opens_a_new_window() {
+    let (mut r, _) = registry();
+    let framed = |seq, log_id, id: &str| {
+        InvalidationEvent {
+            seq,
+            event: Some(verdict(id, Decision::Approved as i32)),
+            log_id,
+        }
+        .encode_length_delimited_to_vec()
+    };
+    let mut d = FrameDecoder::new();
+    let mut stream = framed(5, 7, "a");
+    stream.extend(framed(5, 7, "a")); // a duplicate in log 7
+    stream.extend(framed(1, 9, "b")); // log 9 restarted at 1: applied
+    stream.extend(framed(1, 0, "c")); // no log id: judged in the window of 9
+    stream.extend(framed(0, 3, "d")); // unsequenced: applied, opens no window
+    stream.extend(framed(2, 9, "e"));
+    let (results, _, fatal) = ingest(&mut r, &mut d, &stream);
+    fatal.unwrap();
+    assert_eq!(
+        results,
+        vec![
+            Ok(Applied::Resolved(0)),
+            Ok(Applied::Duplicate),
+            Ok(Applied::Resolved(0)),
+            Ok(Applied::Duplicate),
+            Ok(Applied::Resolved(0)),
+            Ok(Applied::Resolved(0)),
+        ]
+    );
+    let s = r.stats();
+    assert_eq!((s.log_id, s.last_seq, s.log_changes), (9, 2, 1));
+    // A host carrying the point over to a fresh instance.
+    let (mut fresh, _) = registry();
+    fresh.resume_from(9, 2);
+    assert!(fresh.is_duplicate(2, 9));
+    assert!(
+        !fresh.is_duplicate(1, 4),
+        "another log is never a duplicate"
     );
 }

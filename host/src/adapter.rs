@@ -14,7 +14,7 @@ use crate::config::SinkConfig;
 use crate::error::{HostError, SinkError};
 use crate::imports::StoreState;
 use crate::outcome::Outcome;
-use crate::report::IngestReport;
+use crate::report::{IngestReport, ResumePoint};
 use approval_guest::stats::Stats as GuestStats;
 use approval_guest::verdict::Verdict;
 use wasmtime::Store;
@@ -196,11 +196,11 @@ impl Adapter {
     }
 
     /// `registry.resume-from`.
-    pub fn resume_from(&mut self, seq: u64) -> Result<(), SinkError> {
+    pub fn resume_from(&mut self, at: ResumePoint) -> Result<(), SinkError> {
         self.refill_budget();
         self.api
             .assembly_approval_registry()
-            .call_resume_from(&mut self.store, seq)
+            .call_resume_from(&mut self.store, at.log_id, at.last_seq)
             .map_err(fault)
     }
 
@@ -232,6 +232,7 @@ fn split_report(r: bindings::IngestReport) -> (IngestReport, Batch) {
         errors: r.errors.into_iter().map(Into::into).collect(),
         fatal: r.fatal.map(Into::into),
         last_seq: r.last_seq,
+        log_id: r.log_id,
     };
     (report, batch)
 }

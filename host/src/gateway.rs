@@ -7,7 +7,13 @@
 //!
 //! # Invariants
 //!
-//! * Sequence numbers start at 1 and increase by one per published event.
+//! * Sequence numbers start at 1 and increase by one per published event;
+//!   every event carries the log's id, random and non-zero, drawn when the
+//!   log is created (S16): a restarted gateway with a fresh log has another
+//!   id, so sinks open a new window instead of dropping its events as
+//!   duplicates of the old log's.
+//! * A subscriber that names another log (both ids non-zero) gets this log's
+//!   retention from the start, whatever its `last_seq_seen`.
 //! * A subscriber's replay and its live feed are taken under the same lock
 //!   as publishing, so it sees every retained event after `last_seq_seen`
 //!   exactly once, in order, with no gap between replay and live.
@@ -39,6 +45,7 @@ const LIVE_BUFFER: usize = 4096;
 /// The gateway's sequenced event log; shared by every server instance that
 /// serves it (a restarted server keeps the log).
 pub struct GatewayLog {
+    id: u64,
     state: Mutex<LogState>,
     live: broadcast::Sender<InvalidationEvent>,
 }
@@ -53,6 +60,8 @@ impl GatewayLog {
     /// A log keeping the latest `retention` events for replay.
     pub fn new(retention: usize) -> Arc<Self> {
         Arc::new(GatewayLog {
+            // `rand_u64` over 1..: never 0, which means "unknown log".
+            id: fastrand::u64(1..),
             state: Mutex::new(LogState {
                 events: VecDeque::new(),
                 last_seq: 0,
@@ -74,6 +83,7 @@ impl GatewayLog {
         let event = InvalidationEvent {
             seq: state.last_seq,
             event: Some(event),
+            log_id: self.id,
         };
         if state.events.len() == state.retention {
             state.events.pop_front();
@@ -89,14 +99,33 @@ impl GatewayLog {
         self.lock().last_seq
     }
 
-    /// The retained events after `last_seq`, and a live feed of the rest.
+    /// This log's identity (random, non-zero).
+    pub fn log_id(&self) -> u64 {
+        self.id
+    }
+
+    /// Where a subscriber of `(log_id, last_seq)` starts in this log (0 if
+    /// `log_id` names another log), the retained events after that, and a
+    /// live feed of the rest.
     fn follow(
         &self,
         last_seq: u64,
+        log_id: u64,
     ) -> (
+        u64,
         Vec<InvalidationEvent>,
         broadcast::Receiver<InvalidationEvent>,
     ) {
+        let last_seq = if log_id != 0 && log_id != self.id {
+            tracing::info!(
+                theirs = log_id,
+                ours = self.id,
+                "subscriber resumes another log; replaying from the start"
+            );
+            0
+        } else {
+            last_seq
+        };
         let state = self.lock();
         let live = self.live.subscribe();
         if let Some(oldest) = state.events.front()
@@ -114,7 +143,7 @@ impl GatewayLog {
             .filter(|e| e.seq > last_seq)
             .cloned()
             .collect();
-        (backlog, live)
+        (last_seq, backlog, live)
     }
 }
 
@@ -182,10 +211,11 @@ impl InvalidationService for Gateway {
         let SubscribeRequest {
             agent_id,
             last_seq_seen,
+            log_id,
         } = request.into_inner();
-        let (backlog, mut live) = self.log.follow(last_seq_seen);
+        let (from, backlog, mut live) = self.log.follow(last_seq_seen, log_id);
         let mut closing = self.closing.clone();
-        let mut sent = backlog.last().map_or(last_seq_seen, |e| e.seq);
+        let mut sent = backlog.last().map_or(from, |e| e.seq);
         let stream = async_stream::stream! {
             for event in backlog {
                 if wanted(&agent_id, &event) {

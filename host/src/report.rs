@@ -19,6 +19,18 @@ pub struct IngestReport {
     /// Set when framing was lost (oversized or corrupt length prefix): the
     /// buffered bytes were dropped and the source must be reopened.
     pub fatal: Option<SinkError>,
-    /// Highest sequence number applied so far (the resume point).
+    /// Highest sequence number applied so far (the resume point) ...
+    pub last_seq: u64,
+    /// ... in the window of this log (0: unknown).
+    pub log_id: u64,
+}
+
+/// Where a sink's stream stands: the last sequence number applied, in the
+/// window of which log (S9, S16). Sources resume from it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The log that assigned `last_seq` (0: unknown).
+    pub log_id: u64,
+    /// The highest sequence number applied from that log.
     pub last_seq: u64,
 }

@@ -20,6 +20,7 @@ pub fn verdict_event(seq: u64, request_id: &str, decision: i32) -> InvalidationE
     InvalidationEvent {
         seq,
         event: Some(verdict(request_id, decision)),
+        log_id: 0,
     }
 }
 
@@ -35,6 +36,7 @@ pub fn invalidation_event(seq: u64, agent_id: &str) -> InvalidationEvent {
     InvalidationEvent {
         seq,
         event: Some(invalidation(agent_id)),
+        log_id: 0,
     }
 }
 
@@ -65,6 +67,7 @@ pub fn approvals(n: usize, seq0: u64, id_from: usize) -> Vec<u8> {
                     decision: wire(Decision::Approved),
                     ..Default::default()
                 })),
+                log_id: 0,
             }
             .encode_length_delimited_to_vec()
         })

@@ -256,3 +256,44 @@ async fn grpc_source_honours_the_sinks_frame_limit_and_counts_what_it_skips() {
     drop(pump);
     gateway.kill().await;
 }
+
+/// S16: the gateway restarts with a *fresh* log (sequence numbers start at
+/// 1 again, under a new log id). Nothing of either half may be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_restarted_with_a_fresh_log_loses_no_verdict() {
+    const HALF: usize = 1500;
+    let old = GatewayLog::new(100_000);
+    let addr = free_addr().await;
+    let gateway = start(&old, addr).await;
+    let (sink, _clock) = manual_sink();
+    let waits: Vec<_> = (0..2 * HALF)
+        .map(|i| sink.wait(expected(i).0, HOUR))
+        .collect();
+    let pump = sink.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
+    for i in 0..HALF {
+        publish(&old, i);
+    }
+    let old_end = old.last_seq();
+    eventually(|| async { sink.resume_point().last_seq == old_end }).await;
+    gateway.kill().await;
+
+    let fresh = GatewayLog::new(100_000);
+    assert_ne!(fresh.log_id(), old.log_id());
+    let gateway = start(&fresh, addr).await;
+    for i in HALF..2 * HALF {
+        publish(&fresh, i);
+    }
+    for (i, w) in waits.into_iter().enumerate() {
+        let out = tokio::time::timeout(GUARD, w)
+            .await
+            .expect("every waiter of either half gets a verdict");
+        assert_eq!(out, Ok(Outcome::Decided(expected(i).1)), "waiter {i}");
+    }
+    let s = sink.stats().await;
+    assert_eq!(s.delivered, 2 * HALF as u64);
+    assert_eq!(s.log_changes, 1);
+    assert_eq!((s.log_id, s.last_seq), (fresh.log_id(), fresh.last_seq()));
+    assert!(pump.stats().connects >= 2);
+    drop(pump);
+    gateway.kill().await;
+}

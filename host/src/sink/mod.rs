@@ -32,7 +32,7 @@ use crate::adapter::{Adapter, Batch, Registered};
 use crate::clock::duration_ns;
 use crate::error::SinkError;
 use crate::outcome::Decision;
-use crate::report::IngestReport;
+use crate::report::{IngestReport, ResumePoint};
 use crate::sources::{EventSource, Pump, PumpConfig};
 use crate::stats::Stats;
 use approval_guest::verdict::Verdict;
@@ -165,7 +165,10 @@ impl ApprovalSink {
         let shared = &self.shared;
         shared.with_state(|state| {
             let (report, batch) = shared.call(state, f)?;
-            state.last_seq = report.last_seq;
+            state.resume = ResumePoint {
+                log_id: report.log_id,
+                last_seq: report.last_seq,
+            };
             shared.apply(state, batch);
             Ok(report)
         })
@@ -200,6 +203,13 @@ impl ApprovalSink {
     pub(crate) fn note_oversized(&self, skipped: u64) {
         self.shared
             .with_state(|state| state.counters.oversized_frames += skipped);
+    }
+
+    /// Where this sink's stream stands (S9, S16): what a source resumes
+    /// from. Kept by the host, so it survives a reset and reads true while
+    /// the guest is quarantined.
+    pub fn resume_point(&self) -> ResumePoint {
+        self.shared.with_state(|state| state.resume)
     }
 
     /// A receiver of policy invalidations (S10): the agent id, empty for all.
@@ -248,10 +258,10 @@ impl InvalidationSink for ApprovalSink {
         // The guest forwards invalidations (and counts them) only from
         // frames, so this is handed to it as one.
         let frame = InvalidationEvent {
-            seq: 0,
             event: Some(Event::PolicyInvalidated(PolicyInvalidated {
                 agent_id: agent_id.to_owned(),
             })),
+            ..InvalidationEvent::default()
         }
         .encode_to_vec();
         if let Err(e) = self.push_frame(&frame) {

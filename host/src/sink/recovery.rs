@@ -92,7 +92,7 @@ impl Shared {
         tracing::error!(fault = %why, "approval-sink guest faulted; resetting its instance");
         let resumed =
             Adapter::new(&self.loaded, self.store_state(), &self.config).and_then(|mut a| {
-                a.resume_from(state.last_seq)
+                a.resume_from(state.resume)
                     .map_err(|e| HostError::Instantiate(e.to_string()))?;
                 Ok(a)
             });

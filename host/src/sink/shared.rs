@@ -17,6 +17,7 @@ use crate::component::Loaded;
 use crate::config::SinkConfig;
 use crate::error::SinkError;
 use crate::imports::StoreState;
+use crate::report::ResumePoint;
 use crate::slots::Slots;
 use crate::stats::HostCounters;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,8 +44,9 @@ pub(super) struct State {
     /// The deadline the timer task is sleeping until, if any.
     pub(super) timer_sleeping_until: Option<u64>,
     /// The stream's resume point as of the last ingest, carried over to a
-    /// fresh instance after a reset (S12).
-    pub(super) last_seq: u64,
+    /// fresh instance after a reset (S12) and readable while the guest is
+    /// quarantined.
+    pub(super) resume: ResumePoint,
     pub(super) counters: HostCounters,
     pub(super) crash_loop: CrashLoopGuard,
 }
@@ -64,7 +66,7 @@ impl Shared {
                 slots: Slots::new(),
                 next_deadline: None,
                 timer_sleeping_until: None,
-                last_seq: 0,
+                resume: ResumePoint::default(),
                 counters: HostCounters::default(),
                 crash_loop: CrashLoopGuard::new(&config),
             }),

@@ -65,6 +65,7 @@ impl GrpcSource {
         let subscribe = SubscribeRequest {
             agent_id: self.agent_id.clone(),
             last_seq_seen: request.last_seq,
+            log_id: request.log_id,
         };
         let response = grpc
             .server_streaming(

@@ -49,8 +49,11 @@ impl From<Vec<u8>> for Chunk {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenRequest {
     /// Carry events after this sequence number (0: from the start of what
-    /// the gateway retains).
+    /// the gateway retains) ...
     pub last_seq: u64,
+    /// ... of this log (0: unknown). A gateway with another log replays its
+    /// retention from the start (S16).
+    pub log_id: u64,
     /// The sink's frame limit: a source that sees whole messages skips (and
     /// counts) larger ones instead of sending them to the guest, which would
     /// reject them; its transport must accept at least this much.

@@ -1,5 +1,6 @@
 //! The pump: feeds an [`EventSource`] into a sink, reconnecting with
-//! exponential backoff and jitter, resuming from the sink's `last_seq`.
+//! exponential backoff and jitter, resuming from the sink's resume point
+//! (`log_id`, `last_seq`).
 //!
 //! # Invariants
 //!
@@ -179,16 +180,18 @@ async fn run(
     let name = source.describe();
     let mut backoff = config.initial_backoff;
     loop {
+        let resume = sink.resume_point();
         let request = OpenRequest {
-            last_seq: sink.stats().await.last_seq,
+            last_seq: resume.last_seq,
+            log_id: resume.log_id,
             max_frame_bytes: sink.max_frame_bytes(),
         };
-        let last_seq = request.last_seq;
+        let (last_seq, log_id) = (resume.last_seq, resume.log_id);
         match source.open(request).await {
             Ok(mut chunks) => {
                 status.connects.fetch_add(1, Ordering::Relaxed);
                 status.connected.store(true, Ordering::Relaxed);
-                tracing::info!(source = %name, last_seq, "event source connected");
+                tracing::info!(source = %name, last_seq, log_id, "event source connected");
                 while let Some(chunk) = chunks.next().await {
                     let chunk = match chunk {
                         Ok(chunk) => chunk,

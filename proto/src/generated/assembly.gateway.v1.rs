@@ -18,11 +18,15 @@ pub struct ApprovalResolved {
     pub resolved_at_unix_ms: i64,
 }
 /// One event of the stream. seq = 0 means unsequenced (never deduplicated);
-/// sequenced events start at 1.
+/// sequenced events start at 1 within a log. log_id names the log that
+/// assigned seq (0 = unknown, as from a gateway that predates it): an event of
+/// another log opens a new sequence window at the sink.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct InvalidationEvent {
     #[prost(uint64, tag = "1")]
     pub seq: u64,
+    #[prost(fixed64, tag = "4")]
+    pub log_id: u64,
     #[prost(oneof = "invalidation_event::Event", tags = "2, 3")]
     pub event: ::core::option::Option<invalidation_event::Event>,
 }
@@ -36,13 +40,17 @@ pub mod invalidation_event {
         ApprovalResolved(super::ApprovalResolved),
     }
 }
-/// Subscribe from just after last_seq_seen (0: from the start of retention).
+/// Subscribe from just after last_seq_seen of the log log_id (0: from the
+/// start of retention). A gateway whose log is not log_id (both non-zero)
+/// replays its retention from the start.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct SubscribeRequest {
     #[prost(string, tag = "1")]
     pub agent_id: ::prost::alloc::string::String,
     #[prost(uint64, tag = "2")]
     pub last_seq_seen: u64,
+    #[prost(fixed64, tag = "3")]
+    pub log_id: u64,
 }
 /// A reviewer's decision. Wire-compatible with the original sink's enum.
 /// Only APPROVED and DENIED are verdicts; UNSPECIFIED and PENDING delivered as

@@ -253,6 +253,7 @@ impl Reviewer {
                         InvalidationEvent {
                             seq,
                             event: Some(event),
+                            log_id: 0,
                         }
                         .encode_length_delimited_to_vec()
                     })

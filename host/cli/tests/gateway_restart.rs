@@ -1,0 +1,141 @@
+//! The README's two-terminal flow through the real binary, across a gateway
+//! restart with a fresh in-memory log (S16): the restarted gateway's
+//! sequence numbers start at 1 again, and the waiting agent must still get
+//! the reviewer's approval (it used to print DECISION_PENDING).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A guard against hangs, not a speed assertion.
+const GUARD: Duration = Duration::from_secs(60);
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_approval-sink"))
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Lines of a child's pipe, read on a thread of their own.
+fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line containing all of `needles`; returns it.
+fn expect_line(rx: &mpsc::Receiver<String>, needles: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + GUARD;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no line with {needles:?} within {GUARD:?}"));
+        if needles.iter().all(|n| line.contains(n)) {
+            return line;
+        }
+    }
+}
+
+struct Gateway(Child);
+
+impl Gateway {
+    fn start(port: u16) -> Gateway {
+        // The port was ours a moment ago; retry while the OS releases it.
+        for _ in 0..100 {
+            let mut child = bin()
+                .args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the gateway");
+            let out = lines(child.stdout.take().unwrap());
+            match out.recv_timeout(GUARD) {
+                Ok(line) if line.contains("gateway listening") => return Gateway(child),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        panic!("the gateway never listened on port {port}");
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn resolve(url: &str, request_id: &str) -> String {
+    let out = bin()
+        .args([
+            "resolve",
+            "--gateway",
+            url,
+            "--request-id",
+            request_id,
+            "--approve",
+        ])
+        .output()
+        .expect("run resolve");
+    assert!(out.status.success(), "resolve {request_id}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn wait_survives_a_gateway_restarted_with_a_fresh_log() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let gateway = Gateway::start(port);
+    for i in 1..=5 {
+        resolve(&url, &format!("old-{i}"));
+    }
+    let mut wait = bin()
+        .args([
+            "wait",
+            "--gateway",
+            &url,
+            "--request-id",
+            "fresh-1",
+            "--timeout",
+            "60s",
+        ])
+        .env("RUST_LOG", "approval_host=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wait");
+    let stdout = lines(wait.stdout.take().unwrap());
+    let stderr = lines(wait.stderr.take().unwrap());
+    expect_line(&stderr, &["event source connected", "last_seq=0"]);
+    // The five old events arrive with the subscription's backlog.
+    std::thread::sleep(Duration::from_secs(2));
+    drop(gateway);
+
+    let _gateway = Gateway::start(port);
+    // The sink resumes from the old log's seq 5: proof it had applied them.
+    expect_line(&stderr, &["event source connected", "last_seq=5"]);
+    let published = resolve(&url, "fresh-1");
+    assert!(published.contains("(seq 1)"), "a fresh log: {published}");
+
+    let decision = stdout
+        .recv_timeout(GUARD)
+        .expect("wait prints its decision");
+    assert_eq!(decision, "DECISION_APPROVED");
+    let status = wait.wait().expect("wait exits");
+    assert_eq!(status.code(), Some(0), "exit 0: approved");
+}
