@@ -40,6 +40,9 @@ pub enum FrameError {
     UnknownDecision(i32),
     /// The request id breaks a limit.
     BadRequestId(RegistryError),
+    /// The other verdict is already final for the id (S15): ignored, and
+    /// counted as a conflict rather than as malformed.
+    Conflicting,
 }
 
 /// What one applied frame did.
@@ -196,7 +199,13 @@ pub fn apply_frame<C: TimeSource>(
             .map_err(|err| FrameError::Malformed(err.to_string()))
             .and_then(|event| apply_event(registry, event, on_invalidation))
     };
-    result.inspect_err(|_| registry.note_malformed())
+    // A conflict is counted by the registry as such; everything else
+    // rejected here is malformed.
+    result.inspect_err(|e| {
+        if *e != FrameError::Conflicting {
+            registry.note_malformed();
+        }
+    })
 }
 
 /// Feeds the next chunk of a length-delimited stream through `decoder`,
@@ -250,7 +259,10 @@ fn apply_event<C: TimeSource>(
             registry
                 .resolve(&resolved.request_id, verdict)
                 .map(Applied::Resolved)
-                .map_err(FrameError::BadRequestId)?
+                .map_err(|e| match e {
+                    RegistryError::ConflictingVerdict => FrameError::Conflicting,
+                    other => FrameError::BadRequestId(other),
+                })?
         }
         Event::PolicyInvalidated(invalidated) => {
             registry.note_invalidation();

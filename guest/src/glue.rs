@@ -106,6 +106,7 @@ impl From<RegistryError> for SinkError {
             RegistryError::TooManyWaiters(n) => SinkError::TooManyWaiters(n),
             RegistryError::DuplicateWaiter(w) => SinkError::DuplicateWaiter(w),
             RegistryError::InvalidConfig(why) => SinkError::InvalidConfig(why.into()),
+            RegistryError::ConflictingVerdict => SinkError::ConflictingVerdict,
         }
     }
 }
@@ -120,6 +121,7 @@ impl From<FrameError> for SinkError {
             FrameError::Malformed(why) => SinkError::MalformedFrame(why),
             FrameError::UnknownDecision(d) => SinkError::UnknownDecision(d),
             FrameError::BadRequestId(e) => e.into(),
+            FrameError::Conflicting => SinkError::ConflictingVerdict,
         }
     }
 }

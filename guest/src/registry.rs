@@ -22,8 +22,10 @@
 //! * Batched waiters finish by a [`Completion`] pushed to `outbox`, which the
 //!   caller drains with [`Registry::take_done`]; async waiters finish by their
 //!   `futures` oneshot. A verdict, a cancel and an expiry reach both kinds.
-//! * A verdict for an id nobody waits on goes into the verdict cache (S4); a
-//!   registration consumes it.
+//! * Every applied verdict, delivered or early, is remembered in the verdict
+//!   cache within its capacity and TTL (S4, S15): a registration on a
+//!   remembered id settles at once (and does not consume it), a repeat is
+//!   harmless, and the opposite verdict is ignored and counted (`conflicts`).
 //! * Every request id is checked against S13's limits here, and nowhere
 //!   else; what callers reject for other reasons they count themselves
 //!   ([`Registry::note_malformed`]).
@@ -34,7 +36,7 @@ use crate::config::Config;
 use crate::deadlines::DeadlineQueue;
 use crate::stats::Stats;
 use crate::verdict::{Outcome, Verdict};
-use crate::verdict_cache::VerdictCache;
+use crate::verdict_cache::{Remembered, VerdictCache};
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use futures::channel::oneshot;
@@ -88,6 +90,8 @@ pub enum RegistryError {
     DuplicateWaiter(u64),
     /// The configuration is not acceptable (why).
     InvalidConfig(&'static str),
+    /// The other verdict is already final for this id (S15); ignored.
+    ConflictingVerdict,
 }
 
 /// The tokens registered on one request id (see the module invariants).
@@ -177,7 +181,7 @@ impl<C: TimeSource> Registry<C> {
             return Err(RegistryError::DuplicateWaiter(waiter));
         }
         let now = self.clock.now_ns();
-        if let Some(verdict) = self.cache.take(id, now) {
+        if let Some(verdict) = self.cache.get(id, now) {
             self.stats.early_hits += 1;
             let outcome = Outcome::Decided(verdict);
             if let Reply::Async(tx) = reply {
@@ -229,14 +233,23 @@ impl<C: TimeSource> Registry<C> {
         true
     }
 
-    /// Delivers a verdict to every waiter on `id` (S2, S5), or caches it when
-    /// nobody waits (S4). Returns how many waiters it resolved; a request id
-    /// that breaks a limit is an error and changes nothing.
+    /// Delivers a verdict to every waiter on `id` (S2, S5) and remembers it
+    /// (S4, S15). Returns how many waiters it resolved: 0 too for a repeat
+    /// of the verdict already remembered. A request id that breaks a limit,
+    /// or the opposite of a remembered verdict (counted in `conflicts`), is
+    /// an error and changes nothing.
     pub fn resolve(&mut self, id: &str, verdict: Verdict) -> Result<u32, RegistryError> {
         self.check_id(id)?;
+        let now = self.clock.now_ns();
+        match self.cache.remember(id, verdict, now) {
+            Remembered::New => {}
+            Remembered::Repeat => return Ok(0),
+            Remembered::Conflict => {
+                self.stats.conflicts += 1;
+                return Err(RegistryError::ConflictingVerdict);
+            }
+        }
         let Some(on_id) = self.by_id.remove(id) else {
-            let now = self.clock.now_ns();
-            self.cache.insert(id, verdict, now);
             return Ok(0);
         };
         let mut woken = 0u32;

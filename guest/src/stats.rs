@@ -18,7 +18,7 @@ macro_rules! for_each_stat {
             waiters: u32,
             /// Distinct request ids with at least one waiter.
             ids: u32,
-            /// Early verdicts cached now.
+            /// Verdicts remembered now, delivered or early (S4, S15).
             cached_verdicts: u32,
             /// Waiters resolved by a verdict.
             delivered: u64,
@@ -26,10 +26,14 @@ macro_rules! for_each_stat {
             timed_out: u64,
             /// Waiters cancelled by token (dropped futures).
             cancelled: u64,
-            /// Registrations settled from the early-verdict cache.
+            /// Registrations settled at once from a remembered verdict.
             early_hits: u64,
-            /// Cached verdicts dropped unused (capacity or TTL).
+            /// Remembered verdicts dropped (capacity or TTL): finality (S15)
+            /// ends for their ids.
             evictions: u64,
+            /// Verdicts ignored because the other verdict was already final
+            /// for their id (S15).
+            conflicts: u64,
             /// Events or frames rejected as malformed.
             malformed: u64,
             /// Sequenced events ignored as duplicates.

@@ -1,5 +1,8 @@
-//! [`VerdictCache`]: verdicts that arrived for ids nobody waits on (S4),
-//! bounded by capacity and TTL.
+//! [`VerdictCache`]: the verdict memory. Every applied verdict, delivered
+//! or early, is remembered, bounded by capacity and TTL (S4, S15): a later
+//! wait on the id settles at once with it, a repeat is harmless, and the
+//! opposite verdict is a conflict. Finality holds for as long as a verdict is
+//! remembered.
 //!
 //! # Invariants
 //!
@@ -18,7 +21,19 @@ use crate::verdict::Verdict;
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
+use hashbrown::hash_map::{Entry, EntryRef};
+
+/// What [`VerdictCache::remember`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remembered {
+    /// The id had no remembered verdict: this one is now remembered (unless
+    /// the capacity is 0) and must be applied.
+    New,
+    /// The same verdict is remembered already: nothing to do.
+    Repeat,
+    /// The other verdict is remembered: this one must be ignored (S15).
+    Conflict,
+}
 
 struct Cached {
     verdict: Verdict,
@@ -28,7 +43,7 @@ struct Cached {
     generation: u64,
 }
 
-/// A FIFO cache of early verdicts, bounded by capacity and TTL.
+/// A FIFO memory of applied verdicts, bounded by capacity and TTL.
 #[derive(Default)]
 pub struct VerdictCache {
     map: HashMap<Rc<str>, Cached>,
@@ -56,46 +71,55 @@ impl VerdictCache {
         self.evict(now);
     }
 
-    /// Remembers `verdict` for `id` at `now`; a later verdict for the same
-    /// id replaces the earlier one (the reviewer changed their mind before
-    /// anyone waited).
-    pub fn insert(&mut self, id: &str, verdict: Verdict, now: u64) {
+    /// Remembers `verdict` for `id` at `now` unless a verdict is remembered
+    /// for it already (S15: the first verdict wins), with one hash lookup.
+    pub fn remember(&mut self, id: &str, verdict: Verdict, now: u64) -> Remembered {
         if self.capacity == 0 {
-            return;
+            return Remembered::New;
         }
+        // Whatever is past its TTL goes first, so an entry found below is
+        // still remembered.
         self.evict(now);
-        self.generation += 1;
-        let generation = self.generation;
-        let key: Rc<str> = match self.map.get_key_value(id) {
-            Some((key, _)) => Rc::clone(key),
-            None => Rc::from(id),
+        let generation = self.generation + 1;
+        let cached = Cached {
+            verdict,
+            stored_at: now,
+            generation,
         };
-        self.map.insert(
-            Rc::clone(&key),
-            Cached {
-                verdict,
-                stored_at: now,
-                generation,
-            },
-        );
+        let key = match self.map.entry_ref(id) {
+            EntryRef::Occupied(entry) if entry.get().verdict == verdict => {
+                return Remembered::Repeat;
+            }
+            EntryRef::Occupied(_) => return Remembered::Conflict,
+            EntryRef::Vacant(entry) => {
+                let key: Rc<str> = Rc::from(id);
+                entry.insert_entry_with_key(Rc::clone(&key), cached);
+                key
+            }
+        };
+        self.generation = generation;
         self.order.push_back((key, generation, now));
         self.enforce_capacity();
-        // Overwrites leave stale queue entries; keep the queue bounded.
+        // Keep the queue bounded should stale entries ever build up.
         if self.order.len() > 2 * self.map.len() + 64 {
             let map = &self.map;
             self.order
                 .retain(|(k, g, _)| map.get(k).is_some_and(|c| c.generation == *g));
         }
+        Remembered::New
     }
 
-    /// Takes the verdict cached for `id`, if it is still within the TTL.
-    pub fn take(&mut self, id: &str, now: u64) -> Option<Verdict> {
-        let entry = self.map.remove(id)?;
-        if now.saturating_sub(entry.stored_at) > self.ttl_ns {
-            self.evictions += 1;
-            return None;
+    /// The verdict remembered for `id`, if it is still within the TTL (one
+    /// found past it is dropped now and counted as evicted).
+    pub fn get(&mut self, id: &str, now: u64) -> Option<Verdict> {
+        let entry = self.map.get(id)?;
+        if now.saturating_sub(entry.stored_at) <= self.ttl_ns {
+            return Some(entry.verdict);
         }
-        Some(entry.verdict)
+        // Its `order` entry goes stale (the generation no longer matches).
+        self.map.remove(id);
+        self.evictions += 1;
+        None
     }
 
     /// Drops verdicts older than the TTL at `now`, then enforces the

@@ -110,18 +110,44 @@ fn cancel_removes_only_its_own_token() {
     assert_eq!(r.stats().cancelled, 1);
 }
 
+/// S4 as changed by S15 (issue #12): an early verdict is remembered, not
+/// consumed by the first wait (this test used to assert consume-once).
 #[test]
-fn early_verdict_is_cached_and_consumed_once() {
+fn early_verdict_is_remembered_and_settles_every_later_wait() {
     let (mut r, _) = registry();
     assert_eq!(r.resolve("req", Verdict::Approved).unwrap(), 0);
     assert_eq!(r.stats().cached_verdicts, 1);
+    for waiter in [1, 2] {
+        assert_eq!(
+            r.register(waiter, "req", SEC, Reply::Batched),
+            Ok(Registered::Settled(Outcome::Decided(Verdict::Approved)))
+        );
+    }
+    assert_eq!(r.stats().early_hits, 2);
+    assert_eq!(r.stats().cached_verdicts, 1);
+}
+
+#[test]
+fn a_verdict_is_final_the_opposite_is_a_counted_conflict() {
+    let (mut r, _) = registry();
+    pending(&mut r, 1, "req", SEC);
+    assert_eq!(r.resolve("req", Verdict::Denied), Ok(1));
     assert_eq!(
-        r.register(1, "req", SEC, Reply::Batched),
-        Ok(Registered::Settled(Outcome::Decided(Verdict::Approved)))
+        r.resolve("req", Verdict::Denied),
+        Ok(0),
+        "a repeat is harmless"
     );
-    assert_eq!(r.stats().early_hits, 1);
-    assert_eq!(r.stats().cached_verdicts, 0);
-    pending(&mut r, 2, "req", SEC);
+    assert_eq!(
+        r.resolve("req", Verdict::Approved),
+        Err(RegistryError::ConflictingVerdict)
+    );
+    // The agent's retry settles with the first verdict.
+    assert_eq!(
+        r.register(2, "req", SEC, Reply::Batched),
+        Ok(Registered::Settled(Outcome::Decided(Verdict::Denied)))
+    );
+    let s = r.stats();
+    assert_eq!((s.conflicts, s.delivered, s.cached_verdicts), (1, 1, 1));
 }
 
 #[test]

@@ -261,6 +261,7 @@ impl From<WitSinkError> for SinkError {
             WitSinkError::UnknownDecision(d) => SinkError::UnknownDecision(d),
             WitSinkError::DuplicateWaiter(w) => SinkError::DuplicateWaiter(w),
             WitSinkError::InvalidConfig(m) => SinkError::InvalidConfig(m),
+            WitSinkError::ConflictingVerdict => SinkError::ConflictingVerdict,
         }
     }
 }

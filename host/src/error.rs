@@ -26,6 +26,10 @@ pub enum SinkError {
     /// The guest saw this waiter token twice (a host bug; never user input).
     #[error("waiter token {0} is already pending")]
     DuplicateWaiter(u64),
+    /// The other verdict is already final for this request id (S15): this
+    /// one was ignored (counted in `Stats::conflicts`).
+    #[error("the other verdict is already final for this request id")]
+    ConflictingVerdict,
     /// A configuration the guest refused.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

@@ -1,8 +1,10 @@
 //! Property test: random sequences of register / deliver / cancel / advance /
 //! sequenced frames (with duplicates) / early verdicts run against the real
 //! component through the adapter and against a small reference model of
-//! S1–S11, written for clarity, not speed. Every wait's outcome and the
-//! guest's counters must agree with the model.
+//! S1–S11, S15 (verdicts are final while remembered) and S16 (frames of
+//! several logs: a new log opens a new sequence window), written for
+//! clarity, not speed. Every wait's outcome and the guest's counters must
+//! agree with the model.
 //!
 //! 10,000 cases by default; `PROPTEST_CASES=N` for more or fewer.
 
@@ -28,8 +30,14 @@ enum Op {
     Cancel { nth: usize },
     /// Move the clock on.
     Advance { ms: u64 },
-    /// One sequenced frame; `seq` from a small range, so duplicates happen.
-    Frame { seq: u64, id: usize, decision: i32 },
+    /// One sequenced frame of log `log` (0: unknown); `seq` and `log` from
+    /// small ranges, so duplicates and log changes happen.
+    Frame {
+        seq: u64,
+        log: u64,
+        id: usize,
+        decision: i32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -38,7 +46,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..IDS.len(), 0i32..5).prop_map(|(id, decision)| Op::Deliver { id, decision }),
         1 => any::<usize>().prop_map(|nth| Op::Cancel { nth }),
         2 => (0u64..2_500).prop_map(|ms| Op::Advance { ms }),
-        2 => (0u64..12, 0..IDS.len(), 0i32..5).prop_map(|(seq, id, decision)| Op::Frame { seq, id, decision }),
+        2 => (0u64..12, 0u64..3, 0..IDS.len(), 0i32..5).prop_map(|(seq, log, id, decision)| Op::Frame { seq, log, id, decision }),
     ]
 }
 
@@ -48,16 +56,19 @@ struct Model {
     now: u64,
     /// (wait index, id, deadline) of pending waits.
     waiters: Vec<(usize, usize, u64)>,
-    /// (id, verdict, stored at), oldest first.
+    /// Remembered verdicts (S4, S15): (id, verdict, stored at), oldest first.
     cache: VecDeque<(usize, Decision, u64)>,
     outcomes: Vec<Option<Outcome>>,
     last_seq: u64,
+    log_id: u64,
+    log_changes: u64,
     delivered: u64,
     timed_out: u64,
     cancelled: u64,
     early_hits: u64,
     malformed: u64,
     duplicates: u64,
+    conflicts: u64,
 }
 
 impl Model {
@@ -65,18 +76,21 @@ impl Model {
         let index = self.outcomes.len();
         self.outcomes.push(None);
         if let Some(pos) = self.cache.iter().position(|c| c.0 == id) {
-            let (_, verdict, stored) = self.cache.remove(pos).expect("found");
+            let (_, verdict, stored) = self.cache[pos];
             if self.now - stored <= CACHE_TTL {
+                // S15: remembered, not consumed.
                 self.early_hits += 1;
                 self.outcomes[index] = Some(Outcome::Decided(verdict));
                 return index;
             }
+            self.cache.remove(pos);
         }
         self.waiters.push((index, id, self.now + timeout));
         index
     }
 
-    /// A verdict (or not) for `id`; false if it was rejected as malformed.
+    /// A verdict (or not) for `id`; false if it was rejected (malformed, or
+    /// the opposite of a remembered verdict: S15).
     fn resolve(&mut self, id: usize, decision: i32) -> bool {
         let verdict = match decision {
             1 => Decision::Approved,
@@ -86,26 +100,31 @@ impl Model {
                 return false;
             }
         };
+        // S4/S15: expired verdicts are forgotten first; a remembered one is
+        // final (a repeat is harmless, the opposite a conflict).
+        while self
+            .cache
+            .front()
+            .is_some_and(|c| self.now - c.2 > CACHE_TTL)
+        {
+            self.cache.pop_front();
+        }
+        if let Some(&(_, remembered, _)) = self.cache.iter().find(|c| c.0 == id) {
+            if remembered == verdict {
+                return true;
+            }
+            self.conflicts += 1;
+            return false;
+        }
+        self.cache.push_back((id, verdict, self.now));
+        while self.cache.len() > CACHE_CAPACITY {
+            self.cache.pop_front();
+        }
         let (hit, keep): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|w| w.1 == id);
         self.waiters = keep;
         for &(index, _, _) in &hit {
             self.outcomes[index] = Some(Outcome::Decided(verdict));
             self.delivered += 1;
-        }
-        if hit.is_empty() {
-            // S4: cache it; expired entries go first, then the oldest.
-            while self
-                .cache
-                .front()
-                .is_some_and(|c| self.now - c.2 > CACHE_TTL)
-            {
-                self.cache.pop_front();
-            }
-            self.cache.retain(|c| c.0 != id);
-            self.cache.push_back((id, verdict, self.now));
-            while self.cache.len() > CACHE_CAPACITY {
-                self.cache.pop_front();
-            }
         }
         true
     }
@@ -134,12 +153,20 @@ impl Model {
     /// A sequenced frame: a duplicate if its seq was applied already; it
     /// moves `last_seq` only if its verdict is applied (a rejected frame
     /// never does).
-    fn frame(&mut self, seq: u64, id: usize, decision: i32) {
-        if seq > 0 && seq <= self.last_seq {
+    fn frame(&mut self, seq: u64, log: u64, id: usize, decision: i32) {
+        let in_window = log == 0 || log == self.log_id;
+        if seq > 0 && in_window && seq <= self.last_seq {
             self.duplicates += 1;
             return;
         }
-        if self.resolve(id, decision) {
+        if self.resolve(id, decision) && seq > 0 {
+            if !in_window {
+                if self.log_id != 0 || self.last_seq != 0 {
+                    self.log_changes += 1;
+                }
+                self.log_id = log;
+                self.last_seq = 0;
+            }
             self.last_seq = self.last_seq.max(seq);
         }
     }
@@ -219,9 +246,16 @@ impl Real {
                 let pending = model.waiters.len();
                 settle_until(|| self.sink.waiter_count() == pending).await;
             }
-            Op::Frame { seq, id, decision } => {
-                model.frame(seq, id, decision);
-                let bytes = stream(&[verdict_event(seq, IDS[id], decision)]);
+            Op::Frame {
+                seq,
+                log,
+                id,
+                decision,
+            } => {
+                model.frame(seq, log, id, decision);
+                let mut event = verdict_event(seq, IDS[id], decision);
+                event.log_id = log;
+                let bytes = stream(&[event]);
                 self.sink
                     .ingest_bytes(&bytes)
                     .map_err(|e: SinkError| TestCaseError::fail(e.to_string()))?;
@@ -238,6 +272,7 @@ impl Real {
         let s = self.sink.stats().await;
         prop_assert_eq!(s.waiters as usize, model.waiters.len());
         let real = [
+            s.conflicts,
             s.delivered,
             s.timed_out,
             s.cancelled,
@@ -245,8 +280,11 @@ impl Real {
             s.malformed,
             s.duplicates,
             s.last_seq,
+            s.log_id,
+            s.log_changes,
         ];
         let expected = [
+            model.conflicts,
             model.delivered,
             model.timed_out,
             model.cancelled,
@@ -254,11 +292,13 @@ impl Real {
             model.malformed,
             model.duplicates,
             model.last_seq,
+            model.log_id,
+            model.log_changes,
         ];
         prop_assert_eq!(
             real,
             expected,
-            "delivered, timed out, cancelled, early hits, malformed, duplicates, last seq"
+            "conflicts, delivered, timed out, cancelled, early hits, malformed, duplicates, last seq, log id, log changes"
         );
         Ok(())
     }

@@ -54,28 +54,51 @@ async fn s3_timeout_is_pending_never_denied() {
     assert_eq!(sink.stats().await.timed_out, 2);
 }
 
+/// S4 as changed by S15 (issue #12; this test used to assert consume-once):
+/// an early verdict is remembered and settles every later wait on the id.
 #[tokio::test]
-async fn s4_early_verdict_is_cached_and_consumed_once() {
-    let (sink, clock) = manual_sink();
+async fn s4_early_verdict_is_remembered_and_settles_every_later_wait() {
+    let (sink, _clock) = manual_sink();
     assert_eq!(
         sink.deliver("req-1", Decision::Approved),
         Ok(0),
         "nobody waits yet"
     );
     assert_eq!(sink.stats().await.cached_verdicts, 1);
+    for _ in 0..2 {
+        assert_eq!(
+            sink.wait("req-1", 30 * SEC).await,
+            Ok(Outcome::Decided(Decision::Approved))
+        );
+    }
+    let s = sink.stats().await;
+    assert_eq!((s.early_hits, s.cached_verdicts), (2, 1));
+}
+
+#[tokio::test]
+async fn s15_a_verdict_is_final_and_the_opposite_is_a_counted_conflict() {
+    let (sink, _clock) = manual_sink();
+    let w = sink.wait("req-1", 30 * SEC);
+    assert_eq!(sink.deliver("req-1", Decision::Denied), Ok(1));
+    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Denied)));
+    // A late (or injected) approval is ignored, typed on the direct API ...
+    assert_eq!(
+        sink.deliver("req-1", Decision::Approved),
+        Err(SinkError::ConflictingVerdict)
+    );
+    // ... and through a frame, which never moves `last_seq`.
+    let frame = stream(&[verdict_event(1, "req-1", wire(Decision::Approved))]);
+    let r = sink.ingest_bytes(&frame).unwrap();
+    assert_eq!(r.errors, vec![SinkError::ConflictingVerdict]);
+    assert_eq!(r.last_seq, 0);
+    assert_eq!(sink.deliver("req-1", Decision::Denied), Ok(0), "a repeat");
+    // The agent's retry settles with the first verdict.
     assert_eq!(
         sink.wait("req-1", 30 * SEC).await,
-        Ok(Outcome::Decided(Decision::Approved))
-    );
-    let again = sink.wait("req-1", SEC);
-    clock.advance(SEC);
-    assert_eq!(
-        again.await,
-        Ok(Outcome::TimedOut),
-        "consumed by the first wait"
+        Ok(Outcome::Decided(Decision::Denied))
     );
     let s = sink.stats().await;
-    assert_eq!((s.early_hits, s.cached_verdicts), (1, 0));
+    assert_eq!((s.conflicts, s.malformed, s.delivered), (2, 0, 1));
 }
 
 #[tokio::test]

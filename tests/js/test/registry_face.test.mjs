@@ -58,25 +58,27 @@ test('S4: an early verdict is cached, consumed once, bounded by TTL and capacity
   });
   assert.deepEqual(registry.resolve('early', 'denied').done, []);
   assert.equal(registry.stats().cachedVerdicts, 1);
+  // S15 (changed from consume-once in issue #12): remembered, so every
+  // later wait on the id settles with it.
   assert.deepEqual(registry.register(1n, 'early', SECOND), { tag: 'settled', val: denied });
-  assert.equal(registry.register(2n, 'early', SECOND).tag, 'pending', 'consumed by the first wait');
-  registry.cancel(2n);
+  assert.deepEqual(registry.register(2n, 'early', SECOND), { tag: 'settled', val: denied });
 
-  // Capacity 2: the oldest of three is evicted.
+  // Capacity 2: the oldest verdicts go first ('early', then 'a').
   for (const id of ['a', 'b', 'c']) registry.resolve(id, 'approved');
   const s = registry.stats();
   assert.equal(s.cachedVerdicts, 2);
-  assert.equal(s.evictions, 1n);
+  assert.equal(s.evictions, 2n);
   assert.equal(registry.register(3n, 'a', SECOND).tag, 'pending', 'a was evicted');
   assert.deepEqual(registry.register(4n, 'c', SECOND), { tag: 'settled', val: approved });
 
   // TTL 10 s: a verdict is still served at exactly its TTL, gone 1 ns later.
   clock.advance(10n * SECOND);
   assert.deepEqual(registry.register(5n, 'b', SECOND), { tag: 'settled', val: approved });
-  registry.resolve('b', 'denied');
-  clock.advance(10n * SECOND + 1n);
+  throwsSinkError(() => registry.resolve('b', 'denied'), 'conflicting-verdict');
+  assert.equal(registry.stats().conflicts, 1n, 'the first verdict is final');
+  clock.advance(1n);
   assert.equal(registry.register(6n, 'b', SECOND).tag, 'pending', 'b outlived its TTL');
-  assert.equal(registry.stats().earlyHits, 3n);
+  assert.equal(registry.stats().earlyHits, 4n);
 });
 
 test('S5: fan-out to every waiter on the id', async () => {
