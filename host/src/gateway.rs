@@ -29,7 +29,8 @@ use approval_proto::grpc::invalidation_service_server::{
 };
 use approval_proto::grpc::review_service_server::{ReviewService, ReviewServiceServer};
 use approval_proto::{
-    ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated, PublishReply, SubscribeRequest,
+    ApprovalResolved, Decision, Event, InvalidationEvent, PolicyInvalidated, PublishReply,
+    SubscribeRequest,
 };
 use futures::Stream;
 use std::collections::VecDeque;
@@ -179,7 +180,9 @@ impl Gateway {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         tonic::transport::Server::builder()
             .add_service(InvalidationServiceServer::new(self.clone()))
-            .add_service(ReviewServiceServer::new(self))
+            .add_service(
+                ReviewServiceServer::new(self).max_decoding_message_size(MAX_REVIEW_REQUEST_BYTES),
+            )
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
                 let _ = closing.send(true);
@@ -259,9 +262,7 @@ impl ReviewService for Gateway {
         request: Request<ApprovalResolved>,
     ) -> Result<Response<PublishReply>, Status> {
         let resolved = request.into_inner();
-        if resolved.request_id.is_empty() {
-            return Err(Status::invalid_argument("request_id is empty"));
-        }
+        check_resolve(&resolved)?;
         let seq = self.log.publish(Event::ApprovalResolved(resolved));
         Ok(Response::new(PublishReply { seq }))
     }
@@ -270,9 +271,43 @@ impl ReviewService for Gateway {
         &self,
         request: Request<PolicyInvalidated>,
     ) -> Result<Response<PublishReply>, Status> {
-        let seq = self
-            .log
-            .publish(Event::PolicyInvalidated(request.into_inner()));
+        let invalidated = request.into_inner();
+        check_len("agent_id", &invalidated.agent_id, 0, MAX_ID_BYTES)?;
+        let seq = self.log.publish(Event::PolicyInvalidated(invalidated));
         Ok(Response::new(PublishReply { seq }))
+    }
+}
+
+/// Longest request id, reviewer and agent id a gateway accepts, in bytes
+/// (the sink's default request-id limit: a longer id would only be rejected
+/// by every sink).
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Largest `ReviewService` request a gateway decodes: every valid request
+/// is far smaller, so a bigger one is refused before it is read whole.
+pub const MAX_REVIEW_REQUEST_BYTES: usize = 16 * 1024;
+
+/// DESIGN section 9: a `Resolve` publishes nothing unless every field is in
+/// range, so the gateway's own events stay small (`INVALID_ARGUMENT`).
+fn check_resolve(resolved: &ApprovalResolved) -> Result<(), Status> {
+    check_len("request_id", &resolved.request_id, 1, MAX_ID_BYTES)?;
+    check_len("reviewer", &resolved.reviewer, 0, MAX_ID_BYTES)?;
+    match Decision::try_from(resolved.decision) {
+        Ok(Decision::Approved | Decision::Denied) => Ok(()),
+        _ => Err(Status::invalid_argument(format!(
+            "decision {} is not DECISION_APPROVED or DECISION_DENIED",
+            resolved.decision
+        ))),
+    }
+}
+
+fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Status> {
+    if (min..=max).contains(&value.len()) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "{field} is {} bytes; {min} to {max} accepted",
+            value.len()
+        )))
     }
 }

@@ -299,3 +299,84 @@ async fn gateway_restarted_with_a_fresh_log_loses_no_verdict() {
     drop(pump);
     gateway.kill().await;
 }
+
+/// Issue #12: one oversized event in the log (over the old 4 MiB transport
+/// cap) used to end every subscriber's stream, again on every reconnect.
+/// Now it is skipped inside the stream and counted, and the stream goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_event_in_the_log_is_skipped_without_ending_the_stream() {
+    let log = GatewayLog::new(1000);
+    let addr = free_addr().await;
+    let gateway = start(&log, addr).await;
+    let (sink, _clock) = manual_sink();
+    let huge = sink.wait("huge", HOUR);
+    let after = sink.wait("after", HOUR);
+    let pump = sink.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
+    publish_padded(&log, "huge", 5 << 20);
+    publish_padded(&log, "after", 10);
+    let out = tokio::time::timeout(GUARD, after).await.expect("delivered");
+    assert_eq!(out, Ok(Outcome::Decided(Decision::Approved)));
+    let p = pump.stats();
+    assert_eq!(
+        (p.oversized_frames, p.connects, p.failures),
+        (1, 1, 0),
+        "{p:?}"
+    );
+    let s = sink.stats().await;
+    assert_eq!((s.oversized_frames, s.last_seq), (1, 2));
+    assert_eq!(
+        sink.waiter_count(),
+        1,
+        "the unreadable verdict's wait stays pending"
+    );
+    drop(huge);
+    drop(pump);
+    gateway.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_refuses_out_of_range_resolves_and_publishes_nothing() {
+    use approval_proto::grpc::review_service_client::ReviewServiceClient;
+    let log = GatewayLog::new(1000);
+    let addr = free_addr().await;
+    let gateway = start(&log, addr).await;
+    let mut client = ReviewServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let resolve = |id: String, reviewer: String, decision: Decision| ApprovalResolved {
+        request_id: id,
+        decision: decision as i32,
+        reviewer,
+        ..Default::default()
+    };
+    let ok = || "r".repeat(256);
+    for (what, request) in [
+        ("empty id", resolve(String::new(), ok(), Decision::Approved)),
+        (
+            "257-byte id",
+            resolve("x".repeat(257), ok(), Decision::Approved),
+        ),
+        (
+            "257-byte reviewer",
+            resolve("a".into(), "r".repeat(257), Decision::Denied),
+        ),
+        ("PENDING", resolve("a".into(), ok(), Decision::Pending)),
+        (
+            "UNSPECIFIED",
+            resolve("a".into(), ok(), Decision::Unspecified),
+        ),
+    ] {
+        let status = client.resolve(request).await.expect_err(what);
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{what}: {status}"
+        );
+    }
+    let huge = resolve("a".into(), "r".repeat(1 << 20), Decision::Approved);
+    assert!(client.resolve(huge).await.is_err(), "a 1 MiB request");
+    assert_eq!(log.last_seq(), 0, "nothing was published");
+    let fine = resolve("x".repeat(256), ok(), Decision::Approved);
+    assert_eq!(client.resolve(fine).await.unwrap().into_inner().seq, 1);
+    gateway.kill().await;
+}

@@ -20,16 +20,18 @@ const SUBSCRIBE: &str = "/assembly.gateway.v1.InvalidationService/Subscribe";
 /// Most messages batched into one guest call.
 const BATCH_MESSAGES: usize = 512;
 
-/// The smallest transport limit: messages up to this size are received
-/// whole and, when over the sink's frame limit, skipped and counted; larger
-/// ones fail the stream. It grows with the sink's `max_frame_bytes`.
-const MIN_TRANSPORT_BYTES: usize = 4 << 20;
+/// The default transport limit: messages up to this size are received whole
+/// and, when over the sink's frame limit, skipped and counted, so the stream
+/// goes on; a larger one fails the stream. Well above the sink's frame limit
+/// (64 KiB by default), and never below it.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 /// Subscribes to a gateway's invalidation stream, resuming after the sink's
 /// `last_seq` on every (re)connect, so nothing is lost or applied twice.
 pub struct GrpcSource {
     endpoint: String,
     agent_id: String,
+    max_message_bytes: usize,
 }
 
 impl GrpcSource {
@@ -38,6 +40,7 @@ impl GrpcSource {
         GrpcSource {
             endpoint: endpoint.into(),
             agent_id: String::new(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 
@@ -45,6 +48,16 @@ impl GrpcSource {
     /// default: every agent's.
     pub fn agent_id(mut self, agent_id: impl Into<String>) -> Self {
         self.agent_id = agent_id.into();
+        self
+    }
+
+    /// The largest gRPC message the transport accepts (raised to the sink's
+    /// frame limit if below it). A message over the sink's frame limit but
+    /// within this one is skipped and counted and the stream goes on; one
+    /// over this limit ends the stream. Default
+    /// [`DEFAULT_MAX_MESSAGE_BYTES`] (16 MiB).
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
         self
     }
 
@@ -59,7 +72,7 @@ impl GrpcSource {
             .await
             .map_err(|e| connect_err(format!("{e:#}")))?;
         let max = request.max_frame_bytes as usize;
-        let transport = MIN_TRANSPORT_BYTES.max(max.saturating_add(1024));
+        let transport = self.max_message_bytes.max(max.saturating_add(1024));
         let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(transport);
         grpc.ready().await.map_err(|e| connect_err(e.to_string()))?;
         let subscribe = SubscribeRequest {

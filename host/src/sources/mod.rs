@@ -15,7 +15,7 @@ mod grpc;
 pub(crate) mod pump;
 mod reader;
 
-pub use grpc::GrpcSource;
+pub use grpc::{DEFAULT_MAX_MESSAGE_BYTES, GrpcSource};
 pub use pump::{MAX_BACKOFF, Pump, PumpConfig, PumpStats};
 pub use reader::ReaderSource;
 
