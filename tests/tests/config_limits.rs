@@ -95,6 +95,7 @@ async fn nan_jitter_pump_keeps_retrying() {
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(5),
             jitter: f64::NAN,
+            ..PumpConfig::default()
         },
     );
     eventually(|| async { pump.stats().failures >= 3 }).await;
@@ -110,6 +111,7 @@ async fn huge_backoffs_and_jitter_are_clamped_not_a_panic() {
             initial_backoff: Duration::MAX,
             max_backoff: Duration::MAX,
             jitter: f64::INFINITY,
+            idle_timeout: Duration::MAX,
         },
     );
     eventually(|| async { pump.stats().failures >= 1 }).await;

@@ -5,6 +5,7 @@
 //! serve new waits normally, without touching other sinks.
 
 use approval_host::{Decision, Outcome, SinkError};
+use approval_tests::events::{stream, verdict_event, wire};
 use approval_tests::sinks::manual_sink;
 use approval_tests::time::HOUR;
 use std::time::Duration;
@@ -61,7 +62,6 @@ async fn trap_during_registration_fails_that_wait_only() {
 
 #[tokio::test]
 async fn reset_carries_the_stream_resume_point_over() {
-    use approval_tests::events::{stream, verdict_event, wire};
     let (sink, _clock) = manual_sink();
     let events: Vec<_> = (1..=5u64)
         .map(|s| verdict_event(s, &format!("req-{s}"), wire(Decision::Approved)))
@@ -123,6 +123,10 @@ async fn crash_loop_is_refused_with_a_clear_error_then_recovers() {
         ..SinkConfig::default()
     };
     let (sink, _clock) = manual_sink_with(config);
+    let events: Vec<_> = (1..=3)
+        .map(|seq| verdict_event(seq, "early", wire(Decision::Approved)))
+        .collect();
+    sink.ingest_bytes(&stream(&events)).unwrap();
     for _ in 0..4 {
         sink.inject_trap();
         assert!(matches!(
@@ -144,6 +148,10 @@ async fn crash_loop_is_refused_with_a_clear_error_then_recovers() {
         Err(SinkError::CrashLoop(_))
     ));
     assert_eq!(sink.stats().await.resets, 4);
+    // The resume point reads true while quarantined (a pump would otherwise
+    // ask the gateway for its whole log).
+    assert_eq!(sink.stats().await.last_seq, 3);
+    assert_eq!(sink.resume_point().last_seq, 3);
     // After the backoff (a real pause: the guard runs on wall time) the sink
     // serves again.
     std::thread::sleep(Duration::from_millis(60));

@@ -81,6 +81,7 @@ fn fast_reconnect() -> PumpConfig {
         initial_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(200),
         jitter: 0.2,
+        ..PumpConfig::default()
     }
 }
 
@@ -379,4 +380,38 @@ async fn the_gateway_refuses_out_of_range_resolves_and_publishes_nothing() {
     let fine = resolve("x".repeat(256), ok(), Decision::Approved);
     assert_eq!(client.resolve(fine).await.unwrap().into_inner().seq, 1);
     gateway.kill().await;
+}
+
+/// Issue #12: a gateway that accepts TCP and never answers used to hold the
+/// pump for ever. It is given up after `idle_timeout` and retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_open_gateway_is_detected_and_the_pump_reconnects() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        // Accepts and holds every connection; never reads or writes.
+        while let Ok((socket, _)) = listener.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let (sink, _clock) = manual_sink();
+    let pump = sink.pump_with(
+        GrpcSource::new(format!("http://{addr}")),
+        PumpConfig {
+            idle_timeout: Duration::from_millis(300),
+            ..fast_reconnect()
+        },
+    );
+    eventually(|| async { pump.stats().failures >= 2 }).await;
+    let p = pump.stats();
+    assert!(!p.connected && !p.finished, "{p:?}");
+    assert!(
+        p.last_error
+            .unwrap_or_default()
+            .contains("no answer within"),
+        "given up for silence"
+    );
+    drop(pump);
+    held.abort();
 }

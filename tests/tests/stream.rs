@@ -209,3 +209,56 @@ async fn a_rejected_frame_with_seq_u64_max_never_moves_last_seq() {
     assert_eq!((r.events, r.duplicates, r.last_seq), (1, 0, 1));
     assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
 }
+
+/// Issue #12: a one-shot source used to stop for good after one guest
+/// fault. Now the pump offers the chunk to the fresh instance again.
+#[tokio::test]
+async fn reader_source_pump_survives_a_guest_fault() {
+    use tokio::io::AsyncWriteExt;
+    let (sink, _) = manual_sink();
+    let first = sink.wait("req-1", HOUR);
+    let (mut writer, reader) = tokio::io::duplex(1024);
+    let pump = sink.pump(ReaderSource::new(reader, "duplex"));
+    let frame = |seq, id: &str| stream(&[verdict_event(seq, id, wire(Decision::Approved))]);
+    writer.write_all(&frame(1, "req-1")).await.unwrap();
+    assert_eq!(first.await, Ok(Outcome::Decided(Decision::Approved)));
+    // The next guest call (the pump's ingest of the next chunk) traps.
+    sink.inject_trap();
+    writer.write_all(&frame(2, "req-2")).await.unwrap();
+    approval_tests::time::eventually(|| async { sink.resume_point().last_seq == 2 }).await;
+    assert_eq!(
+        sink.wait("req-2", HOUR).await,
+        Ok(Outcome::Decided(Decision::Approved)),
+        "the chunk reached the fresh instance"
+    );
+    writer.write_all(&frame(3, "req-3")).await.unwrap();
+    drop(writer);
+    pump.finished().await;
+    let s = sink.stats().await;
+    assert_eq!((s.resets, s.last_seq), (1, 3));
+}
+
+#[tokio::test]
+async fn a_second_pump_on_one_sink_is_refused() {
+    let (sink, _) = manual_sink();
+    let (_writer, reader) = tokio::io::duplex(64);
+    let first = sink.pump(ReaderSource::new(reader, "first"));
+    let (_writer2, reader2) = tokio::io::duplex(64);
+    let second = sink.pump(ReaderSource::new(reader2, "second"));
+    let s = second.stats();
+    assert!(s.finished, "{s:?}");
+    assert!(
+        s.last_error
+            .unwrap_or_default()
+            .contains("already has a pump")
+    );
+    assert!(!first.stats().finished);
+    // Once the first is gone, the stream can be claimed again.
+    drop(first);
+    approval_tests::time::eventually(|| async {
+        let (_w, r) = tokio::io::duplex(64);
+        let third = sink.pump(ReaderSource::new(r, "third"));
+        !third.stats().finished || third.stats().last_error.is_none()
+    })
+    .await;
+}

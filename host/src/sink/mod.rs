@@ -35,11 +35,13 @@ use crate::outcome::Decision;
 use crate::report::{IngestReport, ResumePoint};
 use crate::sources::{EventSource, Pump, PumpConfig};
 use crate::stats::Stats;
+use approval_guest::stats::Stats as GuestStats;
 use approval_guest::verdict::Verdict;
 use approval_proto::{Event, InvalidationEvent, PolicyInvalidated};
 use prost::Message;
 use shared::Shared;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -199,6 +201,12 @@ impl ApprovalSink {
         self.shared.config.max_frame_bytes
     }
 
+    /// Claims this sink's stream for a pump; `None` if a pump holds it.
+    pub(crate) fn claim_pump(&self) -> Option<PumpClaim> {
+        let taken = self.shared.pump_claimed.swap(true, Ordering::AcqRel);
+        (!taken).then(|| PumpClaim(Arc::clone(&self.shared)))
+    }
+
     /// Counts messages a source skipped as over `max_frame_bytes`.
     pub(crate) fn note_oversized(&self, skipped: u64) {
         self.shared
@@ -225,11 +233,17 @@ impl ApprovalSink {
 
     /// The guest's counters plus the host's (resets, traps, skipped frames).
     /// If the guest call faults or is refused, the guest's counters read as
-    /// zero (after the reset it caused).
+    /// zero (after the reset it caused), but for the resume point.
     pub async fn stats(&self) -> Stats {
         let shared = &self.shared;
         shared.with_state(|state| {
-            let guest = shared.call(state, |a| a.stats()).unwrap_or_default();
+            // Refused or faulted: the resume point is the host's, so it
+            // still reads true (a pump asking for the whole log otherwise).
+            let guest = shared.call(state, |a| a.stats()).unwrap_or(GuestStats {
+                last_seq: state.resume.last_seq,
+                log_id: state.resume.log_id,
+                ..GuestStats::default()
+            });
             Stats::new(guest, state.counters)
         })
     }
@@ -244,6 +258,15 @@ impl ApprovalSink {
     /// Size in bytes of the component this sink runs.
     pub fn component_size(&self) -> usize {
         self.shared.loaded.size
+    }
+}
+
+/// A pump's hold on its sink's stream; released when dropped.
+pub(crate) struct PumpClaim(Arc<Shared>);
+
+impl Drop for PumpClaim {
+    fn drop(&mut self) {
+        self.0.pump_claimed.store(false, Ordering::Release);
     }
 }
 

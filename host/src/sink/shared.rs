@@ -20,6 +20,7 @@ use crate::imports::StoreState;
 use crate::report::ResumePoint;
 use crate::slots::Slots;
 use crate::stats::HostCounters;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, broadcast};
 use wasmtime::StoreLimitsBuilder;
@@ -33,6 +34,8 @@ pub(crate) struct Shared {
     pub(super) invalidations: broadcast::Sender<String>,
     pub(super) loaded: Arc<Loaded>,
     pub(super) config: SinkConfig,
+    /// A pump feeds this sink's stream now (one per sink).
+    pub(super) pump_claimed: AtomicBool,
 }
 
 /// What the mutex guards.
@@ -75,6 +78,7 @@ impl Shared {
             invalidations,
             loaded,
             config,
+            pump_claimed: AtomicBool::new(false),
         }
     }
 

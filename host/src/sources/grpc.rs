@@ -61,13 +61,35 @@ impl GrpcSource {
         self
     }
 
+    /// Opens the subscription, giving up after `idle_timeout`: a gateway
+    /// that accepts TCP and never answers must not hold the pump for ever.
     async fn subscribe(&self, request: OpenRequest) -> Result<Chunks, SourceError> {
+        let idle = request.idle_timeout;
+        tokio::time::timeout(idle, self.open_stream(request))
+            .await
+            .unwrap_or_else(|_| {
+                Err(SourceError::Connect {
+                    endpoint: self.endpoint.clone(),
+                    message: format!("no answer within {idle:?}"),
+                })
+            })
+    }
+
+    async fn open_stream(&self, request: OpenRequest) -> Result<Chunks, SourceError> {
         let connect_err = |message: String| SourceError::Connect {
             endpoint: self.endpoint.clone(),
             message,
         };
+        // HTTP/2 pings find a connection that went silent (a half-open
+        // gateway, a dropped NAT entry) within about `idle_timeout`, even
+        // while no event flows.
+        let idle = request.idle_timeout;
         let channel = Endpoint::from_shared(self.endpoint.clone())
             .map_err(|e| connect_err(e.to_string()))?
+            .connect_timeout(idle)
+            .http2_keep_alive_interval(idle / 2)
+            .keep_alive_timeout(idle / 2)
+            .keep_alive_while_idle(true)
             .connect()
             .await
             .map_err(|e| connect_err(format!("{e:#}")))?;

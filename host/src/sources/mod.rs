@@ -58,6 +58,9 @@ pub struct OpenRequest {
     /// counts) larger ones instead of sending them to the guest, which would
     /// reject them; its transport must accept at least this much.
     pub max_frame_bytes: u32,
+    /// How long opening may take, and how long a connection may stay
+    /// unanswered, before the source gives it up (`PumpConfig::idle_timeout`).
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Why a source could not open or went away.

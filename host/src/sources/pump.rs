@@ -15,7 +15,7 @@
 //! * Backoff resets once a connection delivers data.
 
 use super::{EventSource, OpenRequest, SourceError};
-use crate::ApprovalSink;
+use crate::{ApprovalSink, SinkError};
 use futures::StreamExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,6 +34,12 @@ pub struct PumpConfig {
     /// Random spread of each delay, as a fraction (0.2 = ±20%). Default 0.2;
     /// clamped to 0.0 ..= 1.0, and NaN means the default.
     pub jitter: f64,
+    /// How long a connection may take to open, and how long a silent
+    /// connection may go unanswered (HTTP/2 keepalive pings) before the
+    /// source gives it up and the pump reconnects: a half-open gateway is
+    /// detected within about this long. Default 30 s; clamped to
+    /// 100 ms ..= [`MAX_BACKOFF`].
+    pub idle_timeout: Duration,
 }
 
 /// The longest delay between reconnect attempts a pump accepts.
@@ -56,9 +62,13 @@ impl PumpConfig {
             initial_backoff: initial,
             max_backoff: max,
             jitter,
+            idle_timeout: self
+                .idle_timeout
+                .clamp(Duration::from_millis(100), MAX_BACKOFF),
         };
         if clamped.initial_backoff != self.initial_backoff
             || clamped.max_backoff != self.max_backoff
+            || clamped.idle_timeout != self.idle_timeout
             || clamped.jitter.to_bits() != self.jitter.to_bits()
         {
             tracing::warn!(given = ?self, used = ?clamped, "PumpConfig out of range; clamped");
@@ -73,6 +83,7 @@ impl Default for PumpConfig {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             jitter: 0.2,
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -164,10 +175,31 @@ impl Drop for Pump {
     }
 }
 
-/// Starts a pump on the current tokio runtime.
+/// How often a one-shot source's chunk is offered to the guest again after
+/// the guest failed on it, before it is dropped (a chunk that traps the
+/// guest every time must not stall the stream for good).
+const CHUNK_ATTEMPTS: u32 = 3;
+
+/// Starts a pump on the current tokio runtime. A sink has one stream
+/// decoder and one resume point, so it takes one pump at a time: a second
+/// one finishes at once with an error (`PumpStats::last_error`).
 pub(crate) fn start(sink: ApprovalSink, source: impl EventSource, config: PumpConfig) -> Pump {
     let status = Arc::new(PumpCounters::default());
-    let task = tokio::spawn(run(sink, source, config.clamped(), Arc::clone(&status)));
+    let Some(claim) = sink.claim_pump() else {
+        tracing::error!("this sink already has a pump; refusing a second one");
+        status.fail("this sink already has a pump (one stream per sink)".into());
+        status.finished.store(true, Ordering::Relaxed);
+        return Pump {
+            status,
+            task: tokio::spawn(async {}),
+        };
+    };
+    let counters = Arc::clone(&status);
+    let task = tokio::spawn(async move {
+        // Released when the task ends or is aborted (the future is dropped).
+        let _claim = claim;
+        run(sink, source, config.clamped(), counters).await;
+    });
     Pump { status, task }
 }
 
@@ -185,6 +217,7 @@ async fn run(
             last_seq: resume.last_seq,
             log_id: resume.log_id,
             max_frame_bytes: sink.max_frame_bytes(),
+            idle_timeout: config.idle_timeout,
         };
         let (last_seq, log_id) = (resume.last_seq, resume.log_id);
         match source.open(request).await {
@@ -212,20 +245,17 @@ async fn run(
                     status
                         .bytes
                         .fetch_add(chunk.frames.len() as u64, Ordering::Relaxed);
-                    match sink.ingest_bytes(&chunk.frames) {
-                        Ok(report) => {
-                            if let Some(e) = report.fatal {
-                                tracing::warn!(source = %name, error = %e, "stream lost framing; reopening");
-                                status.fatal_frames.fetch_add(1, Ordering::Relaxed);
-                                status.fail(e.to_string());
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(source = %name, error = %e, "ingest failed; reopening");
-                            status.fail(e.to_string());
-                            break;
-                        }
+                    if !feed(
+                        &sink,
+                        &chunk.frames,
+                        source.reopens(),
+                        &config,
+                        &status,
+                        &name,
+                    )
+                    .await
+                    {
+                        break;
                     }
                 }
                 status.connected.store(false, Ordering::Relaxed);
@@ -249,6 +279,49 @@ async fn run(
 
 /// `delay` spread by ±`jitter` (in range: see [`PumpConfig::clamped`]), so
 /// at most twice `MAX_BACKOFF`: `mul_f64` cannot overflow.
+/// Feeds one chunk to the sink; false when the connection must end (lost
+/// framing, or a guest failure on a source that can be reopened from the
+/// resume point). A source that cannot be reopened keeps its stream: the
+/// chunk is offered again (after a reset, or once a quarantine is over) up
+/// to [`CHUNK_ATTEMPTS`] times, then dropped with an error.
+async fn feed(
+    sink: &ApprovalSink,
+    frames: &[u8],
+    reopens: bool,
+    config: &PumpConfig,
+    status: &PumpCounters,
+    name: &str,
+) -> bool {
+    for attempt in 1..=CHUNK_ATTEMPTS {
+        match sink.ingest_bytes(frames) {
+            Ok(report) => {
+                let Some(e) = report.fatal else {
+                    return true;
+                };
+                tracing::warn!(source = %name, error = %e, "stream lost framing; reopening");
+                status.fatal_frames.fetch_add(1, Ordering::Relaxed);
+                status.fail(e.to_string());
+                return false;
+            }
+            Err(e) => {
+                status.fail(e.to_string());
+                if reopens {
+                    tracing::warn!(source = %name, error = %e, "ingest failed; reopening");
+                    return false;
+                }
+                tracing::warn!(source = %name, error = %e, attempt, "ingest failed; offering the chunk again");
+                let pause = match e {
+                    SinkError::CrashLoop(left) => left,
+                    _ => config.initial_backoff,
+                };
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+    tracing::error!(source = %name, bytes = frames.len(), "chunk dropped after repeated guest failures");
+    true
+}
+
 fn jittered(delay: Duration, jitter: f64) -> Duration {
     let spread = jitter * (fastrand::f64() * 2.0 - 1.0);
     delay.mul_f64(1.0 + spread)
