@@ -139,6 +139,7 @@ fn drain(r: &mut Registry<HostClock>) -> Batch {
     Batch {
         done,
         next_deadline: r.next_deadline(),
+        remembered: r.take_journal(),
     }
 }
 
@@ -263,6 +264,10 @@ impl RegistryGuest for Component {
         u32::try_from(dropped).unwrap_or(u32::MAX)
     }
 
+    fn restore_verdicts(journal: Vec<u8>) -> u32 {
+        with_registry(|r| r.restore(&journal))
+    }
+
     fn resume_from(log_id: u64, seq: u64) {
         with_registry(|r| r.resume_from(log_id, seq));
     }
@@ -333,6 +338,10 @@ mod sink {
             loop {
                 let (status, data) = frames.read(buf).await;
                 totals.feed(&mut decoder, &data).map_err(SinkError::from)?;
+                // The journal is for a host that replaces failed instances
+                // through the batched face; an async stream reports none,
+                // so it must not pile up here.
+                drop(with_registry(|r| r.take_journal()));
                 buf = data;
                 buf.clear();
                 match status {

@@ -4,7 +4,9 @@
 //!
 //! * [`registry`]: the pure, clock-generic core (waiters, tokens, fan-out);
 //! * [`deadlines`]: the deadline queue with lazy deletion;
-//! * [`verdict_cache`]: early verdicts, bounded by capacity and TTL (S4);
+//! * [`verdict_cache`]: the verdict memory, bounded by capacity and TTL (S4, S15);
+//! * [`journal`]: newly remembered verdicts as bytes, for the host to carry
+//!   over a reset (S18);
 //! * [`verdict`]: verdicts, outcomes, and their mapping to the wire `Decision`;
 //! * [`config`]: limits and cache settings, with the one copy of each default;
 //! * [`stats`]: the counters and the one list of their names;
@@ -28,6 +30,7 @@ extern crate alloc;
 pub mod config;
 pub mod deadlines;
 pub mod frames;
+pub mod journal;
 pub mod registry;
 pub mod stats;
 pub mod verdict;

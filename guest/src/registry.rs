@@ -34,6 +34,7 @@
 
 use crate::config::Config;
 use crate::deadlines::DeadlineQueue;
+use crate::journal;
 use crate::stats::Stats;
 use crate::verdict::{Outcome, Verdict};
 use crate::verdict_cache::{Remembered, VerdictCache};
@@ -116,6 +117,8 @@ pub struct Registry<C> {
     deadlines: DeadlineQueue,
     cache: VerdictCache,
     outbox: Vec<Completion>,
+    /// Verdicts remembered since the last [`Registry::take_journal`] (S18).
+    journal: Vec<u8>,
     stats: Stats,
 }
 
@@ -131,6 +134,7 @@ impl<C: TimeSource> Registry<C> {
             deadlines: DeadlineQueue::default(),
             cache: VerdictCache::new(config.verdict_cache_capacity, config.verdict_cache_ttl_ns),
             outbox: Vec::new(),
+            journal: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -242,7 +246,7 @@ impl<C: TimeSource> Registry<C> {
         self.check_id(id)?;
         let now = self.clock.now_ns();
         match self.cache.remember(id, verdict, now) {
-            Remembered::New => {}
+            Remembered::New => journal::append(&mut self.journal, id, verdict, now),
             Remembered::Repeat => return Ok(0),
             Remembered::Conflict => {
                 self.stats.conflicts += 1;
@@ -314,6 +318,29 @@ impl<C: TimeSource> Registry<C> {
     pub fn next_deadline(&mut self) -> Option<u64> {
         let waiters = &self.waiters;
         self.deadlines.next(|t, d| Self::is_live(waiters, t, d))
+    }
+
+    /// Drains the journal of verdicts remembered since the last call (S18).
+    pub fn take_journal(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.journal)
+    }
+
+    /// Remembers the verdicts of a journal a failed instance wrote (S18),
+    /// with their original times; returns how many were restored. Bytes
+    /// that are not a journal end the walk (never a panic).
+    pub fn restore(&mut self, journal_bytes: &[u8]) -> u32 {
+        let now = self.clock.now_ns();
+        let mut restored = 0u32;
+        for entry in journal::entries(journal_bytes) {
+            if self.check_id(entry.id).is_ok()
+                && self
+                    .cache
+                    .restore(entry.id, entry.verdict, entry.stored_at, now)
+            {
+                restored = restored.saturating_add(1);
+            }
+        }
+        restored
     }
 
     /// Drains the completions of batched waiters finished since the last call.

@@ -140,6 +140,29 @@ impl VerdictCache {
         self.enforce_capacity();
     }
 
+    /// Remembers a verdict carried over from a failed instance (S18) with
+    /// its original time, unless the id has one already or it is past the
+    /// TTL at `now`. Entries must come oldest first.
+    pub fn restore(&mut self, id: &str, verdict: Verdict, stored_at: u64, now: u64) -> bool {
+        if self.capacity == 0
+            || now.saturating_sub(stored_at) > self.ttl_ns
+            || self.map.contains_key(id)
+        {
+            return false;
+        }
+        self.generation += 1;
+        let key: Rc<str> = Rc::from(id);
+        let cached = Cached {
+            verdict,
+            stored_at,
+            generation: self.generation,
+        };
+        self.map.insert(Rc::clone(&key), cached);
+        self.order.push_back((key, self.generation, stored_at));
+        self.enforce_capacity();
+        true
+    }
+
     /// Verdicts cached now.
     pub fn len(&self) -> usize {
         self.map.len()

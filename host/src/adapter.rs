@@ -26,6 +26,8 @@ pub struct Batch {
     pub done: Vec<(u64, Outcome)>,
     /// The guest's earliest pending deadline, for the timer.
     pub next_deadline: Option<u64>,
+    /// The guest's journal of verdicts remembered by this call (S18).
+    pub remembered: Vec<u8>,
 }
 
 /// What `register` did.
@@ -204,6 +206,15 @@ impl Adapter {
             .map_err(fault)
     }
 
+    /// `registry.restore-verdicts`.
+    pub fn restore_verdicts(&mut self, journal: &[u8]) -> Result<u32, SinkError> {
+        self.refill_budget();
+        self.api
+            .assembly_approval_registry()
+            .call_restore_verdicts(&mut self.store, journal)
+            .map_err(fault)
+    }
+
     /// `registry.stats`.
     pub fn stats(&mut self) -> Result<GuestStats, SinkError> {
         self.refill_budget();
@@ -246,6 +257,7 @@ impl From<bindings::Batch> for Batch {
                 .map(|c| (c.waiter, c.outcome.into()))
                 .collect(),
             next_deadline: b.next_deadline,
+            remembered: b.remembered,
         }
     }
 }

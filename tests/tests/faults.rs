@@ -159,3 +159,43 @@ async fn crash_loop_is_refused_with_a_clear_error_then_recovers() {
     assert_eq!(sink.deliver("req-2", Decision::Approved), Ok(1));
     assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
 }
+
+/// S18: a reset loses no applied verdict. Verdicts the old instance
+/// remembered (early, delivered, or from the stream) are remembered by the
+/// fresh one: a wait settles with them, and the opposite stays a conflict.
+#[tokio::test]
+async fn a_reset_loses_no_applied_verdict() {
+    let (sink, _clock) = manual_sink();
+    sink.deliver("early", Decision::Approved).unwrap();
+    let w = sink.wait("delivered", HOUR);
+    sink.deliver("delivered", Decision::Denied).unwrap();
+    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Denied)));
+    let framed = stream(&[verdict_event(1, "streamed", wire(Decision::Approved))]);
+    sink.ingest_bytes(&framed).unwrap();
+
+    sink.inject_trap();
+    assert!(matches!(
+        sink.deliver("x", Decision::Approved),
+        Err(SinkError::GuestFault(_))
+    ));
+    assert_eq!(sink.stats().await.resets, 1);
+
+    for (id, decision) in [
+        ("early", Decision::Approved),
+        ("delivered", Decision::Denied),
+        ("streamed", Decision::Approved),
+    ] {
+        assert_eq!(
+            sink.wait(id, HOUR).await,
+            Ok(Outcome::Decided(decision)),
+            "{id} is still remembered"
+        );
+    }
+    assert_eq!(
+        sink.deliver("delivered", Decision::Approved),
+        Err(SinkError::ConflictingVerdict),
+        "a late approval after the reset does not flip the denial"
+    );
+    let s = sink.stats().await;
+    assert_eq!((s.cached_verdicts, s.last_seq), (3, 1));
+}

@@ -20,6 +20,7 @@
 //! * `wait.rs`: the [`Wait`] future and cancel-on-drop (S7).
 
 mod builder;
+mod journal;
 mod recovery;
 mod shared;
 mod timer;

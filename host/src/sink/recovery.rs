@@ -90,9 +90,13 @@ impl Shared {
     pub(super) fn reset(&self, state: &mut State, why: &str) {
         state.counters.traps += 1;
         tracing::error!(fault = %why, "approval-sink guest faulted; resetting its instance");
+        // The fresh instance remembers what the old one did (S18) and
+        // resumes where it stood.
+        let journal = state.journal.bytes();
         let resumed =
             Adapter::new(&self.loaded, self.store_state(), &self.config).and_then(|mut a| {
-                a.resume_from(state.resume)
+                a.restore_verdicts(&journal)
+                    .and_then(|_| a.resume_from(state.resume))
                     .map_err(|e| HostError::Instantiate(e.to_string()))?;
                 Ok(a)
             });

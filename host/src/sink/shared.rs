@@ -10,9 +10,10 @@
 //!   inline or run arbitrary code; tokio's `WakeList` pattern).
 //! * The mutex is never held across an `.await`.
 
+use super::journal::VerdictJournal;
 use super::recovery::CrashLoopGuard;
 use crate::adapter::{Adapter, Batch};
-use crate::clock::Clock;
+use crate::clock::{Clock, duration_ns};
 use crate::component::Loaded;
 use crate::config::SinkConfig;
 use crate::error::SinkError;
@@ -52,6 +53,8 @@ pub(super) struct State {
     pub(super) resume: ResumePoint,
     pub(super) counters: HostCounters,
     pub(super) crash_loop: CrashLoopGuard,
+    /// What the guest remembers, for a fresh instance after a trap (S18).
+    pub(super) journal: VerdictJournal,
 }
 
 impl Shared {
@@ -72,6 +75,10 @@ impl Shared {
                 resume: ResumePoint::default(),
                 counters: HostCounters::default(),
                 crash_loop: CrashLoopGuard::new(&config),
+                journal: VerdictJournal::new(
+                    config.verdict_cache_capacity,
+                    duration_ns(config.verdict_cache_ttl),
+                ),
             }),
             clock,
             timer: Arc::new(Notify::new()),
@@ -120,6 +127,7 @@ impl Shared {
         for (token, outcome) in batch.done {
             state.slots.complete(token, outcome);
         }
+        state.journal.extend(&batch.remembered, self.clock.now_ns());
         self.note_deadline(state, batch.next_deadline);
         n
     }

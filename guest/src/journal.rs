@@ -1,0 +1,97 @@
+//! The verdict journal: how the verdict memory survives a reset (S18).
+//!
+//! Every verdict the registry newly remembers is appended to a flat byte
+//! buffer that the next export call hands to the host (one `list<u8>`, no
+//! per-verdict string). The host keeps the entries, bounded like the memory
+//! itself, and gives them to a fresh instance after a trap
+//! ([`crate::registry::Registry::restore`]), so a verdict applied before the
+//! trap stays final after it.
+//!
+//! One entry: the decision (1 approved, 2 denied) as one byte, the time it
+//! was remembered as a little-endian `u64`, the request id's length as a
+//! little-endian `u32`, then the id's UTF-8 bytes. [`entries`] reads them
+//! back without trusting the bytes: a malformed buffer ends the walk, it
+//! never panics.
+
+use crate::verdict::Verdict;
+use alloc::vec::Vec;
+
+/// Bytes of an entry before the request id.
+pub const HEADER_BYTES: usize = 1 + 8 + 4;
+
+/// Appends one entry to `journal`.
+pub fn append(journal: &mut Vec<u8>, id: &str, verdict: Verdict, stored_at: u64) {
+    journal.push(verdict.decision() as u8);
+    journal.extend_from_slice(&stored_at.to_le_bytes());
+    journal.extend_from_slice(&u32::try_from(id.len()).unwrap_or(u32::MAX).to_le_bytes());
+    journal.extend_from_slice(id.as_bytes());
+}
+
+/// One entry read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// The request id.
+    pub id: &'a str,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// When it was remembered (the registry's clock).
+    pub stored_at: u64,
+    /// The entry's bytes in the journal.
+    pub bytes: &'a [u8],
+}
+
+/// The entries of `journal`, in order; stops at the first malformed one.
+pub fn entries(journal: &[u8]) -> impl Iterator<Item = Entry<'_>> {
+    let mut rest = journal;
+    core::iter::from_fn(move || {
+        let (entry, tail) = read(rest)?;
+        rest = tail;
+        Some(entry)
+    })
+}
+
+fn read(bytes: &[u8]) -> Option<(Entry<'_>, &[u8])> {
+    let (&decision, rest) = bytes.split_first()?;
+    let verdict = Verdict::from_wire(i32::from(decision))?;
+    let (at, rest) = rest.split_at_checked(8)?;
+    let (len, rest) = rest.split_at_checked(4)?;
+    let stored_at = u64::from_le_bytes(at.try_into().ok()?);
+    let len = usize::try_from(u32::from_le_bytes(len.try_into().ok()?)).ok()?;
+    let (id, tail) = rest.split_at_checked(len)?;
+    let id = core::str::from_utf8(id).ok()?;
+    let total = HEADER_BYTES.checked_add(len)?;
+    let entry = Entry {
+        id,
+        verdict,
+        stored_at,
+        bytes: bytes.get(..total)?,
+    };
+    Some((entry, tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_garbage_ends_the_walk() {
+        let mut j = Vec::new();
+        append(&mut j, "req-1", Verdict::Approved, 7);
+        append(&mut j, "ü", Verdict::Denied, u64::MAX);
+        let read: Vec<_> = entries(&j)
+            .map(|e| (e.id, e.verdict, e.stored_at))
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                ("req-1", Verdict::Approved, 7),
+                ("ü", Verdict::Denied, u64::MAX)
+            ]
+        );
+        assert_eq!(entries(&j).map(|e| e.bytes.len()).sum::<usize>(), j.len());
+        for cut in 0..j.len() {
+            assert!(entries(&j[..cut]).count() <= 2, "no panic at {cut}");
+        }
+        assert_eq!(entries(&[3, 0, 0]).count(), 0, "PENDING is no verdict");
+    }
+}
