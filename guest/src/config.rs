@@ -1,4 +1,5 @@
-//! Limits and cache settings of a registry (S4, S11, S13), and their
+//! Limits, cache settings and the hash seed of a registry (S4, S11, S13,
+//! S20), and their
 //! defaults: the one place each default is written. The host's `SinkConfig`
 //! and the gRPC source derive theirs from [`Config::default`].
 
@@ -19,6 +20,10 @@ pub struct Config {
     /// Longest timeout honoured, in nanoseconds; longer ones are capped to
     /// it. Default 24 h.
     pub max_timeout_ns: u64,
+    /// Seed of the registry's hash maps (S20). The host passes a random one
+    /// per instance, so request ids a peer chooses cannot be made to
+    /// collide; a wasm guest has no entropy of its own. Default 0 (tests).
+    pub hash_seed: u64,
 }
 
 const SECOND_NS: u64 = 1_000_000_000;
@@ -32,6 +37,7 @@ impl Default for Config {
             verdict_cache_capacity: 10_000,
             verdict_cache_ttl_ns: 60 * SECOND_NS,
             max_timeout_ns: 24 * 3600 * SECOND_NS,
+            hash_seed: 0,
         }
     }
 }
@@ -49,4 +55,12 @@ impl Config {
             None
         }
     }
+}
+
+/// The hash maps' hasher: foldhash seeded by the host (S20).
+pub type SeededState = foldhash::fast::FixedState;
+
+/// A hasher for `seed`.
+pub fn seeded(seed: u64) -> SeededState {
+    foldhash::fast::FixedState::with_seed(seed)
 }

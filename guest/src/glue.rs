@@ -213,6 +213,7 @@ impl RegistryGuest for Component {
             verdict_cache_capacity: cfg.verdict_cache_capacity,
             verdict_cache_ttl_ns: cfg.verdict_cache_ttl_ns,
             max_timeout_ns: cfg.max_timeout_ns,
+            hash_seed: cfg.hash_seed,
         };
         with_registry(|r| r.configure(config, PRESIZE_WAITERS)).map_err(Into::into)
     }

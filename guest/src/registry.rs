@@ -32,7 +32,7 @@
 //! * Nothing here panics on any input: all arithmetic on times saturates, no
 //!   indexing, no `unwrap`.
 
-use crate::config::Config;
+use crate::config::{Config, SeededState, seeded};
 use crate::deadlines::DeadlineQueue;
 use crate::journal;
 use crate::stats::Stats;
@@ -112,8 +112,8 @@ struct Waiter {
 pub struct Registry<C> {
     clock: C,
     config: Config,
-    waiters: HashMap<u64, Waiter>,
-    by_id: HashMap<Rc<str>, IdWaiters>,
+    waiters: HashMap<u64, Waiter, SeededState>,
+    by_id: HashMap<Rc<str>, IdWaiters, SeededState>,
     deadlines: DeadlineQueue,
     cache: VerdictCache,
     outbox: Vec<Completion>,
@@ -129,10 +129,14 @@ impl<C: TimeSource> Registry<C> {
         Registry {
             clock,
             config,
-            waiters: HashMap::new(),
-            by_id: HashMap::new(),
+            waiters: HashMap::with_hasher(seeded(config.hash_seed)),
+            by_id: HashMap::with_hasher(seeded(config.hash_seed)),
             deadlines: DeadlineQueue::default(),
-            cache: VerdictCache::new(config.verdict_cache_capacity, config.verdict_cache_ttl_ns),
+            cache: VerdictCache::new(
+                config.verdict_cache_capacity,
+                config.verdict_cache_ttl_ns,
+                config.hash_seed,
+            ),
             outbox: Vec::new(),
             journal: Vec::new(),
             stats: Stats::default(),
@@ -154,8 +158,10 @@ impl<C: TimeSource> Registry<C> {
         }
         self.config = config;
         let n = presize.min(config.max_waiters as usize);
-        self.waiters.reserve(n);
-        self.by_id.reserve(n);
+        // Nothing is pending, so the maps are empty: new ones with the seed.
+        self.waiters = HashMap::with_capacity_and_hasher(n, seeded(config.hash_seed));
+        self.by_id = HashMap::with_capacity_and_hasher(n, seeded(config.hash_seed));
+        self.cache.reseed(config.hash_seed);
         self.deadlines.reserve(n);
         let now = self.clock.now_ns();
         self.cache.set_bounds(
@@ -431,7 +437,7 @@ impl<C: TimeSource> Registry<C> {
 
     /// Whether `(deadline, token)` is the deadline of a pending waiter: the
     /// one liveness rule of the deadline queue.
-    fn is_live(waiters: &HashMap<u64, Waiter>, token: u64, deadline: u64) -> bool {
+    fn is_live(waiters: &HashMap<u64, Waiter, SeededState>, token: u64, deadline: u64) -> bool {
         waiters.get(&token).is_some_and(|w| w.deadline == deadline)
     }
 

@@ -17,6 +17,7 @@
 //! * A verdict older than the TTL is never handed out, even if no eviction
 //!   pass has dropped it yet.
 
+use crate::config::{SeededState, seeded};
 use crate::verdict::Verdict;
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
@@ -44,9 +45,8 @@ struct Cached {
 }
 
 /// A FIFO memory of applied verdicts, bounded by capacity and TTL.
-#[derive(Default)]
 pub struct VerdictCache {
-    map: HashMap<Rc<str>, Cached>,
+    map: HashMap<Rc<str>, Cached, SeededState>,
     order: VecDeque<(Rc<str>, u64, u64)>,
     generation: u64,
     capacity: usize,
@@ -55,13 +55,24 @@ pub struct VerdictCache {
 }
 
 impl VerdictCache {
-    /// An empty cache with these bounds (capacity 0 disables it).
-    pub fn new(capacity: u32, ttl_ns: u64) -> Self {
+    /// An empty cache with these bounds (capacity 0 disables it), hashing
+    /// with `hash_seed` (S20).
+    pub fn new(capacity: u32, ttl_ns: u64, hash_seed: u64) -> Self {
         VerdictCache {
+            map: HashMap::with_hasher(seeded(hash_seed)),
+            order: VecDeque::new(),
+            generation: 0,
             capacity: capacity as usize,
             ttl_ns,
-            ..Self::default()
+            evictions: 0,
         }
+    }
+
+    /// Rehashes what is remembered with a new seed (S20).
+    pub fn reseed(&mut self, hash_seed: u64) {
+        let mut map = HashMap::with_capacity_and_hasher(self.map.len(), seeded(hash_seed));
+        map.extend(self.map.drain());
+        self.map = map;
     }
 
     /// Changes the bounds, evicting at once what no longer fits at `now`.

@@ -562,3 +562,35 @@ fn an_event_of_another_log_opens_a_new_window() {
         "another log is never a duplicate"
     );
 }
+
+#[test]
+fn the_hash_seed_comes_from_the_configuration() {
+    use core::hash::BuildHasher;
+    let (a, b) = (
+        approval_guest::config::seeded(1),
+        approval_guest::config::seeded(2),
+    );
+    assert_ne!(
+        a.hash_one("req-1"),
+        b.hash_one("req-1"),
+        "the seed keys the hash"
+    );
+    // Reconfiguring with a seed rebuilds the maps; what is remembered stays.
+    let (mut r, _) = registry();
+    r.resolve("early", Verdict::Approved).unwrap();
+    r.configure(
+        Config {
+            hash_seed: 0xfeed,
+            ..Config::default()
+        },
+        16,
+    )
+    .unwrap();
+    assert_eq!(r.config().hash_seed, 0xfeed);
+    assert_eq!(
+        r.register(1, "early", SEC, Reply::Batched),
+        Ok(Registered::Settled(Outcome::Decided(Verdict::Approved)))
+    );
+    pending(&mut r, 2, "later", SEC);
+    assert_eq!(r.resolve("later", Verdict::Denied), Ok(1));
+}

@@ -107,6 +107,8 @@ impl Adapter {
             verdict_cache_capacity: c.verdict_cache_capacity,
             verdict_cache_ttl_ns: duration_ns(c.verdict_cache_ttl),
             max_timeout_ns: duration_ns(c.max_timeout),
+            // S20: a fresh random seed per instance (also after a reset).
+            hash_seed: fastrand::u64(..),
         };
         self.api
             .assembly_approval_registry()

@@ -55,6 +55,7 @@ test('S4: an early verdict is cached, consumed once, bounded by TTL and capacity
     verdictCacheCapacity: 2,
     verdictCacheTtlNs: 10n * SECOND,
     maxTimeoutNs: 24n * HOUR,
+    hashSeed: 0x5eedn,
   });
   assert.deepEqual(registry.resolve('early', 'denied').done, []);
   assert.equal(registry.stats().cachedVerdicts, 1);
@@ -150,6 +151,7 @@ test('S13: bad calls get typed errors and leave other waiters alone', async () =
     verdictCacheCapacity: 10,
     verdictCacheTtlNs: 60n * SECOND,
     maxTimeoutNs: 24n * HOUR,
+    hashSeed: 0x5eedn,
   });
   registry.register(1n, 'kept', HOUR);
   throwsSinkError(() => registry.register(2n, '', HOUR), 'request-id-empty');
@@ -167,6 +169,7 @@ test('S13: bad calls get typed errors and leave other waiters alone', async () =
         verdictCacheCapacity: 10,
         verdictCacheTtlNs: 60n * SECOND,
         maxTimeoutNs: 24n * HOUR,
+        hashSeed: 0x5eedn,
       }),
     'invalid-config',
   );
