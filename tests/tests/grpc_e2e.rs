@@ -415,3 +415,47 @@ async fn a_half_open_gateway_is_detected_and_the_pump_reconnects() {
     drop(pump);
     held.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_bounds_subscribers_and_retained_bytes() {
+    use approval_host::gateway::LogLimits;
+    let log = GatewayLog::with_limits(LogLimits {
+        retention: 1000,
+        retain_bytes: 2_000,
+        max_subscribers: 1,
+    });
+    for i in 0..100 {
+        publish(&log, i);
+    }
+    let s = log.stats();
+    assert!(s.retained_bytes <= 2_000 && s.retained < 100, "{s:?}");
+    assert_eq!(s.dropped, 100 - s.retained as u64);
+    let addr = free_addr().await;
+    let gateway = start(&log, addr).await;
+    // The first subscriber gets the retained tail (the older events were
+    // dropped: counted, and a wait on them would end Pending).
+    let (first, _c1) = manual_sink();
+    let tail = first.wait(expected(99).0, HOUR);
+    let p1 = first.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
+    let out = tokio::time::timeout(GUARD, tail)
+        .await
+        .expect("the tail is replayed");
+    assert_eq!(out, Ok(Outcome::Decided(expected(99).1)));
+    assert_eq!(first.stats().await.last_seq, 100);
+    // A second subscription is refused while the first is open.
+    let (second, _c2) = manual_sink();
+    let p2 = second.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
+    eventually(|| async { log.stats().refused_subscribers >= 1 }).await;
+    assert!(
+        p2.stats()
+            .last_error
+            .unwrap_or_default()
+            .contains("too many subscribers")
+    );
+    assert_eq!(log.stats().subscribers, 1);
+    // Once the first goes away, the second gets in.
+    drop(p1);
+    eventually(|| async { second.stats().await.last_seq == 100 }).await;
+    drop(p2);
+    gateway.kill().await;
+}

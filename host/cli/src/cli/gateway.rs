@@ -3,7 +3,7 @@
 //! terminals.
 
 use anyhow::Context;
-use approval_host::gateway::{Gateway, GatewayLog};
+use approval_host::gateway::{Gateway, GatewayLog, LogLimits};
 use approval_host::sources::GrpcSource;
 use approval_host::{ApprovalSink, Decision};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
@@ -18,8 +18,14 @@ pub struct GatewayArgs {
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: String,
     /// Events kept for replay to subscribers that resume.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = LogLimits::default().retention)]
     retention: usize,
+    /// Encoded bytes kept for replay; the oldest events go first.
+    #[arg(long, default_value_t = LogLimits::default().retain_bytes)]
+    retain_bytes: usize,
+    /// Most open subscriptions; more are refused (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = LogLimits::default().max_subscribers)]
+    max_subscribers: usize,
 }
 
 #[derive(Args)]
@@ -82,7 +88,12 @@ pub fn serve(args: GatewayArgs) -> anyhow::Result<()> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        Gateway::new(GatewayLog::new(args.retention))
+        let limits = LogLimits {
+            retention: args.retention,
+            retain_bytes: args.retain_bytes,
+            max_subscribers: args.max_subscribers,
+        };
+        Gateway::new(GatewayLog::with_limits(limits))
             .serve(listener, shutdown)
             .await?;
         Ok(())
