@@ -247,7 +247,7 @@ fn apply_event<C: TimeSource>(
     let Some(payload) = event.event else {
         return Err(FrameError::Malformed("event has no payload".to_string()));
     };
-    if registry.is_duplicate(event.seq, event.log_id) {
+    if registry.window().is_duplicate(event.seq, event.log_id) {
         return Ok(Applied::Duplicate);
     }
     // Only an applied event moves `last_seq`: a rejected frame (even one
@@ -270,6 +270,6 @@ fn apply_event<C: TimeSource>(
             Applied::Invalidated
         }
     };
-    registry.note_applied(event.seq, event.log_id);
+    registry.window().note_applied(event.seq, event.log_id);
     Ok(applied)
 }

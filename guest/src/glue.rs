@@ -270,7 +270,7 @@ impl RegistryGuest for Component {
     }
 
     fn resume_from(log_id: u64, seq: u64) {
-        with_registry(|r| r.resume_from(log_id, seq));
+        with_registry(|r| r.window().resume_from(log_id, seq));
     }
 
     fn stats() -> SinkStats {

@@ -10,6 +10,7 @@
 //! * [`verdict`]: verdicts, outcomes, and their mapping to the wire `Decision`;
 //! * [`config`]: limits and cache settings, with the one copy of each default;
 //! * [`stats`]: the counters and the one list of their names;
+//! * [`window`]: the stream's `(log_id, last_seq)` and its duplicate rule;
 //! * [`frames`]: decodes the gateway's protobuf frames into the registry.
 //!
 //! All of these compile natively and are tested with plain `cargo test`
@@ -35,6 +36,7 @@ pub mod registry;
 pub mod stats;
 pub mod verdict;
 pub mod verdict_cache;
+pub mod window;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

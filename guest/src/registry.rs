@@ -1,9 +1,11 @@
 //! The approval-waiter registry: the pure, clock-generic core of the sink.
 //!
 //! This module owns every waiter and the index of waiters by request id; it
-//! keeps their deadlines in a [`DeadlineQueue`] and early verdicts in a
-//! [`VerdictCache`]. It knows nothing of wasm, bindings or protobuf, so it
-//! compiles and is tested natively with a manual clock, under any executor.
+//! keeps their deadlines in a [`DeadlineQueue`], the verdict memory in a
+//! [`VerdictCache`] (with a journal of what it newly remembers, S18) and the
+//! stream's position in a [`SeqWindow`]. It knows nothing of wasm, bindings
+//! or protobuf, so it compiles and is tested natively with a manual clock,
+//! under any executor.
 //!
 //! # Invariants
 //!
@@ -36,11 +38,12 @@ use crate::config::{Config, SeededState, seeded};
 use crate::deadlines::DeadlineQueue;
 use crate::journal;
 use crate::stats::Stats;
+pub use crate::verdict::{Completion, Registered, Reply};
 use crate::verdict::{Outcome, Verdict};
 use crate::verdict_cache::{Remembered, VerdictCache};
+use crate::window::SeqWindow;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
-use futures::channel::oneshot;
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 
@@ -49,33 +52,6 @@ use hashbrown::hash_map::Entry;
 pub trait TimeSource {
     /// Monotonic nanoseconds since an origin the host picks.
     fn now_ns(&self) -> u64;
-}
-
-/// One finished batched waiter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Completion {
-    /// The caller's token.
-    pub waiter: u64,
-    /// How it ended.
-    pub outcome: Outcome,
-}
-
-/// What [`Registry::register`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Registered {
-    /// Settled at once (an early verdict was cached); nothing is pending.
-    Settled(Outcome),
-    /// Pending; the value is the earliest deadline now pending, for the timer.
-    Pending(u64),
-}
-
-/// How a waiter reports its outcome.
-#[derive(Debug)]
-pub enum Reply {
-    /// Reported through [`Registry::take_done`] (the batched face).
-    Batched,
-    /// Reported through a oneshot (the async face).
-    Async(oneshot::Sender<Outcome>),
 }
 
 /// Typed errors of the registry; no input makes it trap.
@@ -119,6 +95,7 @@ pub struct Registry<C> {
     outbox: Vec<Completion>,
     /// Verdicts remembered since the last [`Registry::take_journal`] (S18).
     journal: Vec<u8>,
+    window: SeqWindow,
     stats: Stats,
 }
 
@@ -139,6 +116,7 @@ impl<C: TimeSource> Registry<C> {
             ),
             outbox: Vec::new(),
             journal: Vec::new(),
+            window: SeqWindow::default(),
             stats: Stats::default(),
         }
     }
@@ -354,50 +332,9 @@ impl<C: TimeSource> Registry<C> {
         core::mem::take(&mut self.outbox)
     }
 
-    /// Whether an event with `seq` of log `log_id` was applied already (S9),
-    /// counting it if so. Zero is "unsequenced" and never a duplicate; an
-    /// event of another log is never a duplicate of this window's (S16).
-    pub fn is_duplicate(&mut self, seq: u64, log_id: u64) -> bool {
-        let duplicate = seq != 0 && self.in_window(log_id) && seq <= self.stats.last_seq;
-        if duplicate {
-            self.stats.duplicates += 1;
-        }
-        duplicate
-    }
-
-    /// An event with `seq` of log `log_id` was applied: the resume point
-    /// moves past it, in a new window if the event came from another log
-    /// (counted in `log_changes`). Rejected events never get here, so they
-    /// never move it; unsequenced ones (`seq` 0) never open a window.
-    pub fn note_applied(&mut self, seq: u64, log_id: u64) {
-        if seq == 0 {
-            return;
-        }
-        if !self.in_window(log_id) {
-            if self.stats.log_id != 0 || self.stats.last_seq != 0 {
-                self.stats.log_changes += 1;
-            }
-            self.stats.log_id = log_id;
-            self.stats.last_seq = 0;
-        }
-        self.stats.last_seq = self.stats.last_seq.max(seq);
-    }
-
-    /// Sets the resume point (a host that replaced a failed instance carries
-    /// it over): within the same log it never moves back.
-    pub fn resume_from(&mut self, log_id: u64, seq: u64) {
-        if log_id == self.stats.log_id {
-            self.stats.last_seq = self.stats.last_seq.max(seq);
-        } else {
-            self.stats.log_id = log_id;
-            self.stats.last_seq = seq;
-        }
-    }
-
-    /// Whether events of `log_id` belong to the current window: the same
-    /// log, or a log that does not say (0, an older gateway).
-    fn in_window(&self, log_id: u64) -> bool {
-        log_id == 0 || log_id == self.stats.log_id
+    /// The stream's sequence window (S9, S16).
+    pub fn window(&mut self) -> &mut SeqWindow {
+        &mut self.window
     }
 
     /// Counts one malformed event or frame (S8).
@@ -418,6 +355,10 @@ impl<C: TimeSource> Registry<C> {
             ids: count(self.by_id.len()),
             cached_verdicts: count(self.cache.len()),
             evictions: self.cache.evictions(),
+            last_seq: self.window.last_seq,
+            log_id: self.window.log_id,
+            duplicates: self.window.duplicates,
+            log_changes: self.window.log_changes,
             ..self.stats
         }
     }

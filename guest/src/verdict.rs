@@ -1,9 +1,10 @@
-//! Verdicts and outcomes, and the one mapping between a verdict and the
-//! gateway's wire `Decision` (S8): every layer that turns a decision value
-//! into a verdict (frames, the host's `deliver`) goes through
+//! Verdicts, how waits end and are reported, and the one mapping between a
+//! verdict and the gateway's wire `Decision` (S8): every layer that turns a
+//! decision value into a verdict (frames, the host's `deliver`) goes through
 //! [`Verdict::from_wire`].
 
 use approval_proto::Decision;
+use futures::channel::oneshot;
 
 /// A reviewer's verdict. Anything else on the wire is rejected (S8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,33 @@ pub enum Outcome {
     TimedOut,
     /// The waiter was cancelled by its token (S7).
     Cancelled,
+}
+
+/// One finished batched waiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// The caller's token.
+    pub waiter: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// What [`Registry::register`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    /// Settled at once (an early verdict was cached); nothing is pending.
+    Settled(Outcome),
+    /// Pending; the value is the earliest deadline now pending, for the timer.
+    Pending(u64),
+}
+
+/// How a waiter reports its outcome.
+#[derive(Debug)]
+pub enum Reply {
+    /// Reported through [`Registry::take_done`] (the batched face).
+    Batched,
+    /// Reported through a oneshot (the async face).
+    Async(oneshot::Sender<Outcome>),
 }
 
 #[cfg(test)]

@@ -555,10 +555,10 @@ fn an_event_of_another_log_opens_a_new_window() {
     assert_eq!((s.log_id, s.last_seq, s.log_changes), (9, 2, 1));
     // A host carrying the point over to a fresh instance.
     let (mut fresh, _) = registry();
-    fresh.resume_from(9, 2);
-    assert!(fresh.is_duplicate(2, 9));
+    fresh.window().resume_from(9, 2);
+    assert!(fresh.window().is_duplicate(2, 9));
     assert!(
-        !fresh.is_duplicate(1, 4),
+        !fresh.window().is_duplicate(1, 4),
         "another log is never a duplicate"
     );
 }
