@@ -127,7 +127,7 @@ impl Shared {
         for (token, outcome) in batch.done {
             state.slots.complete(token, outcome);
         }
-        state.journal.extend(&batch.remembered, self.clock.now_ns());
+        state.journal.extend(batch.remembered, self.clock.now_ns());
         self.note_deadline(state, batch.next_deadline);
         n
     }
