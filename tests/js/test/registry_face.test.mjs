@@ -46,7 +46,7 @@ test('S3: a timeout is timed-out, never a denial', async () => {
   assert.equal(registry.stats().delivered, 0n);
 });
 
-test('S4: an early verdict is cached, consumed once, bounded by TTL and capacity', async () => {
+test('S4/S15: an early verdict is remembered, final, bounded by TTL and capacity', async () => {
   const { registry, clock } = await loadPlugin();
   registry.configure({
     maxWaiters: 1000,
