@@ -35,7 +35,8 @@ enum Command {
     /// Run a development gateway (InvalidationService + ReviewService).
     Gateway(cli::gateway::GatewayArgs),
     /// Wait for one approval through a gateway; exit 0 approved, 1 denied,
-    /// 2 pending (timed out).
+    /// 2 pending (timed out), 3 not served (bad arguments, or the gateway
+    /// was never reached during the whole wait).
     Wait(cli::gateway::WaitArgs),
     /// Act as a reviewer: publish a verdict to a gateway.
     Resolve(cli::gateway::ResolveArgs),
@@ -43,7 +44,13 @@ enum Command {
     Invalidate(cli::gateway::InvalidateArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Exit code of a command that could not be served: a usage error, a
+/// runtime error, or (for `wait`) a gateway never reached. Distinct from
+/// `wait`'s 0 approved, 1 denied, 2 pending, so a script never reads a
+/// failure as a verdict.
+const NOT_SERVED: i32 = 3;
+
+fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -53,17 +60,31 @@ fn main() -> anyhow::Result<()> {
         // Colour only on a terminal: `wait 2>log` gets plain text.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let args = Args::parse();
-    match args.command {
-        Command::Demo(demo) => cli::demo::run(demo, args.component),
-        Command::Inspect => cli::inspect::run(args.component),
-        Command::Export(export) => cli::export::run(export, args.component),
-        Command::Gateway(gateway) => cli::gateway::serve(gateway),
-        Command::Wait(wait) => {
-            let code = cli::gateway::wait(wait, args.component)?;
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // `--help` and `--version` are not errors; anything else is a
+            // usage error (clap's own exit code 2 would read as "pending").
+            let code = if e.use_stderr() { NOT_SERVED } else { 0 };
+            let _ = e.print();
             std::process::exit(code)
         }
-        Command::Resolve(resolve) => cli::gateway::resolve(resolve),
-        Command::Invalidate(invalidate) => cli::gateway::invalidate(invalidate),
+    };
+    let done = |result: anyhow::Result<()>| result.map(|()| 0);
+    let result = match args.command {
+        Command::Demo(demo) => done(cli::demo::run(demo, args.component)),
+        Command::Inspect => done(cli::inspect::run(args.component)),
+        Command::Export(export) => done(cli::export::run(export, args.component)),
+        Command::Gateway(gateway) => done(cli::gateway::serve(gateway)),
+        Command::Wait(wait) => cli::gateway::wait(wait, args.component),
+        Command::Resolve(resolve) => done(cli::gateway::resolve(resolve)),
+        Command::Invalidate(invalidate) => done(cli::gateway::invalidate(invalidate)),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(NOT_SERVED)
+        }
     }
 }

@@ -139,3 +139,54 @@ fn wait_survives_a_gateway_restarted_with_a_fresh_log() {
     let status = wait.wait().expect("wait exits");
     assert_eq!(status.code(), Some(0), "exit 0: approved");
 }
+
+/// `wait`'s exit codes never read a failure as a verdict: a usage error and
+/// a gateway never reached are 3 (not 2, "pending", or 1, "denied").
+#[test]
+fn wait_exit_codes_tell_not_served_from_pending() {
+    let usage = bin()
+        .args(["wait", "--request-id", "x", "--timeout", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(3), "usage error: {usage:?}");
+    let help = bin().args(["wait", "--help"]).output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let unreached = bin()
+        .args([
+            "wait",
+            "--gateway",
+            &dead,
+            "--request-id",
+            "x",
+            "--timeout",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&unreached.stdout).trim(),
+        "DECISION_PENDING"
+    );
+    assert_eq!(
+        unreached.status.code(),
+        Some(3),
+        "never reached: {unreached:?}"
+    );
+    let port = free_port();
+    let _gateway = Gateway::start(port);
+    let url = format!("http://127.0.0.1:{port}");
+    let pending = bin()
+        .args([
+            "wait",
+            "--gateway",
+            &url,
+            "--request-id",
+            "x",
+            "--timeout",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(pending.status.code(), Some(2), "reached, nobody answered");
+}

@@ -100,7 +100,8 @@ pub fn serve(args: GatewayArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Exit code of `wait`: 0 approved, 1 denied, 2 pending (no answer in time).
+/// Exit code of `wait`: 0 approved, 1 denied, 2 pending (no answer in
+/// time), 3 the gateway was never reached during the whole wait.
 pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<i32> {
     runtime()?.block_on(async {
         let mut builder = ApprovalSink::builder();
@@ -109,7 +110,7 @@ pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<i32> {
         }
         let sink = builder.build()?;
         let fut = sink.wait_for_approval(&args.request_id, args.timeout);
-        let _pump = sink.pump(GrpcSource::new(args.gateway.clone()));
+        let pump = sink.pump(GrpcSource::new(args.gateway.clone()));
         eprintln!(
             "waiting up to {} for {} ...",
             humantime::format_duration(args.timeout),
@@ -120,6 +121,12 @@ pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<i32> {
         Ok(match decision {
             Decision::Approved => 0,
             Decision::Denied => 1,
+            // Pending because nobody could have answered: not served.
+            _ if pump.stats().connects == 0 => {
+                let why = pump.stats().last_error.unwrap_or_default();
+                eprintln!("the gateway was never reached: {why}");
+                3
+            }
             _ => 2,
         })
     })
