@@ -182,8 +182,9 @@ fn read_prefix(bytes: &[u8], max: u32) -> Result<Prefix, FrameError> {
 /// applies it; a body over `max-frame-bytes` is rejected unread.
 ///
 /// `on_invalidation` receives the agent id of a `PolicyInvalidated` event
-/// (empty: all agents). Every error is counted as malformed in the
-/// registry's stats, here and only here.
+/// (empty: all agents). Every rejected frame is counted here and only
+/// here: a conflicting verdict as a conflict (S15), anything else as
+/// malformed (S8).
 pub fn apply_frame<C: TimeSource>(
     registry: &mut Registry<C>,
     frame: &[u8],
