@@ -80,7 +80,10 @@ impl Gateway {
         self.closing = closed;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         tonic::transport::Server::builder()
-            .add_service(InvalidationServiceServer::new(self.clone()))
+            .add_service(
+                InvalidationServiceServer::new(self.clone())
+                    .max_decoding_message_size(MAX_REVIEW_REQUEST_BYTES),
+            )
             .add_service(
                 ReviewServiceServer::new(self).max_decoding_message_size(MAX_REVIEW_REQUEST_BYTES),
             )
@@ -117,6 +120,7 @@ impl InvalidationService for Gateway {
             last_seq_seen,
             log_id,
         } = request.into_inner();
+        check_len("agent_id", &agent_id, 0, MAX_ID_BYTES)?;
         let Some(slot) = self.log.admit() else {
             return Err(Status::resource_exhausted(
                 "too many subscribers; retry later (with backoff)",
@@ -191,8 +195,9 @@ impl ReviewService for Gateway {
 /// by every sink).
 pub const MAX_ID_BYTES: usize = 256;
 
-/// Largest `ReviewService` request a gateway decodes: every valid request
-/// is far smaller, so a bigger one is refused before it is read whole.
+/// Largest request a gateway decodes (`Subscribe` or `ReviewService`): every
+/// valid request is far smaller, so a bigger one is refused before it is
+/// read whole.
 pub const MAX_REVIEW_REQUEST_BYTES: usize = 16 * 1024;
 
 /// DESIGN section 9: a `Resolve` publishes nothing unless every field is in
