@@ -22,11 +22,16 @@ fn round_trips(c: &mut Criterion) {
     let mut g = c.benchmark_group("round_trip");
     let timeout = Duration::from_secs(30);
 
+    // A new request id per round trip on both sides: a verdict is final in
+    // the sink (S15), so a reused id would settle without a round trip.
+    let mut i = 0u64;
     let native = original::NativeSink::new();
     g.bench_function("native original (tokio + DashMap)", |b| {
         b.iter(|| {
-            let f = native.wait_for_approval(black_box("req-1"), timeout);
-            native.on_approval_resolved("req-1", Decision::Approved);
+            i += 1;
+            let id = format!("req-{i}");
+            let f = native.wait_for_approval(black_box(id.as_str()), timeout);
+            native.on_approval_resolved(&id, Decision::Approved);
             futures::executor::block_on(f)
         })
     });
@@ -34,8 +39,10 @@ fn round_trips(c: &mut Criterion) {
     let sink = ApprovalSink::new();
     g.bench_function("component via adapter (wait_for_approval)", |b| {
         b.iter(|| {
-            let f = sink.wait_for_approval(black_box("req-1"), timeout);
-            sink.on_approval_resolved("req-1", Decision::Approved);
+            i += 1;
+            let id = format!("req-{i}");
+            let f = sink.wait_for_approval(black_box(id.as_str()), timeout);
+            sink.on_approval_resolved(&id, Decision::Approved);
             futures::executor::block_on(f)
         })
     });

@@ -31,14 +31,16 @@ pub async fn round_trip(n: u64) -> f64 {
     let clock = ManualClock::new();
     let mut p = plugin(&clock).await;
     let c = p.calls().expect("calls");
+    // A new request id per round trip: a verdict is final (S15).
+    let ids: Vec<String> = (0..n).map(|w| format!("req-{w}")).collect();
     let t = Instant::now();
     p.store
         .run_concurrent(async |acc| {
-            for w in 0..n {
-                let wait = c.wait(acc, w, "req-1", HOUR_NS);
+            for (w, id) in (0..n).zip(&ids) {
+                let wait = c.wait(acc, w, id, HOUR_NS);
                 let deliver = async {
                     c.until_waiters(acc, 1).await;
-                    c.resolve(acc, "req-1", Decision::Approved)
+                    c.resolve(acc, id, Decision::Approved)
                         .await
                         .expect("resolve");
                 };

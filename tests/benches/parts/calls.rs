@@ -20,6 +20,9 @@ pub struct Bare {
     register: Register,
     resolve: Resolve,
     cancel: TypedFunc<(u64,), (bool,)>,
+    /// The next request id and token: every round trip is a new approval
+    /// request (a verdict is final, S15, so a reused id settles at once).
+    next: u64,
 }
 
 /// The adapter's engine settings, with epoch interruption on or off.
@@ -80,6 +83,7 @@ impl Bare {
             register,
             resolve,
             cancel,
+            next: 0,
         }
     }
 
@@ -94,18 +98,23 @@ impl Bare {
         t.elapsed().as_nanos() as f64 / n as f64
     }
 
-    /// ns per `register` + `resolve` pair: the guest side of one round trip.
+    /// ns per `register` + `resolve` pair on a new request id each: the
+    /// guest side of one round trip.
     pub fn register_resolve(&mut self, n: u64) -> f64 {
+        let ids: Vec<(u64, String)> = (self.next..self.next + n)
+            .map(|w| (w, format!("req-{w}")))
+            .collect();
+        self.next += n;
         let t = Instant::now();
-        for w in 0..n {
+        for (w, id) in &ids {
             let (r,) = self
                 .register
-                .call(&mut self.store, (w, "req-1", 30_000_000_000))
+                .call(&mut self.store, (*w, id, 30_000_000_000))
                 .expect("register");
             assert!(matches!(r, Ok(Registered::Pending(_))));
             let (b,) = self
                 .resolve
-                .call(&mut self.store, ("req-1", Decision::Approved))
+                .call(&mut self.store, (id, Decision::Approved))
                 .expect("resolve");
             assert_eq!(b.map(|b| b.done.len()), Ok(1));
         }

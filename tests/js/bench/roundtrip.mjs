@@ -11,26 +11,33 @@ function perOp(label, n, startNs) {
 
 const { registry, sink } = await loadPlugin();
 
+// A new request id per round trip: a verdict is final (S15), so a reused id
+// would settle without one. Ids are made before the timed loops.
+const ids = (prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+
 // Warm up both paths (JIT tiers, jco's task tables).
-for (let i = 0n; i < 20_000n; i++) {
-  registry.register(i, 'warm', HOUR);
-  registry.resolve('warm', 'approved');
+const warm = ids('warm', 20_000);
+for (let i = 0; i < warm.length; i++) {
+  registry.register(BigInt(i), warm[i], HOUR);
+  registry.resolve(warm[i], 'approved');
 }
 
 const n = 200_000;
+const req = ids('req', n);
 let t = process.hrtime.bigint();
-for (let i = 0n; i < BigInt(n); i++) {
-  registry.register(i, 'req', HOUR);
-  registry.resolve('req', 'approved');
+for (let i = 0; i < n; i++) {
+  registry.register(100_000n + BigInt(i), req[i], HOUR);
+  registry.resolve(req[i], 'approved');
 }
 perOp('registry: register -> resolve', n, t);
 
 const m = 200;
+const asyncIds = ids('async', m);
 t = process.hrtime.bigint();
-for (let i = 0n; i < BigInt(m); i++) {
-  const wait = sink.waitForApproval(1_000_000n + i, 'async', HOUR);
+for (let i = 0; i < m; i++) {
+  const wait = sink.waitForApproval(1_000_000n + BigInt(i), asyncIds[i], HOUR);
   await untilWaiters(registry, 1);
-  registry.resolve('async', 'approved');
+  registry.resolve(asyncIds[i], 'approved');
   await wait;
 }
 perOp('sink: wait-for-approval -> resolve -> awaited', m, t);
