@@ -152,18 +152,7 @@ fn wait_exit_codes_tell_not_served_from_pending() {
     let help = bin().args(["wait", "--help"]).output().unwrap();
     assert_eq!(help.status.code(), Some(0));
     let dead = format!("http://127.0.0.1:{}", free_port());
-    let unreached = bin()
-        .args([
-            "wait",
-            "--gateway",
-            &dead,
-            "--request-id",
-            "x",
-            "--timeout",
-            "1s",
-        ])
-        .output()
-        .unwrap();
+    let unreached = wait_one_second(&dead);
     assert_eq!(
         String::from_utf8_lossy(&unreached.stdout).trim(),
         "DECISION_PENDING"
@@ -175,18 +164,22 @@ fn wait_exit_codes_tell_not_served_from_pending() {
     );
     let port = free_port();
     let _gateway = Gateway::start(port);
-    let url = format!("http://127.0.0.1:{port}");
-    let pending = bin()
+    let pending = wait_one_second(&format!("http://127.0.0.1:{port}"));
+    assert_eq!(pending.status.code(), Some(2), "reached, nobody answered");
+}
+
+/// `wait` on request `x` at `url` for one second.
+fn wait_one_second(url: &str) -> std::process::Output {
+    bin()
         .args([
             "wait",
             "--gateway",
-            &url,
+            url,
             "--request-id",
             "x",
             "--timeout",
             "1s",
         ])
         .output()
-        .unwrap();
-    assert_eq!(pending.status.code(), Some(2), "reached, nobody answered");
+        .unwrap()
 }
