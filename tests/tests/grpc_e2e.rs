@@ -445,13 +445,16 @@ async fn the_gateway_bounds_subscribers_and_retained_bytes() {
     // A second subscription is refused while the first is open.
     let (second, _c2) = manual_sink();
     let p2 = second.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
-    eventually(|| async { log.stats().refused_subscribers >= 1 }).await;
-    assert!(
+    // The gateway counts the refusal before the pump hears of it: wait for
+    // the pump's side.
+    eventually(|| async {
         p2.stats()
             .last_error
             .unwrap_or_default()
             .contains("too many subscribers")
-    );
+    })
+    .await;
+    assert!(log.stats().refused_subscribers >= 1);
     assert_eq!(log.stats().subscribers, 1);
     // Once the first goes away, the second gets in.
     drop(p1);

@@ -168,9 +168,15 @@ impl GatewayLog {
 
     /// Takes a subscriber slot; `None` (counted) when all are taken.
     pub(super) fn admit(self: &Arc<Self>) -> Option<SubscriberSlot> {
-        let taken = self.subscribers.fetch_add(1, Ordering::AcqRel);
-        if taken >= self.limits.max_subscribers {
-            self.subscribers.fetch_sub(1, Ordering::AcqRel);
+        // Never counts past the bound, not even for a moment.
+        let max = self.limits.max_subscribers;
+        let admitted = self
+            .subscribers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return None;
         }
