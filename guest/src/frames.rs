@@ -258,7 +258,7 @@ fn apply_event<C: TimeSource>(
             let verdict = Verdict::from_wire(resolved.decision)
                 .ok_or(FrameError::UnknownDecision(resolved.decision))?;
             registry
-                .resolve(&resolved.request_id, verdict)
+                .resolve_journaled(&resolved.request_id, verdict)
                 .map(Applied::Resolved)
                 .map_err(|e| match e {
                     RegistryError::ConflictingVerdict => FrameError::Conflicting,

@@ -233,10 +233,9 @@ impl RegistryGuest for Component {
 
     fn resolve(request_id: String, decision: Decision) -> Result<Batch, SinkError> {
         with_registry(|r| {
+            // Not journaled: the caller knows the verdict it delivered and
+            // journals it itself (S18), so no journal bytes cross back.
             r.resolve(&request_id, decision.into())?;
-            // The caller knows the verdict it delivered and journals it
-            // itself (S18): no journal bytes cross back on this hot path.
-            drop(r.take_journal());
             Ok(drain(r))
         })
     }

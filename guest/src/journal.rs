@@ -1,8 +1,9 @@
 //! The verdict journal: how the verdict memory survives a reset (S18).
 //!
-//! Every verdict the registry newly remembers is appended to a flat byte
-//! buffer that the next export call hands to the host (one `list<u8>`, no
-//! per-verdict string). The host keeps the entries, bounded like the memory
+//! Every verdict a frame makes the registry newly remember is appended to a
+//! flat byte buffer that the next export call hands to the host (one
+//! `list<u8>`, no per-verdict string); a direct `resolve` is journaled by
+//! its caller, who knows the verdict. The host keeps the entries, bounded like the memory
 //! itself, and gives them to a fresh instance after a trap
 //! ([`crate::registry::Registry::restore`]), so a verdict applied before the
 //! trap stays final after it.

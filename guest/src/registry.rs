@@ -226,19 +226,43 @@ impl<C: TimeSource> Registry<C> {
     /// of the verdict already remembered. A request id that breaks a limit,
     /// or the opposite of a remembered verdict (counted in `conflicts`), is
     /// an error and changes nothing.
+    ///
+    /// Writes no journal entry: its caller knows the verdict it delivered
+    /// (the host journals it itself). Verdicts from frames go through
+    /// [`Registry::resolve_journaled`].
     pub fn resolve(&mut self, id: &str, verdict: Verdict) -> Result<u32, RegistryError> {
+        self.apply_verdict(id, verdict).map(|(woken, _)| woken)
+    }
+
+    /// [`Registry::resolve`], and a journal entry (S18) if the verdict was
+    /// newly remembered: for verdicts only the guest has seen (frames).
+    pub fn resolve_journaled(&mut self, id: &str, verdict: Verdict) -> Result<u32, RegistryError> {
+        let (woken, remembered_at) = self.apply_verdict(id, verdict)?;
+        if let Some(at) = remembered_at {
+            journal::append(&mut self.journal, id, verdict, at);
+        }
+        Ok(woken)
+    }
+
+    /// Remembers and delivers a verdict; returns the waiters woken and, if
+    /// it was newly remembered, when.
+    fn apply_verdict(
+        &mut self,
+        id: &str,
+        verdict: Verdict,
+    ) -> Result<(u32, Option<u64>), RegistryError> {
         self.check_id(id)?;
         let now = self.clock.now_ns();
         match self.cache.remember(id, verdict, now) {
-            Remembered::New => journal::append(&mut self.journal, id, verdict, now),
-            Remembered::Repeat => return Ok(0),
+            Remembered::New => {}
+            Remembered::Repeat => return Ok((0, None)),
             Remembered::Conflict => {
                 self.stats.conflicts += 1;
                 return Err(RegistryError::ConflictingVerdict);
             }
         }
         let Some(on_id) = self.by_id.remove(id) else {
-            return Ok(0);
+            return Ok((0, Some(now)));
         };
         let mut woken = 0u32;
         for token in on_id.tokens {
@@ -253,7 +277,7 @@ impl<C: TimeSource> Registry<C> {
         }
         self.stats.delivered += u64::from(woken);
         self.retire_deadlines(woken as usize);
-        Ok(woken)
+        Ok((woken, Some(now)))
     }
 
     /// Times out every waiter whose deadline is `<= clock.now()` (S3, S11).
