@@ -20,6 +20,7 @@
 //!   must reopen its source (resuming from `last_seq`, so nothing is lost).
 
 use crate::registry::{Registry, RegistryError, TimeSource};
+use crate::trust::{AuthFailure, SignedFields};
 use crate::verdict::Verdict;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -43,6 +44,9 @@ pub enum FrameError {
     /// The other verdict is already final for the id (S15): ignored, and
     /// counted as a conflict rather than as malformed.
     Conflicting,
+    /// Trusted keys are configured and the verdict is not signed by one
+    /// (S17): ignored, counted as unauthenticated rather than as malformed.
+    Unauthenticated(AuthFailure),
 }
 
 /// What one applied frame did.
@@ -182,9 +186,9 @@ fn read_prefix(bytes: &[u8], max: u32) -> Result<Prefix, FrameError> {
 /// applies it; a body over `max-frame-bytes` is rejected unread.
 ///
 /// `on_invalidation` receives the agent id of a `PolicyInvalidated` event
-/// (empty: all agents). Every rejected frame is counted here and only
-/// here: a conflicting verdict as a conflict (S15), anything else as
-/// malformed (S8).
+/// (empty: all agents). Every rejected frame is counted once: a conflicting
+/// verdict as a conflict (S15) and an unauthenticated one (S17) by the
+/// registry, anything else as malformed (S8) here.
 pub fn apply_frame<C: TimeSource>(
     registry: &mut Registry<C>,
     frame: &[u8],
@@ -200,10 +204,10 @@ pub fn apply_frame<C: TimeSource>(
             .map_err(|err| FrameError::Malformed(err.to_string()))
             .and_then(|event| apply_event(registry, event, on_invalidation))
     };
-    // A conflict is counted by the registry as such; everything else
-    // rejected here is malformed.
+    // A conflict or an unauthenticated verdict is counted by the registry
+    // as such; everything else rejected here is malformed.
     result.inspect_err(|e| {
-        if *e != FrameError::Conflicting {
+        if !matches!(e, FrameError::Conflicting | FrameError::Unauthenticated(_)) {
             registry.note_malformed();
         }
     })
@@ -257,11 +261,20 @@ fn apply_event<C: TimeSource>(
         Event::ApprovalResolved(resolved) => {
             let verdict = Verdict::from_wire(resolved.decision)
                 .ok_or(FrameError::UnknownDecision(resolved.decision))?;
+            let fields = SignedFields {
+                request_id: &resolved.request_id,
+                verdict,
+                reviewer: &resolved.reviewer,
+                resolved_at_unix_ms: resolved.resolved_at_unix_ms,
+                key_id: &resolved.key_id,
+                signature: &resolved.signature,
+            };
             registry
-                .resolve_journaled(&resolved.request_id, verdict)
+                .resolve_event(&fields)
                 .map(Applied::Resolved)
                 .map_err(|e| match e {
                     RegistryError::ConflictingVerdict => FrameError::Conflicting,
+                    RegistryError::Unauthenticated(why) => FrameError::Unauthenticated(why),
                     other => FrameError::BadRequestId(other),
                 })?
         }

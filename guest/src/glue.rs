@@ -2,6 +2,7 @@
 
 use crate::frames::{self, FrameDecoder, FrameError};
 use crate::registry::{self, Registry, RegistryError, Reply, TimeSource};
+use crate::trust;
 use crate::verdict::{self, Verdict};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -20,7 +21,8 @@ wit_bindgen::generate!({
 });
 
 use assembly::approval::types::{
-    Batch, Completion, Config, Decision, IngestReport, Outcome, Registered, SinkError, SinkStats,
+    AuthFailure, Batch, Completion, Config, Decider, Decision, IngestReport, Outcome, Registered,
+    SinkError, SinkStats, TrustedKey,
 };
 use exports::assembly::approval::registry::Guest as RegistryGuest;
 
@@ -107,6 +109,17 @@ impl From<RegistryError> for SinkError {
             RegistryError::DuplicateWaiter(w) => SinkError::DuplicateWaiter(w),
             RegistryError::InvalidConfig(why) => SinkError::InvalidConfig(why.into()),
             RegistryError::ConflictingVerdict => SinkError::ConflictingVerdict,
+            RegistryError::Unauthenticated(why) => SinkError::Unauthenticated(why.into()),
+        }
+    }
+}
+
+impl From<trust::AuthFailure> for AuthFailure {
+    fn from(f: trust::AuthFailure) -> Self {
+        match f {
+            trust::AuthFailure::Unsigned => AuthFailure::Unsigned,
+            trust::AuthFailure::UntrustedKey => AuthFailure::UntrustedKey,
+            trust::AuthFailure::BadSignature => AuthFailure::BadSignature,
         }
     }
 }
@@ -122,6 +135,7 @@ impl From<FrameError> for SinkError {
             FrameError::UnknownDecision(d) => SinkError::UnknownDecision(d),
             FrameError::BadRequestId(e) => e.into(),
             FrameError::Conflicting => SinkError::ConflictingVerdict,
+            FrameError::Unauthenticated(why) => SinkError::Unauthenticated(why.into()),
         }
     }
 }
@@ -216,6 +230,22 @@ impl RegistryGuest for Component {
             hash_seed: cfg.hash_seed,
         };
         with_registry(|r| r.configure(config, PRESIZE_WAITERS)).map_err(Into::into)
+    }
+
+    fn set_trusted_keys(keys: Vec<TrustedKey>) -> Result<(), SinkError> {
+        let keys = keys.iter().map(|k| (k.id.as_str(), k.public_key.as_slice()));
+        with_registry(|r| r.set_trusted_keys(keys)).map_err(Into::into)
+    }
+
+    fn decided_by(request_id: String) -> Option<Decider> {
+        let (verdict, decider) = with_registry(|r| r.decided_by(&request_id))?;
+        let decider = decider.unwrap_or_default();
+        Some(Decider {
+            decision: verdict.into(),
+            reviewer: decider.reviewer,
+            key_id: decider.key_id,
+            resolved_at_unix_ms: decider.resolved_at_unix_ms,
+        })
     }
 
     fn register(waiter: u64, request_id: String, timeout_ns: u64) -> Result<Registered, SinkError> {

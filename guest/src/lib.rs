@@ -10,6 +10,7 @@
 //! * [`verdict`]: verdicts, outcomes, and their mapping to the wire `Decision`;
 //! * [`config`]: limits and cache settings, with the one copy of each default;
 //! * [`stats`]: the counters and the one list of their names;
+//! * [`trust`]: trusted reviewer keys and signed verdicts (S17);
 //! * [`window`]: the stream's `(log_id, last_seq)` and its duplicate rule;
 //! * [`frames`]: decodes the gateway's protobuf frames into the registry.
 //!
@@ -34,6 +35,7 @@ pub mod frames;
 pub mod journal;
 pub mod registry;
 pub mod stats;
+pub mod trust;
 pub mod verdict;
 pub mod verdict_cache;
 pub mod window;

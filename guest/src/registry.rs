@@ -38,8 +38,9 @@ use crate::config::{Config, SeededState, seeded};
 use crate::deadlines::DeadlineQueue;
 use crate::journal;
 use crate::stats::Stats;
+use crate::trust::{AuthFailure, SignedFields, TrustedKeys};
 pub use crate::verdict::{Completion, Registered, Reply};
-use crate::verdict::{Outcome, Verdict};
+use crate::verdict::{Decider, Outcome, Verdict};
 use crate::verdict_cache::{Remembered, VerdictCache};
 use crate::window::SeqWindow;
 use alloc::rc::Rc;
@@ -69,6 +70,9 @@ pub enum RegistryError {
     InvalidConfig(&'static str),
     /// The other verdict is already final for this id (S15); ignored.
     ConflictingVerdict,
+    /// Trusted keys are configured and the verdict is not signed by one of
+    /// them (S17); ignored.
+    Unauthenticated(AuthFailure),
 }
 
 /// The tokens registered on one request id (see the module invariants).
@@ -96,6 +100,7 @@ pub struct Registry<C> {
     /// Verdicts remembered since the last [`Registry::take_journal`] (S18).
     journal: Vec<u8>,
     window: SeqWindow,
+    trust: TrustedKeys,
     stats: Stats,
 }
 
@@ -117,6 +122,7 @@ impl<C: TimeSource> Registry<C> {
             outbox: Vec::new(),
             journal: Vec::new(),
             window: SeqWindow::default(),
+            trust: TrustedKeys::default(),
             stats: Stats::default(),
         }
     }
@@ -221,39 +227,84 @@ impl<C: TimeSource> Registry<C> {
         true
     }
 
+    /// Trusts exactly these reviewer keys (`(key id, 32-byte Ed25519 public
+    /// key)`) from now on (S17); an empty list trusts none, so verdicts need
+    /// no signature. On error nothing changes.
+    pub fn set_trusted_keys<'a>(
+        &mut self,
+        keys: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<(), RegistryError> {
+        self.trust
+            .set(keys)
+            .map_err(|e| RegistryError::InvalidConfig(e.reason()))
+    }
+
+    /// Whether verdicts must be signed by a trusted key (S17).
+    pub fn requires_signatures(&self) -> bool {
+        self.trust.required()
+    }
+
     /// Delivers a verdict to every waiter on `id` (S2, S5) and remembers it
     /// (S4, S15). Returns how many waiters it resolved: 0 too for a repeat
     /// of the verdict already remembered. A request id that breaks a limit,
-    /// or the opposite of a remembered verdict (counted in `conflicts`), is
-    /// an error and changes nothing.
+    /// the opposite of a remembered verdict (counted in `conflicts`), or any
+    /// verdict at all while trusted keys are configured (it carries no
+    /// signature; counted in `unauthenticated`) is an error and changes
+    /// nothing.
     ///
     /// Writes no journal entry: its caller knows the verdict it delivered
     /// (the host journals it itself). Verdicts from frames go through
-    /// [`Registry::resolve_journaled`].
+    /// [`Registry::resolve_event`].
     pub fn resolve(&mut self, id: &str, verdict: Verdict) -> Result<u32, RegistryError> {
-        self.apply_verdict(id, verdict).map(|(woken, _)| woken)
+        self.check_id(id)?;
+        if self.trust.required() {
+            self.stats.unauthenticated += 1;
+            return Err(RegistryError::Unauthenticated(AuthFailure::Unsigned));
+        }
+        self.apply_verdict(id, verdict, None).map(|(woken, _)| woken)
     }
 
-    /// [`Registry::resolve`], and a journal entry (S18) if the verdict was
-    /// newly remembered: for verdicts only the guest has seen (frames).
-    pub fn resolve_journaled(&mut self, id: &str, verdict: Verdict) -> Result<u32, RegistryError> {
-        let (woken, remembered_at) = self.apply_verdict(id, verdict)?;
+    /// Applies a verdict event from the stream: checks its id, then, with
+    /// trusted keys configured, its signature (S17: a failure is counted in
+    /// `unauthenticated` and changes nothing, so a forged verdict never
+    /// occupies the memory ahead of the genuine one), then resolves like
+    /// [`Registry::resolve`], keeping who decided, and journals it (S18) if
+    /// it was newly remembered: only the guest has seen these verdicts.
+    pub fn resolve_event(&mut self, event: &SignedFields<'_>) -> Result<u32, RegistryError> {
+        self.check_id(event.request_id)?;
+        if self.trust.required()
+            && let Err(failure) = self.trust.verify(event)
+        {
+            self.stats.unauthenticated += 1;
+            return Err(RegistryError::Unauthenticated(failure));
+        }
+        let decider = Decider::from_event(event.reviewer, event.key_id, event.resolved_at_unix_ms);
+        let (woken, remembered_at) = self.apply_verdict(event.request_id, event.verdict, decider)?;
         if let Some(at) = remembered_at {
-            journal::append(&mut self.journal, id, verdict, at);
+            journal::append(&mut self.journal, event.request_id, event.verdict, at);
         }
         Ok(woken)
     }
 
-    /// Remembers and delivers a verdict; returns the waiters woken and, if
-    /// it was newly remembered, when.
+    /// The verdict remembered for `id` and who decided it, if the event said
+    /// (S17); `None` once the memory dropped it (S15's bound).
+    pub fn decided_by(&mut self, id: &str) -> Option<(Verdict, Option<Decider>)> {
+        let now = self.clock.now_ns();
+        self.cache
+            .lookup(id, now)
+            .map(|(verdict, decider)| (verdict, decider.cloned()))
+    }
+
+    /// Remembers and delivers a verdict whose id was checked; returns the
+    /// waiters woken and, if it was newly remembered, when.
     fn apply_verdict(
         &mut self,
         id: &str,
         verdict: Verdict,
+        decider: Option<Decider>,
     ) -> Result<(u32, Option<u64>), RegistryError> {
-        self.check_id(id)?;
         let now = self.clock.now_ns();
-        match self.cache.remember(id, verdict, now) {
+        match self.cache.remember(id, verdict, decider, now) {
             Remembered::New => {}
             Remembered::Repeat => return Ok((0, None)),
             Remembered::Conflict => {

@@ -34,6 +34,9 @@ macro_rules! for_each_stat {
             /// Verdicts ignored because the other verdict was already final
             /// for their id (S15).
             conflicts: u64,
+            /// Verdicts rejected because trusted keys are configured and they
+            /// were not signed by one (S17), including refused `deliver`s.
+            unauthenticated: u64,
             /// Events or frames rejected as malformed.
             malformed: u64,
             /// Sequenced events ignored as duplicates.

@@ -3,8 +3,46 @@
 //! decision value into a verdict (frames, the host's `deliver`) goes through
 //! [`Verdict::from_wire`].
 
+use alloc::string::String;
 use approval_proto::Decision;
 use futures::channel::oneshot;
+
+/// Longest reviewer name kept with a remembered verdict, in bytes: longer
+/// ones are kept cut at a character boundary (S20 bounds what the memory
+/// holds; the full name was what a signature covered).
+pub const MAX_REVIEWER_KEPT: usize = 256;
+
+/// Who decided a verdict, as its event said (S17): what a host can learn
+/// for a decided wait.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decider {
+    /// The reviewer the gateway named ("" = not given); at most
+    /// [`MAX_REVIEWER_KEPT`] bytes.
+    pub reviewer: String,
+    /// The trusted key that signed the verdict ("" = unsigned).
+    pub key_id: String,
+    /// When the reviewer decided, Unix milliseconds (0 = not given).
+    pub resolved_at_unix_ms: i64,
+}
+
+impl Decider {
+    /// The decider of an event, or `None` when it names nobody (no
+    /// allocation for the common unattributed verdict).
+    pub fn from_event(reviewer: &str, key_id: &str, resolved_at_unix_ms: i64) -> Option<Self> {
+        if reviewer.is_empty() && key_id.is_empty() && resolved_at_unix_ms == 0 {
+            return None;
+        }
+        let mut cut = reviewer.len().min(MAX_REVIEWER_KEPT);
+        while !reviewer.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        Some(Decider {
+            reviewer: reviewer.get(..cut).unwrap_or_default().into(),
+            key_id: key_id.into(),
+            resolved_at_unix_ms,
+        })
+    }
+}
 
 /// A reviewer's verdict. Anything else on the wire is rejected (S8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

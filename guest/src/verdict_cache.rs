@@ -18,7 +18,8 @@
 //!   pass has dropped it yet.
 
 use crate::config::{SeededState, seeded};
-use crate::verdict::Verdict;
+use crate::verdict::{Decider, Verdict};
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
 use hashbrown::HashMap;
@@ -38,6 +39,9 @@ pub enum Remembered {
 
 struct Cached {
     verdict: Verdict,
+    /// Who decided, when the event said so (boxed: most verdicts name
+    /// nobody, and the memory holds up to its capacity of them).
+    decider: Option<Box<Decider>>,
     stored_at: u64,
     /// Insertion number, so a stale `order` entry of an overwritten id is
     /// skipped.
@@ -82,9 +86,16 @@ impl VerdictCache {
         self.evict(now);
     }
 
-    /// Remembers `verdict` for `id` at `now` unless a verdict is remembered
-    /// for it already (S15: the first verdict wins), with one hash lookup.
-    pub fn remember(&mut self, id: &str, verdict: Verdict, now: u64) -> Remembered {
+    /// Remembers `verdict` (decided by `decider`) for `id` at `now` unless a
+    /// verdict is remembered for it already (S15: the first verdict wins),
+    /// with one hash lookup.
+    pub fn remember(
+        &mut self,
+        id: &str,
+        verdict: Verdict,
+        decider: Option<Decider>,
+        now: u64,
+    ) -> Remembered {
         if self.capacity == 0 {
             return Remembered::New;
         }
@@ -92,11 +103,6 @@ impl VerdictCache {
         // still remembered.
         self.evict(now);
         let generation = self.generation + 1;
-        let cached = Cached {
-            verdict,
-            stored_at: now,
-            generation,
-        };
         let key = match self.map.entry_ref(id) {
             EntryRef::Occupied(entry) if entry.get().verdict == verdict => {
                 return Remembered::Repeat;
@@ -104,6 +110,12 @@ impl VerdictCache {
             EntryRef::Occupied(_) => return Remembered::Conflict,
             EntryRef::Vacant(entry) => {
                 let key: Rc<str> = Rc::from(id);
+                let cached = Cached {
+                    verdict,
+                    decider: decider.map(Box::new),
+                    stored_at: now,
+                    generation,
+                };
                 entry.insert_entry_with_key(Rc::clone(&key), cached);
                 key
             }
@@ -131,6 +143,13 @@ impl VerdictCache {
         self.map.remove(id);
         self.evictions += 1;
         None
+    }
+
+    /// [`VerdictCache::get`], with who decided when the event said so (a
+    /// cold path: it hashes the id twice).
+    pub fn lookup(&mut self, id: &str, now: u64) -> Option<(Verdict, Option<&Decider>)> {
+        let verdict = self.get(id, now)?;
+        Some((verdict, self.map.get(id).and_then(|e| e.decider.as_deref())))
     }
 
     /// Drops verdicts older than the TTL at `now`, then enforces the
@@ -165,6 +184,7 @@ impl VerdictCache {
         let key: Rc<str> = Rc::from(id);
         let cached = Cached {
             verdict,
+            decider: None,
             stored_at,
             generation: self.generation,
         };

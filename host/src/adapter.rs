@@ -7,7 +7,9 @@
 //! replace the adapter (see the sink's recovery, S12). The guest itself
 //! never returns that variant, so it is unambiguous.
 
-use crate::bindings::{self, ApprovalRegistry, WitDecision, WitOutcome, WitSinkError};
+use crate::bindings::{
+    self, ApprovalRegistry, WitAuthFailure, WitDecision, WitOutcome, WitSinkError, WitTrustedKey,
+};
 use crate::clock::duration_ns;
 use crate::component::Loaded;
 use crate::config::SinkConfig;
@@ -15,6 +17,7 @@ use crate::error::{HostError, SinkError};
 use crate::imports::StoreState;
 use crate::outcome::Outcome;
 use crate::report::{IngestReport, ResumePoint};
+use crate::trust::{AuthFailure, DecidedBy, TrustedKey};
 use approval_guest::stats::Stats as GuestStats;
 use approval_guest::verdict::Verdict;
 use wasmtime::Store;
@@ -55,7 +58,13 @@ fn fault(e: wasmtime::Error) -> SinkError {
 
 impl Adapter {
     /// Instantiates from the pre-linked component and applies `config`.
-    pub fn new(loaded: &Loaded, state: StoreState, config: &SinkConfig) -> Result<Self, HostError> {
+    /// Trusts `keys` (S17) when there are any.
+    pub fn new(
+        loaded: &Loaded,
+        state: StoreState,
+        config: &SinkConfig,
+        keys: &[TrustedKey],
+    ) -> Result<Self, HostError> {
         let mut store = Store::new(&loaded.engine, state);
         store.limiter(|s| &mut s.limits);
         // One tick may pass right after arming, so a budget of n ticks is
@@ -75,10 +84,18 @@ impl Adapter {
             budget_ticks,
             trap_next: false,
         };
-        adapter.configure(config).map_err(|e| match e {
-            SinkError::GuestFault(why) => HostError::Instantiate(why),
-            refused => HostError::Config(refused),
-        })?;
+        let trusted = if keys.is_empty() {
+            Ok(())
+        } else {
+            adapter.set_trusted_keys(keys)
+        };
+        adapter
+            .configure(config)
+            .and(trusted)
+            .map_err(|e| match e {
+                SinkError::GuestFault(why) => HostError::Instantiate(why),
+                refused => HostError::Config(refused),
+            })?;
         Ok(adapter)
     }
 
@@ -115,6 +132,40 @@ impl Adapter {
             .call_configure(&mut self.store, cfg)
             .map_err(fault)?
             .map_err(Into::into)
+    }
+
+    /// `registry.set-trusted-keys`.
+    fn set_trusted_keys(&mut self, keys: &[TrustedKey]) -> Result<(), SinkError> {
+        self.refill_budget();
+        let keys: Vec<WitTrustedKey> = keys
+            .iter()
+            .map(|k| WitTrustedKey {
+                id: k.id.clone(),
+                public_key: k.public_key.to_vec(),
+            })
+            .collect();
+        self.api
+            .assembly_approval_registry()
+            .call_set_trusted_keys(&mut self.store, &keys)
+            .map_err(fault)?
+            .map_err(Into::into)
+    }
+
+    /// `registry.decided-by`.
+    pub fn decided_by(&mut self, id: &str) -> Result<Option<DecidedBy>, SinkError> {
+        self.refill_budget();
+        let found = self
+            .api
+            .assembly_approval_registry()
+            .call_decided_by(&mut self.store, id)
+            .map_err(fault)?;
+        let nonempty = |s: String| (!s.is_empty()).then_some(s);
+        Ok(found.map(|d| DecidedBy {
+            decision: verdict_of(d.decision).decision(),
+            reviewer: nonempty(d.reviewer),
+            key_id: nonempty(d.key_id),
+            resolved_at_unix_ms: (d.resolved_at_unix_ms != 0).then_some(d.resolved_at_unix_ms),
+        }))
     }
 
     /// `registry.register`.
@@ -276,19 +327,27 @@ impl From<WitSinkError> for SinkError {
             WitSinkError::DuplicateWaiter(w) => SinkError::DuplicateWaiter(w),
             WitSinkError::InvalidConfig(m) => SinkError::InvalidConfig(m),
             WitSinkError::ConflictingVerdict => SinkError::ConflictingVerdict,
+            WitSinkError::Unauthenticated(why) => SinkError::Unauthenticated(match why {
+                WitAuthFailure::Unsigned => AuthFailure::Unsigned,
+                WitAuthFailure::UntrustedKey => AuthFailure::UntrustedKey,
+                WitAuthFailure::BadSignature => AuthFailure::BadSignature,
+            }),
         }
+    }
+}
+
+/// The verdict a WIT decision names.
+fn verdict_of(d: WitDecision) -> Verdict {
+    match d {
+        WitDecision::Approved => Verdict::Approved,
+        WitDecision::Denied => Verdict::Denied,
     }
 }
 
 impl From<WitOutcome> for Outcome {
     fn from(o: WitOutcome) -> Self {
         match o {
-            WitOutcome::Decided(WitDecision::Approved) => {
-                Outcome::Decided(Verdict::Approved.decision())
-            }
-            WitOutcome::Decided(WitDecision::Denied) => {
-                Outcome::Decided(Verdict::Denied.decision())
-            }
+            WitOutcome::Decided(d) => Outcome::Decided(verdict_of(d).decision()),
             WitOutcome::TimedOut => Outcome::TimedOut,
             WitOutcome::Cancelled => Outcome::Cancelled,
             WitOutcome::Reset => Outcome::Reset,

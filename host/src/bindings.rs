@@ -10,5 +10,5 @@ wasmtime::component::bindgen!({
 
 pub use assembly::approval::types::{
     Batch, Config as WitConfig, Decision as WitDecision, IngestReport, Outcome as WitOutcome,
-    Registered, SinkError as WitSinkError,
+    Registered, SinkError as WitSinkError, AuthFailure as WitAuthFailure, TrustedKey as WitTrustedKey,
 };

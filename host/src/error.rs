@@ -30,6 +30,12 @@ pub enum SinkError {
     /// one was ignored (counted in `Stats::conflicts`).
     #[error("the other verdict is already final for this request id")]
     ConflictingVerdict,
+    /// Trusted keys are configured and this verdict is not signed by one
+    /// (S17): ignored, counted in `Stats::unauthenticated`. `deliver` always
+    /// gets `Unsigned` then: it cannot carry a signature; push signed
+    /// frames instead.
+    #[error("verdict not signed by a trusted reviewer key: {0:?}")]
+    Unauthenticated(crate::trust::AuthFailure),
     /// A configuration the guest refused.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

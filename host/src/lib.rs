@@ -13,6 +13,7 @@
 //! * [`clock`]: [`SystemClock`] and [`ManualClock`];
 //! * `slots`: generational waiter slots that completions fill;
 //! * `config`, `stats`, `report`, `outcome`, `error`: the public value types;
+//! * [`trust`]: reviewer keys: trusted public keys, signing, who decided (S17);
 //! * [`inspect`]: what a component file is (world, imports, exports);
 //! * [`sources`]: event sources (gRPC, any `AsyncRead`) and the pump;
 //! * [`gateway`] (feature `gateway`): a development gateway (tonic server)
@@ -41,6 +42,7 @@ pub mod sink;
 mod slots;
 pub mod sources;
 mod stats;
+pub mod trust;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{MAX_CALL_BUDGET, MAX_CRASH_LOOP_BACKOFF, SinkConfig};
@@ -49,3 +51,4 @@ pub use outcome::{Decision, Outcome};
 pub use report::{IngestReport, ResumePoint};
 pub use sink::{ApprovalSink, ApprovalSinkBuilder, InvalidationSink, Wait, WaitForApproval};
 pub use stats::Stats;
+pub use trust::{DecidedBy, Resolution, ReviewerKey, TrustedKey};

@@ -12,7 +12,8 @@ pub struct IngestReport {
     pub events: u32,
     /// Sequenced events ignored as already seen (S9).
     pub duplicates: u32,
-    /// Frames skipped as malformed (counted in stats too).
+    /// Frames rejected: malformed, conflicting or unauthenticated (each
+    /// counted in stats under its own counter).
     pub rejected: u32,
     /// The first few per-frame errors, in stream order.
     pub errors: Vec<SinkError>,
@@ -23,6 +24,25 @@ pub struct IngestReport {
     pub last_seq: u64,
     /// ... in the window of this log (0: unknown).
     pub log_id: u64,
+}
+
+impl IngestReport {
+    /// Most errors one report lists (as the guest's own reports).
+    pub const MAX_ERRORS: usize = 16;
+
+    /// Adds what the next chunk of the same stream did: counts add up, the
+    /// errors list stays bounded, the resume point is the later one's.
+    pub fn absorb(&mut self, next: IngestReport) {
+        self.completed = self.completed.saturating_add(next.completed);
+        self.events = self.events.saturating_add(next.events);
+        self.duplicates = self.duplicates.saturating_add(next.duplicates);
+        self.rejected = self.rejected.saturating_add(next.rejected);
+        let room = Self::MAX_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(next.errors.into_iter().take(room));
+        self.fatal = self.fatal.take().or(next.fatal);
+        self.last_seq = next.last_seq;
+        self.log_id = next.log_id;
+    }
 }
 
 /// Where a sink's stream stands: the last sequence number applied, in the

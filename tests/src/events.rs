@@ -2,6 +2,7 @@
 //! builders the suites, benches and examples share.
 
 use approval_proto::{ApprovalResolved, Decision, Event, InvalidationEvent, PolicyInvalidated};
+use approval_host::ReviewerKey;
 use prost::Message;
 
 /// A verdict event payload on `request_id` (any raw decision value), as a
@@ -12,7 +13,31 @@ pub fn verdict(request_id: &str, decision: i32) -> Event {
         decision,
         reviewer: "reviewer@example".to_string(),
         resolved_at_unix_ms: 1_700_000_000_000,
+        ..Default::default()
     })
+}
+
+/// A verdict on `request_id` signed by `key` (S17), as a reviewer's tool
+/// sends it: the reviewer is the key's id.
+pub fn signed(key: &ReviewerKey, request_id: &str, decision: Decision) -> ApprovalResolved {
+    let mut verdict = ApprovalResolved {
+        request_id: request_id.to_string(),
+        decision: wire(decision),
+        reviewer: key.id().to_string(),
+        resolved_at_unix_ms: 1_700_000_000_000,
+        ..Default::default()
+    };
+    key.sign(&mut verdict);
+    verdict
+}
+
+/// One `InvalidationEvent` carrying `verdict`.
+pub fn resolved_event(seq: u64, verdict: ApprovalResolved) -> InvalidationEvent {
+    InvalidationEvent {
+        seq,
+        event: Some(Event::ApprovalResolved(verdict)),
+        log_id: 0,
+    }
 }
 
 /// One `InvalidationEvent` carrying a verdict (any raw decision value).

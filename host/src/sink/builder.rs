@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::component::{self, Loaded};
 use crate::config::SinkConfig;
 use crate::error::HostError;
+use crate::trust::TrustedKey;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -24,6 +25,7 @@ pub struct ApprovalSinkBuilder {
     component_bytes: Option<Vec<u8>>,
     loaded: Option<Arc<Loaded>>,
     config: SinkConfig,
+    trusted_keys: Vec<TrustedKey>,
 }
 
 impl ApprovalSinkBuilder {
@@ -61,6 +63,22 @@ impl ApprovalSinkBuilder {
         self
     }
 
+    /// Trusts this reviewer key (S17; repeatable): with any key trusted, a
+    /// verdict is applied only if it is signed by one of them, and
+    /// [`ApprovalSink::deliver`] is refused (it cannot carry a signature).
+    /// A bad key makes `build()` fail with [`HostError::Config`].
+    pub fn trusted_key(mut self, key: TrustedKey) -> Self {
+        self.trusted_keys.push(key);
+        self
+    }
+
+    /// Trusts each of these reviewer keys (see
+    /// [`trusted_key`](Self::trusted_key)).
+    pub fn trusted_keys(mut self, keys: impl IntoIterator<Item = TrustedKey>) -> Self {
+        self.trusted_keys.extend(keys);
+        self
+    }
+
     /// Compiles (once per process for the embedded component), instantiates
     /// and configures the sink, and starts its timer task on the current
     /// tokio runtime, or on a small thread of its own outside one.
@@ -79,13 +97,14 @@ impl ApprovalSinkBuilder {
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock::new()));
         let (invalidations, _) = broadcast::channel(INVALIDATION_BUFFER);
         let state = store_state(&clock, &invalidations, &self.config);
-        let adapter = Adapter::new(&loaded, state, &self.config)?;
+        let adapter = Adapter::new(&loaded, state, &self.config, &self.trusted_keys)?;
         let shared = Arc::new(Shared::new(
             adapter,
             clock,
             invalidations,
             loaded,
             self.config,
+            self.trusted_keys.into(),
         ));
         timer::spawn(&shared);
         Ok(ApprovalSink { shared })

@@ -36,6 +36,8 @@ use crate::outcome::Decision;
 use crate::report::{IngestReport, ResumePoint};
 use crate::sources::{EventSource, Pump, PumpConfig};
 use crate::stats::Stats;
+use crate::trust::{DecidedBy, Resolution, signed_chunk_bytes};
+use crate::outcome::Outcome;
 use approval_guest::journal::append as journal_entry;
 use approval_guest::stats::Stats as GuestStats;
 use approval_guest::verdict::Verdict;
@@ -127,10 +129,48 @@ impl ApprovalSink {
         })
     }
 
+    /// Like [`wait`](Self::wait), and says who decided (S17): the reviewer,
+    /// the key id when the verdict was signed, and when it was decided.
+    /// Registers before it returns (S1), like `wait`.
+    pub fn wait_detailed(
+        &self,
+        request_id: impl AsRef<str>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Resolution, SinkError>> + Send + 'static {
+        let request_id = request_id.as_ref().to_owned();
+        let wait = self.wait(&request_id, timeout);
+        let sink = self.clone();
+        async move {
+            let outcome = wait.await?;
+            let decided_by = match outcome {
+                Outcome::Decided(_) => sink.decided_by(&request_id),
+                _ => None,
+            };
+            Ok(Resolution {
+                outcome,
+                decided_by,
+            })
+        }
+    }
+
+    /// Who decided `request_id`, while the sink remembers its verdict (S15's
+    /// bound); `None` if it has none, or the guest call failed.
+    pub fn decided_by(&self, request_id: &str) -> Option<DecidedBy> {
+        let shared = &self.shared;
+        shared.with_state(|state| {
+            shared
+                .call(state, |a| a.decided_by(request_id))
+                .ok()
+                .flatten()
+        })
+    }
+
     /// Delivers a verdict: every waiter on `request_id` gets it, or it is
     /// cached for a wait that comes later (S4). Returns how many waiters it
     /// woke. `Pending`/`Unspecified` are not verdicts: refused with
-    /// `UnknownDecision` and counted as malformed (S8).
+    /// `UnknownDecision` and counted as malformed (S8). With trusted keys
+    /// configured it is refused with `Unauthenticated(Unsigned)` (S17): a
+    /// direct call carries no signature; push the signed frame instead.
     pub fn deliver(&self, request_id: &str, decision: Decision) -> Result<u32, SinkError> {
         let shared = &self.shared;
         shared.with_state(|state| {
@@ -165,8 +205,25 @@ impl ApprovalSink {
     /// Feeds the next chunk of a length-delimited frame stream; frames may
     /// straddle chunks. Completions take effect before this returns. One
     /// stream at a time per sink: a pump owns it while it runs.
+    ///
+    /// With trusted keys configured, the bytes go to the guest in chunks
+    /// small enough that verifying them stays well under the call budget
+    /// (S17), and the reports of the chunks are added up.
     pub fn ingest_bytes(&self, bytes: &[u8]) -> Result<IngestReport, SinkError> {
-        self.ingest_with(|a| a.ingest(bytes))
+        if self.shared.trusted_keys.is_empty() {
+            return self.ingest_with(|a| a.ingest(bytes));
+        }
+        let mut chunks = bytes.chunks(signed_chunk_bytes(self.shared.config.call_budget));
+        let first = chunks.next().unwrap_or_default();
+        let mut report = self.ingest_with(|a| a.ingest(first))?;
+        for chunk in chunks {
+            if report.fatal.is_some() {
+                // Framing is lost; the rest of these bytes cannot be read.
+                break;
+            }
+            report.absorb(self.ingest_with(|a| a.ingest(chunk))?);
+        }
+        Ok(report)
     }
 
     /// Runs an ingest export and applies the completions it reports.

@@ -94,7 +94,12 @@ impl Shared {
         // resumes where it stood.
         let journal = state.journal.bytes();
         let resumed =
-            Adapter::new(&self.loaded, self.store_state(), &self.config).and_then(|mut a| {
+            Adapter::new(
+                &self.loaded,
+                self.store_state(),
+                &self.config,
+                &self.trusted_keys,
+            ).and_then(|mut a| {
                 a.restore_verdicts(&journal)
                     .and_then(|_| a.resume_from(state.resume))
                     .map_err(|e| HostError::Instantiate(e.to_string()))?;

@@ -21,6 +21,7 @@ use crate::imports::StoreState;
 use crate::report::ResumePoint;
 use crate::slots::Slots;
 use crate::stats::HostCounters;
+use crate::trust::TrustedKey;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{Notify, broadcast};
@@ -35,6 +36,8 @@ pub(crate) struct Shared {
     pub(super) invalidations: broadcast::Sender<String>,
     pub(super) loaded: Arc<Loaded>,
     pub(super) config: SinkConfig,
+    /// The reviewer keys every instance trusts (S17); empty: none.
+    pub(super) trusted_keys: Arc<[TrustedKey]>,
     /// A pump feeds this sink's stream now (one per sink).
     pub(super) pump_claimed: AtomicBool,
 }
@@ -65,6 +68,7 @@ impl Shared {
         invalidations: broadcast::Sender<String>,
         loaded: Arc<Loaded>,
         config: SinkConfig,
+        trusted_keys: Arc<[TrustedKey]>,
     ) -> Self {
         Shared {
             state: Mutex::new(State {
@@ -85,6 +89,7 @@ impl Shared {
             invalidations,
             loaded,
             config,
+            trusted_keys,
             pump_claimed: AtomicBool::new(false),
         }
     }

@@ -16,6 +16,14 @@ pub struct ApprovalResolved {
     pub reviewer: ::prost::alloc::string::String,
     #[prost(int64, tag = "4")]
     pub resolved_at_unix_ms: i64,
+    /// The reviewer key that signed this verdict; "" = unsigned (S17).
+    #[prost(string, tag = "5")]
+    pub key_id: ::prost::alloc::string::String,
+    /// Ed25519 signature (64 bytes) over the signing bytes (DESIGN.md section
+    /// 4: "assembly.approval.v1", 0, u32be len + request_id, decision byte,
+    /// u32be len + reviewer, i64be resolved_at_unix_ms); empty = unsigned.
+    #[prost(bytes = "vec", tag = "6")]
+    pub signature: ::prost::alloc::vec::Vec<u8>,
 }
 /// One event of the stream. seq = 0 means unsequenced (never deduplicated);
 /// sequenced events start at 1 within a log. log_id names the log that

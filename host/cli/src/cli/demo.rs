@@ -229,7 +229,7 @@ async fn review(reviewer: Reviewer, plans: Arc<Vec<Plan>>, start: Instant) -> u6
                     request_id: format!("req-{agent}"),
                     decision: decision as i32,
                     reviewer: "demo-reviewer".into(),
-                    resolved_at_unix_ms: 0,
+                    ..Default::default()
                 })
             });
         }

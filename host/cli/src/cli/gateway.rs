@@ -146,6 +146,7 @@ pub fn resolve(args: ResolveArgs) -> anyhow::Result<()> {
                 decision: decision as i32,
                 reviewer: args.reviewer,
                 resolved_at_unix_ms: unix_ms(),
+                ..Default::default()
             })
             .await?
             .into_inner();
