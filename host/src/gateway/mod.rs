@@ -6,7 +6,8 @@
 //! library user who only embeds a sink compiles no tonic server.
 //!
 //! `mod.rs` holds the two services and `Resolve`'s validation; `log.rs` the
-//! [`GatewayLog`] they serve.
+//! [`GatewayLog`] they serve; `auth.rs` tokens, trusted keys and first-wins
+//! (DESIGN section 9).
 //!
 //! # Invariants
 //!
@@ -43,11 +44,29 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
+use crate::trust::TrustedKey;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
+mod auth;
 mod log;
 
+pub use auth::{FIRST_WINS_CAPACITY, Token};
 pub use log::{GatewayLog, LogLimits, LogStats};
+
+use auth::{Reviewers, check_token};
+
+/// The gateway's TLS identity (PEM) and, for mTLS, the CA its clients'
+/// certificates must chain to.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The certificate chain.
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+    /// Require client certificates issued by this CA.
+    pub client_ca_pem: Option<String>,
+}
 
 /// The gateway's gRPC services over one [`GatewayLog`].
 #[derive(Clone)]
@@ -57,15 +76,50 @@ pub struct Gateway {
     /// subscriptions (they never end on their own, so graceful shutdown
     /// would otherwise wait for ever).
     closing: watch::Receiver<bool>,
+    review_token: Option<Token>,
+    subscribe_token: Option<Token>,
+    reviewers: Option<Arc<Reviewers>>,
+    tls: Option<ServerTls>,
 }
 
 impl Gateway {
-    /// Services over `log`.
+    /// Services over `log`: open to anyone who can connect, unsigned
+    /// verdicts accepted (development; see the methods below).
     pub fn new(log: Arc<GatewayLog>) -> Self {
         Gateway {
             log,
             closing: watch::channel(false).1,
+            review_token: None,
+            subscribe_token: None,
+            reviewers: None,
+            tls: None,
         }
+    }
+
+    /// Requires this bearer token on `ReviewService` calls.
+    pub fn review_token(mut self, token: Token) -> Self {
+        self.review_token = Some(token);
+        self
+    }
+
+    /// Requires this bearer token on `Subscribe`.
+    pub fn subscribe_token(mut self, token: Token) -> Self {
+        self.subscribe_token = Some(token);
+        self
+    }
+
+    /// Accepts only verdicts signed by these reviewer keys
+    /// (`PERMISSION_DENIED` otherwise) and enforces first-wins per request
+    /// id (`ALREADY_EXISTS` for the other verdict). Fails for a bad key.
+    pub fn trusted_keys(mut self, keys: &[TrustedKey]) -> Result<Self, &'static str> {
+        self.reviewers = Reviewers::new(keys)?.map(Arc::new);
+        Ok(self)
+    }
+
+    /// Serves TLS with this identity (and mTLS with its client CA).
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Serves both services on `listener` until `shutdown` completes; then
@@ -79,7 +133,16 @@ impl Gateway {
         let (closing, closed) = watch::channel(false);
         self.closing = closed;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = &self.tls {
+            let mut config =
+                ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+            if let Some(ca) = &tls.client_ca_pem {
+                config = config.client_ca_root(Certificate::from_pem(ca));
+            }
+            server = server.tls_config(config)?;
+        }
+        server
             .add_service(
                 InvalidationServiceServer::new(self.clone())
                     .max_decoding_message_size(MAX_REVIEW_REQUEST_BYTES),
@@ -115,6 +178,7 @@ impl InvalidationService for Gateway {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        check_token(self.subscribe_token.as_ref(), &request)?;
         let SubscribeRequest {
             agent_id,
             last_seq_seen,
@@ -173,9 +237,19 @@ impl ReviewService for Gateway {
         &self,
         request: Request<ApprovalResolved>,
     ) -> Result<Response<PublishReply>, Status> {
+        check_token(self.review_token.as_ref(), &request)?;
         let resolved = request.into_inner();
         check_resolve(&resolved)?;
-        let seq = self.log.publish(Event::ApprovalResolved(resolved));
+        let seq = match &self.reviewers {
+            None => self.log.publish(Event::ApprovalResolved(resolved)),
+            Some(reviewers) => {
+                let verdict = reviewers.verify(&resolved)?;
+                let id = resolved.request_id.clone();
+                reviewers.first_wins(&id, verdict, || {
+                    self.log.publish(Event::ApprovalResolved(resolved))
+                })?
+            }
+        };
         Ok(Response::new(PublishReply { seq }))
     }
 
@@ -183,6 +257,7 @@ impl ReviewService for Gateway {
         &self,
         request: Request<PolicyInvalidated>,
     ) -> Result<Response<PublishReply>, Status> {
+        check_token(self.review_token.as_ref(), &request)?;
         let invalidated = request.into_inner();
         check_len("agent_id", &invalidated.agent_id, 0, MAX_ID_BYTES)?;
         let seq = self.log.publish(Event::PolicyInvalidated(invalidated));
@@ -205,6 +280,13 @@ pub const MAX_REVIEW_REQUEST_BYTES: usize = 16 * 1024;
 fn check_resolve(resolved: &ApprovalResolved) -> Result<(), Status> {
     check_len("request_id", &resolved.request_id, 1, MAX_ID_BYTES)?;
     check_len("reviewer", &resolved.reviewer, 0, MAX_ID_BYTES)?;
+    check_len("key_id", &resolved.key_id, 0, MAX_ID_BYTES)?;
+    if !(resolved.signature.is_empty() || resolved.signature.len() == 64) {
+        return Err(Status::invalid_argument(format!(
+            "signature is {} bytes; an Ed25519 signature is 64",
+            resolved.signature.len()
+        )));
+    }
     match Decision::try_from(resolved.decision) {
         Ok(Decision::Approved | Decision::Denied) => Ok(()),
         _ => Err(Status::invalid_argument(format!(

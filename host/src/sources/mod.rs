@@ -15,7 +15,10 @@ mod grpc;
 pub(crate) mod pump;
 mod reader;
 
-pub use grpc::{DEFAULT_MAX_MESSAGE_BYTES, GrpcSource};
+pub use grpc::{
+    ClientTls, DEFAULT_MAX_MESSAGE_BYTES, GrpcSource, bearer, connect_endpoint, connect_error,
+    status_error,
+};
 pub use pump::{MAX_BACKOFF, Pump, PumpConfig, PumpStats};
 pub use reader::ReaderSource;
 
@@ -77,6 +80,18 @@ pub enum SourceError {
     /// The gateway answered with a gRPC error.
     #[error("gateway: {0}")]
     Status(String),
+    /// The gateway refused this client (`UNAUTHENTICATED`,
+    /// `PERMISSION_DENIED`) or the TLS handshake failed (a certificate the
+    /// client does not trust, or the gateway wants a client certificate):
+    /// retrying cannot help until the configuration changes. The pump still
+    /// retries, at its backoff, and counts these in `PumpStats::refused`.
+    #[error("refused by {endpoint}: {message}")]
+    Refused {
+        /// The gateway's URL.
+        endpoint: String,
+        /// What was refused.
+        message: String,
+    },
     /// Reading bytes failed.
     #[error("reading frames: {0}")]
     Io(#[from] std::io::Error),

@@ -108,6 +108,10 @@ pub struct PumpStats {
     pub oversized_frames: u64,
     /// The pump has stopped for good (a one-shot source ended).
     pub finished: bool,
+    /// Opens the gateway refused: credentials or TLS
+    /// ([`SourceError::Refused`]). A CLI gives up on the first; a service
+    /// alerts on them.
+    pub refused: u64,
     /// The latest error, if any.
     pub last_error: Option<String>,
 }
@@ -123,6 +127,7 @@ struct PumpCounters {
     bytes: AtomicU64,
     fatal_frames: AtomicU64,
     oversized_frames: AtomicU64,
+    refused: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
 
@@ -155,6 +160,7 @@ impl Pump {
             fatal_frames: s.fatal_frames.load(Ordering::Relaxed),
             oversized_frames: s.oversized_frames.load(Ordering::Relaxed),
             finished: s.finished.load(Ordering::Relaxed),
+            refused: s.refused.load(Ordering::Relaxed),
             last_error: s
                 .last_error
                 .lock()
@@ -263,6 +269,9 @@ async fn run(
             }
             Err(SourceError::Exhausted) => {}
             Err(e) => {
+                if matches!(e, SourceError::Refused { .. }) {
+                    status.refused.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::warn!(source = %name, error = %e, "could not open event source");
                 status.fail(e.to_string());
             }
