@@ -35,11 +35,15 @@ enum Command {
     /// Run a development gateway (InvalidationService + ReviewService).
     Gateway(cli::gateway::GatewayArgs),
     /// Wait for one approval through a gateway; exit 0 approved, 1 denied,
-    /// 2 pending (timed out), 3 not served (bad arguments, or the gateway
-    /// was never reached during the whole wait).
+    /// 2 pending (timed out), 3 not served (bad arguments, credentials or
+    /// TLS refused, or the gateway never reached during the whole wait).
     Wait(cli::gateway::WaitArgs),
-    /// Act as a reviewer: publish a verdict to a gateway.
+    /// Act as a reviewer: publish a verdict to a gateway; exit 0 published
+    /// (or the same verdict already stands), 3 not served, 4 a different
+    /// verdict already stands.
     Resolve(cli::gateway::ResolveArgs),
+    /// Make a reviewer key pair: ID.key (PKCS#8 PEM, mode 0600) and ID.pub.
+    Keygen(cli::keygen::KeygenArgs),
     /// Publish a policy invalidation to a gateway.
     Invalidate(cli::gateway::InvalidateArgs),
 }
@@ -77,7 +81,8 @@ fn main() {
         Command::Export(export) => done(cli::export::run(export, args.component)),
         Command::Gateway(gateway) => done(cli::gateway::serve(gateway)),
         Command::Wait(wait) => cli::gateway::wait(wait, args.component),
-        Command::Resolve(resolve) => done(cli::gateway::resolve(resolve)),
+        Command::Resolve(resolve) => cli::gateway::resolve(resolve),
+        Command::Keygen(keygen) => done(cli::keygen::run(keygen)),
         Command::Invalidate(invalidate) => done(cli::gateway::invalidate(invalidate)),
     };
     match result {

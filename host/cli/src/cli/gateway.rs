@@ -3,18 +3,25 @@
 //! terminals.
 
 use anyhow::Context;
-use approval_host::gateway::{Gateway, GatewayLog, LogLimits};
-use approval_host::sources::GrpcSource;
-use approval_host::{ApprovalSink, Decision};
+use approval_host::gateway::{Gateway, GatewayLog, LogLimits, ServerTls, Token};
+use approval_host::sources::{
+    ClientTls, GrpcSource, bearer, connect_endpoint, connect_error, status_error,
+};
+use approval_host::{ApprovalSink, Decision, Outcome, ReviewerKey, TrustedKey};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
 use approval_proto::{ApprovalResolved, PolicyInvalidated};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tonic::codegen::InterceptedService;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
 
 #[derive(Args)]
 pub struct GatewayArgs {
-    /// Address to listen on.
+    /// Address to listen on. Anything but loopback needs TLS and both token
+    /// files (or --insecure-dev).
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: String,
     /// Events kept for replay to subscribers that resume.
@@ -26,26 +33,70 @@ pub struct GatewayArgs {
     /// Most open subscriptions; more are refused (RESOURCE_EXHAUSTED).
     #[arg(long, default_value_t = LogLimits::default().max_subscribers)]
     max_subscribers: usize,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (mTLS; needs TLS).
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    client_ca: Option<PathBuf>,
+    /// Require this bearer token (file, whitespace trimmed) on ReviewService.
+    #[arg(long, value_name = "FILE")]
+    review_token_file: Option<PathBuf>,
+    /// Require this bearer token (file, whitespace trimmed) on Subscribe.
+    #[arg(long, value_name = "FILE")]
+    subscribe_token_file: Option<PathBuf>,
+    /// Accept only verdicts signed by this reviewer key (`ID.pub`;
+    /// repeatable), and let the first verdict per request win.
+    #[arg(long, value_name = "PUB")]
+    trusted_key: Vec<PathBuf>,
+    /// Listen on a non-loopback address without TLS and tokens anyway.
+    #[arg(long)]
+    insecure_dev: bool,
+}
+
+/// How a client reaches a gateway: URL, TLS and token.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The gateway's URL (https:// for TLS).
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    gateway: String,
+    /// Send this bearer token (file, whitespace trimmed).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Trust this CA (PEM) instead of the system roots; implies TLS.
+    #[arg(long, value_name = "PEM")]
+    ca: Option<PathBuf>,
+    /// Present this client certificate (PEM; mTLS); needs --client-key.
+    #[arg(long, requires = "client_key", value_name = "PEM")]
+    client_cert: Option<PathBuf>,
+    /// The private key of --client-cert (PEM).
+    #[arg(long, requires = "client_cert", value_name = "PEM")]
+    client_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
 pub struct WaitArgs {
-    /// The gateway's URL.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    gateway: String,
+    #[command(flatten)]
+    client: ClientArgs,
     /// The approval request to wait on.
     #[arg(long)]
     request_id: String,
     /// How long to wait before falling back to Pending (e.g. 30s, 2m).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Apply only verdicts signed by this reviewer key (`ID.pub`;
+    /// repeatable).
+    #[arg(long, value_name = "PUB")]
+    trusted_key: Vec<PathBuf>,
 }
 
 #[derive(Args)]
 pub struct ResolveArgs {
-    /// The gateway's URL.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    gateway: String,
+    #[command(flatten)]
+    client: ClientArgs,
     /// The approval request to decide.
     #[arg(long)]
     request_id: String,
@@ -55,19 +106,91 @@ pub struct ResolveArgs {
     /// Deny the request.
     #[arg(long)]
     deny: bool,
-    /// Who decided.
-    #[arg(long, default_value = "cli")]
-    reviewer: String,
+    /// Who decided (default: the signing key's id, else "cli").
+    #[arg(long)]
+    reviewer: Option<String>,
+    /// Sign the verdict with this reviewer key (`ID.key`, PKCS#8 PEM).
+    #[arg(long, value_name = "KEY")]
+    signing_key: Option<PathBuf>,
 }
 
 #[derive(Args)]
 pub struct InvalidateArgs {
-    /// The gateway's URL.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    gateway: String,
+    #[command(flatten)]
+    client: ClientArgs,
     /// The agent whose policy changed; empty: every agent.
     #[arg(long, default_value = "")]
     agent_id: String,
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn read_token(path: &Path) -> anyhow::Result<Token> {
+    Token::new(&read(path)?).with_context(|| format!("{} holds no token", path.display()))
+}
+
+fn trusted_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<TrustedKey>> {
+    paths
+        .iter()
+        .map(|p| TrustedKey::read(p).with_context(|| format!("trusted key {}", p.display())))
+        .collect()
+}
+
+impl ClientArgs {
+    fn tls(&self) -> anyhow::Result<Option<ClientTls>> {
+        let identity = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+            _ => None,
+        };
+        if self.ca.is_none() && identity.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(ClientTls {
+            ca_pem: self.ca.as_deref().map(read).transpose()?,
+            identity_pem: identity,
+            domain: None,
+        }))
+    }
+
+    fn token(&self) -> anyhow::Result<Option<String>> {
+        self.token_file
+            .as_deref()
+            .map(|p| {
+                let token = read(p)?.trim().to_owned();
+                anyhow::ensure!(!token.is_empty(), "{} holds no token", p.display());
+                Ok(token)
+            })
+            .transpose()
+    }
+
+    /// A `ReviewService` client with TLS and the token on every call.
+    async fn review_client(&self) -> anyhow::Result<ReviewServiceClient<InterceptedService<Channel, Bearer>>> {
+        let tls = self.tls()?;
+        let channel = connect_endpoint(&self.gateway, tls.as_ref(), CONNECT_TIMEOUT)?
+            .connect()
+            .await
+            .map_err(|e| connect_error(&self.gateway, &e))?;
+        let token = self.token()?.map(|t| bearer(&t)).transpose()?;
+        Ok(ReviewServiceClient::with_interceptor(channel, Bearer(token)))
+    }
+}
+
+/// How long a client tries to reach the gateway before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Adds `authorization: Bearer ...` to every call.
+#[derive(Clone)]
+struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -76,48 +199,126 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Whether `listen` is a loopback address (a name that does not parse as an
+/// address, like `localhost:50051`, counts only if it is `localhost`).
+fn is_loopback(listen: &str) -> bool {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr.ip().is_loopback(),
+        Err(_) => listen.starts_with("localhost:"),
+    }
+}
+
 pub fn serve(args: GatewayArgs) -> anyhow::Result<()> {
+    let secured = args.tls_cert.is_some()
+        && args.review_token_file.is_some()
+        && args.subscribe_token_file.is_some();
+    if !is_loopback(&args.listen) && !secured && !args.insecure_dev {
+        anyhow::bail!(
+            "refusing to listen on {} without TLS and both tokens: anyone who can reach it could \
+             approve any request. Give --tls-cert/--tls-key, --review-token-file and \
+             --subscribe-token-file, or --insecure-dev to accept the risk",
+            args.listen
+        );
+    }
+    let keys = trusted_keys(&args.trusted_key)?;
+    let limits = LogLimits {
+        retention: args.retention,
+        retain_bytes: args.retain_bytes,
+        max_subscribers: args.max_subscribers,
+    };
+    let mut gateway = Gateway::new(GatewayLog::with_limits(limits))
+        .trusted_keys(&keys)
+        .map_err(|why| anyhow::anyhow!("--trusted-key: {why}"))?;
+    if let Some(path) = &args.review_token_file {
+        gateway = gateway.review_token(read_token(path)?);
+    }
+    if let Some(path) = &args.subscribe_token_file {
+        gateway = gateway.subscribe_token(read_token(path)?);
+    }
+    let scheme = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            gateway = gateway.tls(ServerTls {
+                cert_pem: read(cert)?,
+                key_pem: read(key)?,
+                client_ca_pem: args.client_ca.as_deref().map(read).transpose()?,
+            });
+            "https"
+        }
+        _ => "http",
+    };
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         println!(
-            "gateway listening on http://{} (Ctrl-C stops it)",
+            "gateway listening on {scheme}://{} (Ctrl-C stops it)",
             listener.local_addr()?
         );
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        let limits = LogLimits {
-            retention: args.retention,
-            retain_bytes: args.retain_bytes,
-            max_subscribers: args.max_subscribers,
-        };
-        Gateway::new(GatewayLog::with_limits(limits))
-            .serve(listener, shutdown)
-            .await?;
+        gateway.serve(listener, shutdown).await?;
         Ok(())
     })
 }
 
 /// Exit code of `wait`: 0 approved, 1 denied, 2 pending (no answer in
-/// time), 3 the gateway was never reached during the whole wait.
+/// time), 3 not served: credentials or TLS refused (at once), or the
+/// gateway never reached during the whole wait. Prints one line on stdout:
+/// the decision, then ` reviewer=NAME` when known and ` key=ID` when signed.
 pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<i32> {
+    let keys = trusted_keys(&args.trusted_key)?;
+    let tls = args.client.tls()?;
+    let token = args.client.token()?;
     runtime()?.block_on(async {
-        let mut builder = ApprovalSink::builder();
+        let mut builder = ApprovalSink::builder().trusted_keys(keys);
         if let Some(path) = component {
             builder = builder.component_file(path);
         }
         let sink = builder.build()?;
-        let fut = sink.wait_for_approval(&args.request_id, args.timeout);
-        let pump = sink.pump(GrpcSource::new(args.gateway.clone()));
+        let wait = sink.wait_detailed(&args.request_id, args.timeout);
+        let mut source = GrpcSource::new(args.client.gateway.clone());
+        if let Some(tls) = tls {
+            source = source.tls(tls);
+        }
+        if let Some(token) = token {
+            source = source.bearer_token(token);
+        }
+        let pump = sink.pump(source);
         eprintln!(
             "waiting up to {} for {} ...",
             humantime::format_duration(args.timeout),
             args.request_id
         );
-        let decision = fut.await;
-        println!("{}", decision.as_str_name());
+        let refused = async {
+            loop {
+                if pump.stats().refused > 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let resolution = tokio::select! {
+            resolution = wait => resolution?,
+            () = refused => {
+                let why = pump.stats().last_error.unwrap_or_default();
+                anyhow::bail!("the gateway refused this client: {why}");
+            }
+        };
+        let decision = match resolution.outcome {
+            Outcome::Decided(d) => d,
+            _ => Decision::Pending,
+        };
+        let mut line = decision.as_str_name().to_owned();
+        if let Some(by) = &resolution.decided_by {
+            if let Some(reviewer) = &by.reviewer {
+                line.push_str(&format!(" reviewer={reviewer}"));
+            }
+            if let Some(key) = &by.key_id {
+                line.push_str(&format!(" key={key}"));
+            }
+        }
+        println!("{line}");
         Ok(match decision {
             Decision::Approved => 0,
             Decision::Denied => 1,
@@ -132,37 +333,59 @@ pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<i32> {
     })
 }
 
-pub fn resolve(args: ResolveArgs) -> anyhow::Result<()> {
+/// Exit code of `resolve`: 0 published (or the same verdict already
+/// stands), 4 a different verdict already stands (it is printed); anything
+/// not served is an error (exit 3).
+pub fn resolve(args: ResolveArgs) -> anyhow::Result<i32> {
+    let signing = args
+        .signing_key
+        .as_deref()
+        .map(|p| ReviewerKey::read(p).with_context(|| format!("signing key {}", p.display())))
+        .transpose()?;
+    let reviewer = args
+        .reviewer
+        .clone()
+        .or_else(|| signing.as_ref().map(|k| k.id().to_owned()))
+        .unwrap_or_else(|| "cli".to_owned());
+    let decision = if args.approve {
+        Decision::Approved
+    } else {
+        Decision::Denied
+    };
+    let mut verdict = ApprovalResolved {
+        request_id: args.request_id.clone(),
+        decision: decision as i32,
+        reviewer,
+        resolved_at_unix_ms: unix_ms(),
+        ..Default::default()
+    };
+    if let Some(key) = &signing {
+        key.sign(&mut verdict);
+    }
     runtime()?.block_on(async {
-        let mut client = ReviewServiceClient::connect(args.gateway.clone()).await?;
-        let decision = if args.approve {
-            Decision::Approved
-        } else {
-            Decision::Denied
-        };
-        let reply = client
-            .resolve(ApprovalResolved {
-                request_id: args.request_id.clone(),
-                decision: decision as i32,
-                reviewer: args.reviewer,
-                resolved_at_unix_ms: unix_ms(),
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        println!(
-            "{} {} (seq {})",
-            args.request_id,
-            decision.as_str_name(),
-            reply.seq
-        );
-        Ok(())
+        let mut client = args.client.review_client().await?;
+        match client.resolve(verdict).await {
+            Ok(reply) => {
+                println!(
+                    "{} {} (seq {})",
+                    args.request_id,
+                    decision.as_str_name(),
+                    reply.into_inner().seq
+                );
+                Ok(0)
+            }
+            Err(status) if status.code() == Code::AlreadyExists => {
+                println!("{}", status.message());
+                Ok(4)
+            }
+            Err(status) => Err(status_error(&args.client.gateway, &status).into()),
+        }
     })
 }
 
 pub fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let mut client = ReviewServiceClient::connect(args.gateway.clone()).await?;
+        let mut client = args.client.review_client().await?;
         let reply = client
             .invalidate(PolicyInvalidated {
                 agent_id: args.agent_id.clone(),

@@ -5,3 +5,4 @@ pub mod demo;
 pub mod export;
 pub mod gateway;
 pub mod inspect;
+pub mod keygen;
