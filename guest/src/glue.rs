@@ -233,7 +233,9 @@ impl RegistryGuest for Component {
     }
 
     fn set_trusted_keys(keys: Vec<TrustedKey>) -> Result<(), SinkError> {
-        let keys = keys.iter().map(|k| (k.id.as_str(), k.public_key.as_slice()));
+        let keys = keys
+            .iter()
+            .map(|k| (k.id.as_str(), k.public_key.as_slice()));
         with_registry(|r| r.set_trusted_keys(keys)).map_err(Into::into)
     }
 

@@ -261,7 +261,8 @@ impl<C: TimeSource> Registry<C> {
             self.stats.unauthenticated += 1;
             return Err(RegistryError::Unauthenticated(AuthFailure::Unsigned));
         }
-        self.apply_verdict(id, verdict, None).map(|(woken, _)| woken)
+        self.apply_verdict(id, verdict, None)
+            .map(|(woken, _)| woken)
     }
 
     /// Applies a verdict event from the stream: checks its id, then, with
@@ -279,7 +280,8 @@ impl<C: TimeSource> Registry<C> {
             return Err(RegistryError::Unauthenticated(failure));
         }
         let decider = Decider::from_event(event.reviewer, event.key_id, event.resolved_at_unix_ms);
-        let (woken, remembered_at) = self.apply_verdict(event.request_id, event.verdict, decider)?;
+        let (woken, remembered_at) =
+            self.apply_verdict(event.request_id, event.verdict, decider)?;
         if let Some(at) = remembered_at {
             journal::append(&mut self.journal, event.request_id, event.verdict, at);
         }

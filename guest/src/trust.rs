@@ -93,7 +93,8 @@ pub fn signing_bytes(
     reviewer: &str,
     resolved_at_unix_ms: i64,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(SIGNING_CONTEXT.len() + 17 + request_id.len() + reviewer.len());
+    let mut out =
+        Vec::with_capacity(SIGNING_CONTEXT.len() + 17 + request_id.len() + reviewer.len());
     write_signing_bytes(&mut out, request_id, verdict, reviewer, resolved_at_unix_ms);
     out
 }
@@ -224,12 +225,18 @@ mod tests {
     #[test]
     fn bad_key_sets_change_nothing() {
         let mut keys = TrustedKeys::default();
-        assert_eq!(keys.set([("a", &[1u8; 31][..])]), Err(KeyError::BadPublicKey));
+        assert_eq!(
+            keys.set([("a", &[1u8; 31][..])]),
+            Err(KeyError::BadPublicKey)
+        );
         assert_eq!(keys.set([("", &[0u8; 32][..])]), Err(KeyError::BadKeyId));
         // The identity point is a weak key: it must never be trusted.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(keys.set([("a", &identity[..])]), Err(KeyError::BadPublicKey));
+        assert_eq!(
+            keys.set([("a", &identity[..])]),
+            Err(KeyError::BadPublicKey)
+        );
         assert!(!keys.required());
     }
 }

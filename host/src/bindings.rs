@@ -9,6 +9,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use assembly::approval::types::{
-    Batch, Config as WitConfig, Decision as WitDecision, IngestReport, Outcome as WitOutcome,
-    Registered, SinkError as WitSinkError, AuthFailure as WitAuthFailure, TrustedKey as WitTrustedKey,
+    AuthFailure as WitAuthFailure, Batch, Config as WitConfig, Decision as WitDecision,
+    IngestReport, Outcome as WitOutcome, Registered, SinkError as WitSinkError,
+    TrustedKey as WitTrustedKey,
 };

@@ -250,8 +250,17 @@ mod tests {
         let key = ReviewerKey::generate("alice").expect("key");
         let line = key.trusted().to_line();
         assert!(line.starts_with("alice ed25519 "));
-        assert_eq!(TrustedKey::parse(&format!("  {line}\n")).expect("parse"), key.trusted());
-        for bad in ["", "alice", "alice rsa AAAA", "alice ed25519 !!!", "alice ed25519 AAAA"] {
+        assert_eq!(
+            TrustedKey::parse(&format!("  {line}\n")).expect("parse"),
+            key.trusted()
+        );
+        for bad in [
+            "",
+            "alice",
+            "alice rsa AAAA",
+            "alice ed25519 !!!",
+            "alice ed25519 AAAA",
+        ] {
             assert!(TrustedKey::parse(bad).is_err(), "{bad:?}");
         }
     }

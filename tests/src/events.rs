@@ -1,8 +1,8 @@
 //! Gateway events and frames as a gateway would encode them: the one set of
 //! builders the suites, benches and examples share.
 
-use approval_proto::{ApprovalResolved, Decision, Event, InvalidationEvent, PolicyInvalidated};
 use approval_host::ReviewerKey;
+use approval_proto::{ApprovalResolved, Decision, Event, InvalidationEvent, PolicyInvalidated};
 use prost::Message;
 
 /// A verdict event payload on `request_id` (any raw decision value), as a

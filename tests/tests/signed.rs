@@ -65,12 +65,15 @@ async fn every_forgery_is_rejected_counted_and_leaves_the_waiter_pending() {
     let (sink, clock) = trusting(&[&alice]);
     let wait = sink.wait("req-1", 30 * SEC);
 
-    let unsigned = resolved_event(1, approval_proto::ApprovalResolved {
-        request_id: "req-1".into(),
-        decision: wire(Decision::Approved),
-        reviewer: "alice".into(),
-        ..Default::default()
-    });
+    let unsigned = resolved_event(
+        1,
+        approval_proto::ApprovalResolved {
+            request_id: "req-1".into(),
+            decision: wire(Decision::Approved),
+            reviewer: "alice".into(),
+            ..Default::default()
+        },
+    );
     let untrusted = resolved_event(2, signed(&mallory, "req-1", Decision::Approved));
     // Mallory signs, but names Alice's key.
     let mut forged = signed(&mallory, "req-1", Decision::Approved);
@@ -108,7 +111,11 @@ async fn every_forgery_is_rejected_counted_and_leaves_the_waiter_pending() {
     }
     // And through a stream: rejected, counted, reported.
     let report = sink
-        .ingest_bytes(&stream(&[verdict_event(8, "req-1", wire(Decision::Approved))]))
+        .ingest_bytes(&stream(&[verdict_event(
+            8,
+            "req-1",
+            wire(Decision::Approved),
+        )]))
         .expect("ingest");
     assert_eq!((report.events, report.rejected), (0, 1));
     assert_eq!(
@@ -187,7 +194,10 @@ async fn without_keys_unsigned_verdicts_work_as_before() {
     let wait = sink.wait_detailed("req-2", 5 * SEC);
     sink.deliver("req-2", Decision::Denied).expect("deliver");
     let by = wait.await.expect("decided").decided_by.expect("remembered");
-    assert_eq!((by.decision, by.reviewer, by.key_id), (Decision::Denied, None, None));
+    assert_eq!(
+        (by.decision, by.reviewer, by.key_id),
+        (Decision::Denied, None, None)
+    );
 }
 
 #[tokio::test]
@@ -216,7 +226,12 @@ async fn a_large_signed_backlog_is_ingested_in_budget_sized_chunks() {
     );
     let n = 1_000u64;
     let events: Vec<_> = (1..=n)
-        .map(|seq| resolved_event(seq, signed(&alice, &format!("req-{seq}"), Decision::Approved)))
+        .map(|seq| {
+            resolved_event(
+                seq,
+                signed(&alice, &format!("req-{seq}"), Decision::Approved),
+            )
+        })
         .collect();
     let report = sink.ingest_bytes(&stream(&events)).expect("ingest");
     assert_eq!(report.events as u64, n);

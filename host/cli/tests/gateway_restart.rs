@@ -3,82 +3,11 @@
 //! sequence numbers start at 1 again, and the waiting agent must still get
 //! the reviewer's approval (it used to print DECISION_PENDING).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use common::{GUARD, Gateway, bin, expect_line, free_port, lines};
+use std::process::Stdio;
 use std::time::Duration;
-
-/// A guard against hangs, not a speed assertion.
-const GUARD: Duration = Duration::from_secs(60);
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_approval-sink"))
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// Lines of a child's pipe, read on a thread of their own.
-fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a line containing all of `needles`; returns it.
-fn expect_line(rx: &mpsc::Receiver<String>, needles: &[&str]) -> String {
-    let deadline = std::time::Instant::now() + GUARD;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no line with {needles:?} within {GUARD:?}"));
-        if needles.iter().all(|n| line.contains(n)) {
-            return line;
-        }
-    }
-}
-
-struct Gateway(Child);
-
-impl Gateway {
-    fn start(port: u16) -> Gateway {
-        // The port was ours a moment ago; retry while the OS releases it.
-        for _ in 0..100 {
-            let mut child = bin()
-                .args(["gateway", "--listen", &format!("127.0.0.1:{port}")])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start the gateway");
-            let out = lines(child.stdout.take().unwrap());
-            match out.recv_timeout(GUARD) {
-                Ok(line) if line.contains("gateway listening") => return Gateway(child),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-        }
-        panic!("the gateway never listened on port {port}");
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn resolve(url: &str, request_id: &str) -> String {
     let out = bin()
@@ -135,7 +64,9 @@ fn wait_survives_a_gateway_restarted_with_a_fresh_log() {
     let decision = stdout
         .recv_timeout(GUARD)
         .expect("wait prints its decision");
-    assert_eq!(decision, "DECISION_APPROVED");
+    // One line: the decision, then who decided (the CLI reviewer's default
+    // name), as the trust issue fixed the format.
+    assert_eq!(decision, "DECISION_APPROVED reviewer=cli");
     let status = wait.wait().expect("wait exits");
     assert_eq!(status.code(), Some(0), "exit 0: approved");
 }

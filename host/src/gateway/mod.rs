@@ -31,6 +31,7 @@
 //! * `agent_id` filters policy invalidations only (an empty one in the
 //!   request means every agent's); verdicts reach every subscriber.
 
+use crate::trust::TrustedKey;
 use approval_proto::grpc::invalidation_service_server::{
     InvalidationService, InvalidationServiceServer,
 };
@@ -44,7 +45,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
-use crate::trust::TrustedKey;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 

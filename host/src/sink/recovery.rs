@@ -93,18 +93,18 @@ impl Shared {
         // The fresh instance remembers what the old one did (S18) and
         // resumes where it stood.
         let journal = state.journal.bytes();
-        let resumed =
-            Adapter::new(
-                &self.loaded,
-                self.store_state(),
-                &self.config,
-                &self.trusted_keys,
-            ).and_then(|mut a| {
-                a.restore_verdicts(&journal)
-                    .and_then(|_| a.resume_from(state.resume))
-                    .map_err(|e| HostError::Instantiate(e.to_string()))?;
-                Ok(a)
-            });
+        let resumed = Adapter::new(
+            &self.loaded,
+            self.store_state(),
+            &self.config,
+            &self.trusted_keys,
+        )
+        .and_then(|mut a| {
+            a.restore_verdicts(&journal)
+                .and_then(|_| a.resume_from(state.resume))
+                .map_err(|e| HostError::Instantiate(e.to_string()))?;
+            Ok(a)
+        });
         match resumed {
             Ok(adapter) => state.adapter = adapter,
             // The old store stays; the next call faults again and retries.

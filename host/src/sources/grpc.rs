@@ -88,7 +88,10 @@ pub fn connect_endpoint(
         .keep_alive_while_idle(true);
     let https = endpoint.starts_with("https://");
     if https || tls.is_some() {
-        let config = tls.map_or_else(|| ClientTls::default().tonic_config(), ClientTls::tonic_config);
+        let config = tls.map_or_else(
+            || ClientTls::default().tonic_config(),
+            ClientTls::tonic_config,
+        );
         channel = channel
             .tls_config(config)
             .map_err(|e| refused(format!("TLS configuration: {e:#}")))?;
@@ -141,7 +144,9 @@ fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
             return true;
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
         {
             return true;
         }
@@ -253,7 +258,9 @@ impl GrpcSource {
         let max = request.max_frame_bytes as usize;
         let transport = self.max_message_bytes.max(max.saturating_add(1024));
         let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(transport);
-        grpc.ready().await.map_err(|e| connect_error(endpoint, &e))?;
+        grpc.ready()
+            .await
+            .map_err(|e| connect_error(endpoint, &e))?;
         let mut subscribe = tonic::Request::new(SubscribeRequest {
             agent_id: self.agent_id.clone(),
             last_seq_seen: request.last_seq,

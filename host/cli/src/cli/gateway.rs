@@ -166,14 +166,19 @@ impl ClientArgs {
     }
 
     /// A `ReviewService` client with TLS and the token on every call.
-    async fn review_client(&self) -> anyhow::Result<ReviewServiceClient<InterceptedService<Channel, Bearer>>> {
+    async fn review_client(
+        &self,
+    ) -> anyhow::Result<ReviewServiceClient<InterceptedService<Channel, Bearer>>> {
         let tls = self.tls()?;
         let channel = connect_endpoint(&self.gateway, tls.as_ref(), CONNECT_TIMEOUT)?
             .connect()
             .await
             .map_err(|e| connect_error(&self.gateway, &e))?;
         let token = self.token()?.map(|t| bearer(&t)).transpose()?;
-        Ok(ReviewServiceClient::with_interceptor(channel, Bearer(token)))
+        Ok(ReviewServiceClient::with_interceptor(
+            channel,
+            Bearer(token),
+        ))
     }
 }
 
@@ -187,7 +192,9 @@ struct Bearer(Option<MetadataValue<Ascii>>);
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
         if let Some(token) = &self.0 {
-            request.metadata_mut().insert("authorization", token.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
         }
         Ok(request)
     }
