@@ -307,7 +307,12 @@ async fn signed_rows(q: bool) -> Vec<Row> {
     // A fresh sink replaying a busy minute: 10,000 signed verdicts.
     let n = if q { 2_000 } else { 10_000 };
     let events: Vec<_> = (1..=n as u64)
-        .map(|seq| resolved_event(seq, signed(&alice, &format!("req-{seq}"), Decision::Approved)))
+        .map(|seq| {
+            resolved_event(
+                seq,
+                signed(&alice, &format!("req-{seq}"), Decision::Approved),
+            )
+        })
         .collect();
     let bytes = stream(&events);
     let sink = trusting();
@@ -318,7 +323,12 @@ async fn signed_rows(q: bool) -> Vec<Row> {
     // The round trip with keys: wait, push the signed frame, resolved.
     let m = if q { 500 } else { 2_000 };
     let frames: Vec<_> = (0..m)
-        .map(|i| frame(&resolved_event(0, signed(&alice, &format!("rt-{i}"), Decision::Approved))))
+        .map(|i| {
+            frame(&resolved_event(
+                0,
+                signed(&alice, &format!("rt-{i}"), Decision::Approved),
+            ))
+        })
         .collect();
     let sink = trusting();
     let t = Instant::now();
@@ -330,7 +340,13 @@ async fn signed_rows(q: bool) -> Vec<Row> {
     let keyed_rt = t.elapsed().as_nanos() as f64 / m as f64;
     // The same round trip without keys, unsigned frames, same run.
     let plain: Vec<_> = (0..m)
-        .map(|i| frame(&verdict_event(0, &format!("rt-{i}"), Decision::Approved as i32)))
+        .map(|i| {
+            frame(&verdict_event(
+                0,
+                &format!("rt-{i}"),
+                Decision::Approved as i32,
+            ))
+        })
         .collect();
     let sink = ApprovalSink::new();
     let t = Instant::now();
@@ -342,7 +358,9 @@ async fn signed_rows(q: bool) -> Vec<Row> {
     let plain_rt = t.elapsed().as_nanos() as f64 / m as f64;
     vec![
         Row::ours(
-            format!("signed: verifications/s through the guest ({n} signed verdicts, one ingest_bytes)"),
+            format!(
+                "signed: verifications/s through the guest ({n} signed verdicts, one ingest_bytes)"
+            ),
             n as f64 / ingest.as_secs_f64(),
             "frames/s",
         ),

@@ -14,7 +14,7 @@
 
 use approval_host::gateway::{Gateway, GatewayLog};
 use approval_host::sources::GrpcSource;
-use approval_host::{ApprovalSink, Decision};
+use approval_host::{ApprovalSink, Decision, ReviewerKey};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use clap::Args;
@@ -48,6 +48,43 @@ pub struct DemoArgs {
     /// 127.0.0.1; otherwise a URL such as `http://127.0.0.1:50051`.
     #[arg(long, value_name = "URL|local")]
     gateway: Option<String>,
+    /// The reviewer signs every verdict with an Ed25519 key the sink
+    /// trusts, and an attacker publishes an approval for every request
+    /// first: unsigned, signed by its own key, or forged in the reviewer's
+    /// name. The sink must reject them all (`wrong verdicts 0`).
+    #[arg(long)]
+    signed: bool,
+}
+
+/// The keys of `--signed`: the reviewer's, trusted by the sink, and the
+/// attacker's.
+struct Keys {
+    reviewer: ReviewerKey,
+    attacker: ReviewerKey,
+}
+
+impl Keys {
+    /// The attacker's approval of `request_id`, one of three kinds in turn.
+    fn forgery(&self, request_id: String, n: u64) -> ApprovalResolved {
+        let mut forged = ApprovalResolved {
+            request_id,
+            decision: Decision::Approved as i32,
+            reviewer: self.reviewer.id().into(),
+            ..Default::default()
+        };
+        match n % 3 {
+            // Unsigned.
+            0 => {}
+            // Signed by the attacker's own (untrusted) key.
+            1 => self.attacker.sign(&mut forged),
+            // Signed by the attacker, claiming the reviewer's key.
+            _ => {
+                self.attacker.sign(&mut forged);
+                forged.key_id = self.reviewer.id().into();
+            }
+        }
+        forged
+    }
 }
 
 /// How the simulated reviewer's verdicts reach the sink.
@@ -112,7 +149,18 @@ fn plan(args: &DemoArgs) -> Vec<Plan> {
 }
 
 async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> {
+    let keys = if args.signed {
+        Some(Arc::new(Keys {
+            reviewer: ReviewerKey::generate("demo-reviewer")?,
+            attacker: ReviewerKey::generate("mallory")?,
+        }))
+    } else {
+        None
+    };
     let mut builder = ApprovalSink::builder();
+    if let Some(keys) = &keys {
+        builder = builder.trusted_key(keys.reviewer.trusted());
+    }
     if let Some(path) = component {
         builder = builder.component_file(path);
     }
@@ -137,6 +185,7 @@ async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> 
         }
     };
     let plans = Arc::new(plan(&args));
+    let signed = keys.as_deref().map(|keys| sign_all(keys, &plans));
     let timeout = Duration::from_millis(args.timeout_ms);
     let start = Instant::now();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -158,7 +207,7 @@ async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> 
         });
     }
     drop(tx);
-    let reviewer = tokio::spawn(review(reviewer, Arc::clone(&plans), start));
+    let reviewer = tokio::spawn(review(reviewer, Arc::clone(&plans), start, signed));
 
     let bar = ProgressBar::new(args.agents as u64);
     bar.set_style(
@@ -199,7 +248,37 @@ async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> 
 
 /// Sends the planned verdicts in 5 ms batches, as protobuf frames or
 /// through the gateway; returns how many events it published.
-async fn review(reviewer: Reviewer, plans: Arc<Vec<Plan>>, start: Instant) -> u64 {
+/// With `--signed`, each answered agent's (forgery, signed verdict), made
+/// before the run starts so signing never delays the reviewer.
+type Signed = Vec<Option<(ApprovalResolved, ApprovalResolved)>>;
+
+fn sign_all(keys: &Keys, plans: &[Plan]) -> Signed {
+    plans
+        .iter()
+        .enumerate()
+        .map(|(agent, p)| {
+            let (decision, _) = p.verdict?;
+            let mut verdict = ApprovalResolved {
+                request_id: format!("req-{agent}"),
+                decision: decision as i32,
+                reviewer: keys.reviewer.id().into(),
+                ..Default::default()
+            };
+            keys.reviewer.sign(&mut verdict);
+            Some((
+                keys.forgery(verdict.request_id.clone(), agent as u64),
+                verdict,
+            ))
+        })
+        .collect()
+}
+
+async fn review(
+    reviewer: Reviewer,
+    plans: Arc<Vec<Plan>>,
+    start: Instant,
+    signed: Option<Signed>,
+) -> u64 {
     let mut due: Vec<(Duration, usize, Decision)> = plans
         .iter()
         .enumerate()
@@ -218,20 +297,28 @@ async fn review(reviewer: Reviewer, plans: Arc<Vec<Plan>>, start: Instant) -> u6
                 break;
             }
             seq += 1;
-            batch.push(if seq.is_multiple_of(500) {
+            if seq.is_multiple_of(500) {
                 // A policy change now and then shares the stream.
-                Event::PolicyInvalidated(PolicyInvalidated {
+                batch.push(Event::PolicyInvalidated(PolicyInvalidated {
                     agent_id: format!("agent-{agent}"),
-                })
-            } else {
-                next += 1;
-                Event::ApprovalResolved(ApprovalResolved {
-                    request_id: format!("req-{agent}"),
-                    decision: decision as i32,
-                    reviewer: "demo-reviewer".into(),
-                    ..Default::default()
-                })
-            });
+                }));
+                continue;
+            }
+            next += 1;
+            let mut verdict = ApprovalResolved {
+                request_id: format!("req-{agent}"),
+                decision: decision as i32,
+                reviewer: "demo-reviewer".into(),
+                ..Default::default()
+            };
+            if let Some(Some((forged, genuine))) = signed.as_ref().map(|s| &s[agent]) {
+                // The attacker's approval goes first, so a sink that let it
+                // in would keep it (S15: the first verdict wins).
+                batch.push(Event::ApprovalResolved(forged.clone()));
+                seq += 1;
+                verdict = genuine.clone();
+            }
+            batch.push(Event::ApprovalResolved(verdict));
         }
         if let Err(e) = reviewer.publish(batch, seq).await {
             tracing::error!(error = %e, "publishing verdicts failed");
@@ -339,6 +426,12 @@ async fn summarize(
     row("peak waiters", peak.to_string());
     row("events published (protobuf)", frames.to_string());
     row("policy invalidations", stats.invalidations.to_string());
+    if args.signed {
+        row(
+            "forged/unsigned rejected",
+            stats.unauthenticated.to_string(),
+        );
+    }
     row(
         "malformed / duplicates",
         format!("{} / {}", stats.malformed, stats.duplicates),
