@@ -5,12 +5,13 @@
 //! does not have, so this is a proptest of arbitrary bytes (split into
 //! arbitrary chunks) through the real component, plus the checked-in corpus
 //! of interesting frames in `tests/corpus/`. The same bytes also go through
-//! the guest's frame decoder natively.
+//! the guest's frame decoder natively. Signed frames (S17) are flipped too:
+//! no flip may turn a forgery into an applied verdict.
 
 use approval_guest::frames::{FrameDecoder, apply_frame};
 use approval_guest::registry::{Registry, TimeSource};
-use approval_host::{Decision, Outcome};
-use approval_tests::events::{stream, verdict_event, wire};
+use approval_host::{ApprovalSink, Decision, Outcome, ReviewerKey, TrustedKey};
+use approval_tests::events::{frame, resolved_event, signed, stream, verdict_event, wire};
 use approval_tests::sinks::{manual_sink, proptest_cases};
 use approval_tests::time::HOUR;
 use proptest::prelude::*;
@@ -72,8 +73,84 @@ fn mutated() -> impl Strategy<Value = Vec<Vec<u8>>> {
         })
 }
 
+/// Alice's signed denial of "victim", Mallory's own signed approval of it,
+/// then the same stream with bytes flipped (S17): whatever the flips hit
+/// (decision, id, reviewer, time, key id, signature), a sink that trusts
+/// Alice only ever applies a verdict her signature covers, so "victim" is
+/// never approved, and nothing traps.
+fn mutated_signed() -> impl Strategy<Value = (Vec<(usize, u8)>, usize)> {
+    (
+        proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+        1usize..64,
+    )
+}
+
+/// Alice's public key, the stream above, and Alice's denial as one frame:
+/// signed once per thread (signing in a debug build is slow).
+struct SignedCase {
+    alice: TrustedKey,
+    stream: Vec<u8>,
+    genuine: Vec<u8>,
+}
+
+impl SignedCase {
+    fn new() -> Self {
+        let alice = ReviewerKey::generate("alice").unwrap();
+        let mallory = ReviewerKey::generate("mallory").unwrap();
+        SignedCase {
+            alice: alice.trusted(),
+            stream: stream(&[
+                resolved_event(1, signed(&mallory, "victim", Decision::Approved)),
+                resolved_event(2, signed(&alice, "victim", Decision::Denied)),
+            ]),
+            genuine: frame(&resolved_event(
+                0,
+                signed(&alice, "victim", Decision::Denied),
+            )),
+        }
+    }
+}
+
+async fn never_approved_by_a_forgery(
+    case: &SignedCase,
+    flips: &[(usize, u8)],
+    chunk: usize,
+) -> Result<(), TestCaseError> {
+    let sink = ApprovalSink::builder()
+        .trusted_key(case.alice.clone())
+        .build()
+        .unwrap();
+    let w = sink.wait("victim", HOUR);
+    let mut bytes = case.stream.clone();
+    for &(at, value) in flips {
+        let len = bytes.len();
+        bytes[at % len] = value;
+    }
+    for piece in bytes.chunks(chunk) {
+        prop_assert!(sink.ingest_bytes(piece).is_ok());
+    }
+    sink.end_stream();
+    let s = sink.stats().await;
+    prop_assert_eq!((s.resets, s.traps), (0, 0));
+    if sink.waiter_count() == 1 {
+        // Not decided by the stream: a genuine verdict still lands.
+        sink.push_frame(&case.genuine).unwrap();
+    }
+    prop_assert_eq!(w.await.unwrap(), Outcome::Decided(Decision::Denied));
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: proptest_cases(2_000), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_signed_frames_never_approve_what_alice_denied((flips, chunk) in mutated_signed()) {
+        thread_local! {
+            static CASE: SignedCase = SignedCase::new();
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        CASE.with(|case| rt.block_on(never_approved_by_a_forgery(case, &flips, chunk)))?;
+    }
 
     #[test]
     fn arbitrary_bytes_never_trap_the_component(chunks in chunked()) {

@@ -4,13 +4,19 @@
 //! S1–S11, S15 (verdicts are final while remembered) and S16 (frames of
 //! several logs: a new log opens a new sequence window), written for
 //! clarity, not speed. Every wait's outcome and the guest's counters must
-//! agree with the model.
+//! agree with the model. A second property runs the same with a sink that
+//! trusts Alice's key (S17): frames come signed by Alice, by Mallory's own
+//! key, forged in Alice's name, or unsigned, and `deliver` is refused.
 //!
 //! 10,000 cases by default; `PROPTEST_CASES=N` for more or fewer.
 
-use approval_host::{ApprovalSink, Decision, Outcome, SinkConfig, SinkError, Wait};
-use approval_tests::events::{stream, verdict_event};
-use approval_tests::sinks::{manual_sink_with, proptest_cases};
+use approval_host::{
+    ApprovalSink, Decision, ManualClock, Outcome, ReviewerKey, SinkConfig, SinkError, TrustedKey,
+    Wait,
+};
+use approval_proto::ApprovalResolved;
+use approval_tests::events::{resolved_event, stream, verdict_event};
+use approval_tests::sinks::proptest_cases;
 use approval_tests::time::{MS_NS, settle_until};
 use proptest::prelude::*;
 use std::collections::VecDeque;
@@ -37,7 +43,85 @@ enum Op {
         log: u64,
         id: usize,
         decision: i32,
+        signer: Signer,
     },
+}
+
+/// Who signed a frame's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signer {
+    /// Alice, the trusted reviewer.
+    Alice,
+    /// Mallory, with her own (untrusted) key.
+    Mallory,
+    /// Mallory, naming Alice's key.
+    Forged,
+    /// Nobody.
+    Unsigned,
+}
+
+const SIGNERS: [Signer; 4] = [
+    Signer::Alice,
+    Signer::Mallory,
+    Signer::Forged,
+    Signer::Unsigned,
+];
+
+/// Every verdict a frame can carry, signed once per thread (signing in a
+/// debug build is slow): `[id][decision][signer]`, and Alice's public key.
+struct Signed {
+    alice: TrustedKey,
+    verdicts: Vec<Vec<Vec<ApprovalResolved>>>,
+}
+
+impl Signed {
+    fn new() -> Self {
+        let alice = ReviewerKey::generate("alice").expect("key");
+        let mallory = ReviewerKey::generate("mallory").expect("key");
+        let verdicts = IDS
+            .iter()
+            .map(|id| {
+                (0..5)
+                    .map(|decision| {
+                        SIGNERS
+                            .iter()
+                            .map(|signer| {
+                                let mut v = ApprovalResolved {
+                                    request_id: (*id).into(),
+                                    decision,
+                                    reviewer: "r".into(),
+                                    ..Default::default()
+                                };
+                                match signer {
+                                    Signer::Alice => alice.sign(&mut v),
+                                    Signer::Mallory => mallory.sign(&mut v),
+                                    Signer::Forged => {
+                                        mallory.sign(&mut v);
+                                        v.key_id = "alice".into();
+                                    }
+                                    Signer::Unsigned => {}
+                                }
+                                v
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Signed {
+            alice: alice.trusted(),
+            verdicts,
+        }
+    }
+
+    fn verdict(&self, id: usize, decision: i32, signer: Signer) -> ApprovalResolved {
+        let at = SIGNERS.iter().position(|s| *s == signer).unwrap_or(0);
+        self.verdicts[id][decision as usize][at].clone()
+    }
+}
+
+thread_local! {
+    static SIGNED: std::rc::Rc<Signed> = std::rc::Rc::new(Signed::new());
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -46,13 +130,15 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..IDS.len(), 0i32..5).prop_map(|(id, decision)| Op::Deliver { id, decision }),
         1 => any::<usize>().prop_map(|nth| Op::Cancel { nth }),
         2 => (0u64..2_500).prop_map(|ms| Op::Advance { ms }),
-        2 => (0u64..12, 0u64..3, 0..IDS.len(), 0i32..5).prop_map(|(seq, log, id, decision)| Op::Frame { seq, log, id, decision }),
+        2 => (0u64..12, 0u64..3, 0..IDS.len(), 0i32..5, 0..SIGNERS.len()).prop_map(|(seq, log, id, decision, s)| Op::Frame { seq, log, id, decision, signer: SIGNERS[s] }),
     ]
 }
 
 /// The reference model: plain vectors, linear scans.
 #[derive(Default)]
 struct Model {
+    /// Alice's key is trusted (S17).
+    signed: bool,
     now: u64,
     /// (wait index, id, deadline) of pending waits.
     waiters: Vec<(usize, usize, u64)>,
@@ -69,6 +155,7 @@ struct Model {
     malformed: u64,
     duplicates: u64,
     conflicts: u64,
+    unauthenticated: u64,
 }
 
 impl Model {
@@ -89,9 +176,11 @@ impl Model {
         index
     }
 
-    /// A verdict (or not) for `id`; false if it was rejected (malformed, or
-    /// the opposite of a remembered verdict: S15).
-    fn resolve(&mut self, id: usize, decision: i32) -> bool {
+    /// A verdict (or not) for `id` from `signer` (`None`: a direct
+    /// `deliver`, which carries no signature); false if it was rejected
+    /// (malformed, unauthenticated with keys trusted (S17), or the opposite
+    /// of a remembered verdict (S15)).
+    fn resolve(&mut self, id: usize, decision: i32, signer: Option<Signer>) -> bool {
         let verdict = match decision {
             1 => Decision::Approved,
             2 => Decision::Denied,
@@ -100,6 +189,10 @@ impl Model {
                 return false;
             }
         };
+        if self.signed && signer != Some(Signer::Alice) {
+            self.unauthenticated += 1;
+            return false;
+        }
         // S4/S15: expired verdicts are forgotten first; a remembered one is
         // final (a repeat is harmless, the opposite a conflict).
         while self
@@ -153,13 +246,13 @@ impl Model {
     /// A sequenced frame: a duplicate if its seq was applied already; it
     /// moves `last_seq` only if its verdict is applied (a rejected frame
     /// never does).
-    fn frame(&mut self, seq: u64, log: u64, id: usize, decision: i32) {
+    fn frame(&mut self, seq: u64, log: u64, id: usize, decision: i32, signer: Signer) {
         let in_window = log == 0 || log == self.log_id;
         if seq > 0 && in_window && seq <= self.last_seq {
             self.duplicates += 1;
             return;
         }
-        if self.resolve(id, decision) && seq > 0 {
+        if self.resolve(id, decision, Some(signer)) && seq > 0 {
             if !in_window {
                 if self.log_id != 0 || self.last_seq != 0 {
                     self.log_changes += 1;
@@ -174,6 +267,8 @@ impl Model {
 
 /// The component side of one case.
 struct Real {
+    /// The pre-signed verdicts frames carry (ignored by a sink without keys).
+    keys: std::rc::Rc<Signed>,
     sink: ApprovalSink,
     clock: approval_host::ManualClock,
     waits: Vec<Option<Wait>>,
@@ -181,14 +276,22 @@ struct Real {
 }
 
 impl Real {
-    fn new() -> Self {
+    /// A sink on virtual time; with `signed`, trusting Alice's key.
+    fn new(signed: bool) -> Self {
         let config = SinkConfig {
             verdict_cache_capacity: CACHE_CAPACITY as u32,
             verdict_cache_ttl: Duration::from_nanos(CACHE_TTL),
             ..SinkConfig::default()
         };
-        let (sink, clock) = manual_sink_with(config);
+        let keys = SIGNED.with(std::rc::Rc::clone);
+        let clock = ManualClock::new();
+        let mut builder = ApprovalSink::builder().clock(clock.clone()).config(config);
+        if signed {
+            builder = builder.trusted_key(keys.alice.clone());
+        }
+        let sink = builder.build().expect("sink");
         Real {
+            keys,
             sink,
             clock,
             waits: Vec::new(),
@@ -218,7 +321,7 @@ impl Real {
                 self.outcomes.push(None);
             }
             Op::Deliver { id, decision } => {
-                let accepted = model.resolve(id, decision);
+                let accepted = model.resolve(id, decision, None);
                 match Decision::try_from(decision) {
                     Ok(d) => {
                         let got = self.sink.deliver(IDS[id], d);
@@ -251,9 +354,10 @@ impl Real {
                 log,
                 id,
                 decision,
+                signer,
             } => {
-                model.frame(seq, log, id, decision);
-                let mut event = verdict_event(seq, IDS[id], decision);
+                model.frame(seq, log, id, decision, signer);
+                let mut event = resolved_event(seq, self.keys.verdict(id, decision, signer));
                 event.log_id = log;
                 let bytes = stream(&[event]);
                 self.sink
@@ -272,6 +376,7 @@ impl Real {
         let s = self.sink.stats().await;
         prop_assert_eq!(s.waiters as usize, model.waiters.len());
         let real = [
+            s.unauthenticated,
             s.conflicts,
             s.delivered,
             s.timed_out,
@@ -284,6 +389,7 @@ impl Real {
             s.log_changes,
         ];
         let expected = [
+            model.unauthenticated,
             model.conflicts,
             model.delivered,
             model.timed_out,
@@ -298,15 +404,18 @@ impl Real {
         prop_assert_eq!(
             real,
             expected,
-            "conflicts, delivered, timed out, cancelled, early hits, malformed, duplicates, last seq, log id, log changes"
+            "unauthenticated, conflicts, delivered, timed out, cancelled, early hits, malformed, duplicates, last seq, log id, log changes"
         );
         Ok(())
     }
 }
 
-async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut real = Real::new();
-    let mut model = Model::default();
+async fn run_case(ops: Vec<Op>, signed: bool) -> Result<(), TestCaseError> {
+    let mut real = Real::new(signed);
+    let mut model = Model {
+        signed,
+        ..Model::default()
+    };
     for op in ops {
         real.step(op, &mut model).await?;
         prop_assert_eq!(real.sink.waiter_count(), model.waiters.len());
@@ -320,6 +429,12 @@ proptest! {
     #[test]
     fn component_agrees_with_the_reference_model(ops in proptest::collection::vec(op(), 1..40)) {
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        rt.block_on(run_case(ops))?;
+        rt.block_on(run_case(ops, false))?;
+    }
+
+    #[test]
+    fn component_with_a_trusted_key_agrees_with_the_reference_model(ops in proptest::collection::vec(op(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        rt.block_on(run_case(ops, true))?;
     }
 }
