@@ -344,3 +344,31 @@ fn a_non_loopback_gateway_without_tls_and_tokens_refuses_to_start() {
         "tokens without TLS: {tokens_only:?}"
     );
 }
+
+/// `demo --signed`: an attacker approves every answered request first, in
+/// three ways; the sink trusts only the reviewer's key, rejects each
+/// forgery and sees no wrong verdict (the demo itself exits non-zero on
+/// any).
+#[test]
+fn the_signed_demo_rejects_every_forgery() {
+    for gateway in [None, Some("local")] {
+        let mut args = vec!["demo", "--signed", "--agents", "120", "--unanswered", "0"];
+        if let Some(g) = gateway {
+            args.extend_from_slice(&["--gateway", g]);
+        }
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{gateway:?}: {out:?}");
+        let summary = stdout(&out);
+        let row = |name: &str| -> u64 {
+            summary
+                .lines()
+                .find(|l| l.contains(name))
+                .and_then(|l| l.split('|').nth(2))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {name} row in {summary}"))
+        };
+        assert_eq!(row("wrong verdicts"), 0);
+        // One forgery per answered request, each rejected in the guest.
+        assert_eq!(row("forged/unsigned rejected"), 120, "{summary}");
+    }
+}
