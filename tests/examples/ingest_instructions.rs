@@ -13,28 +13,42 @@
 //! `NO_INGEST=1` builds the same frames without ingesting them (compile,
 //! instantiate and encoding cost). `REUSE_IDS=1` sends the same 10,000
 //! request ids in every call (each verdict overwrites a cached one) instead
-//! of one id per verdict. `APPROVAL_SINK_PERFMAP=1 perf record` names the
-//! guest's functions.
+//! of one id per verdict. `WAITERS=1` registers a wait on every id before
+//! its call, so each verdict resolves a waiter (the "resolving" bench row).
+//! `APPROVAL_SINK_PERFMAP=1 perf record` names the guest's functions.
 
 use approval_host::{ApprovalSink, SinkConfig};
 use approval_tests::events::approvals;
+use std::time::Duration;
 
 fn main() -> anyhow::Result<()> {
     let ingest = std::env::var_os("NO_INGEST").is_none();
     let reuse_ids = std::env::var_os("REUSE_IDS").is_some();
+    let waiters = std::env::var_os("WAITERS").is_some();
     let sink = ApprovalSink::builder()
         .config(SinkConfig {
             verdict_cache_capacity: 10_000,
             ..SinkConfig::default()
         })
         .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
     for round in 0..100u64 {
         let seq0 = round * 10_000 + 1;
         let id_from = if reuse_ids { 0 } else { seq0 as usize };
         let bytes = approvals(10_000, seq0, id_from);
+        let waits: Vec<_> = if waiters {
+            (0..10_000)
+                .map(|i| sink.wait(format!("req-{}", id_from + i), Duration::from_secs(3600)))
+                .collect()
+        } else {
+            Vec::new()
+        };
         if ingest {
             let report = sink.ingest_bytes(&bytes)?;
             anyhow::ensure!(report.events == 10_000, "every frame applies");
+            for w in waits {
+                anyhow::ensure!(rt.block_on(w).is_ok(), "resolved");
+            }
         }
     }
     Ok(())
