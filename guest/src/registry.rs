@@ -306,7 +306,19 @@ impl<C: TimeSource> Registry<C> {
         decider: Option<Decider>,
     ) -> Result<(u32, Option<u64>), RegistryError> {
         let now = self.clock.now_ns();
-        match self.cache.remember(id, verdict, decider, now) {
+        // The memory keeps the id the waiter index already holds (no second
+        // allocation), taking the waiters with it in the same lookup.
+        let mut taken: Option<Option<IdWaiters>> = None;
+        let by_id = &mut self.by_id;
+        let remembered = self.cache.remember(id, verdict, decider, now, || {
+            let (key, waiters) = match by_id.remove_entry(id) {
+                Some((key, waiters)) => (key, Some(waiters)),
+                None => (Rc::from(id), None),
+            };
+            taken = Some(waiters);
+            key
+        });
+        match remembered {
             Remembered::New => {}
             Remembered::Repeat => return Ok((0, None)),
             Remembered::Conflict => {
@@ -314,7 +326,12 @@ impl<C: TimeSource> Registry<C> {
                 return Err(RegistryError::ConflictingVerdict);
             }
         }
-        let Some(on_id) = self.by_id.remove(id) else {
+        // A memory of capacity 0 made no key: look the waiters up here.
+        let on_id = match taken {
+            Some(waiters) => waiters,
+            None => self.by_id.remove(id),
+        };
+        let Some(on_id) = on_id else {
             return Ok((0, Some(now)));
         };
         let mut woken = 0u32;

@@ -6,14 +6,21 @@
 //!
 //! # Invariants
 //!
-//! * `map` holds at most `capacity` verdicts; `order` lists insertions
-//!   oldest first as `(id, generation, stored_at)`. An `order` entry is stale
-//!   once its id was taken or overwritten (the map's generation for the id
-//!   no longer matches); stale entries are skipped, and pruned when they
-//!   outnumber live ones, so `order` stays O(capacity).
+//! * `table` holds at most `capacity` verdicts, each with its id's hash
+//!   (hashbrown's `HashTable`, so the id is hashed once per operation and
+//!   never again to evict it). `order` lists insertions oldest first as
+//!   `(hash, generation, stored_at)`: the generation is unique per
+//!   insertion, so an entry is found again by hash and generation alone,
+//!   with no string compare. An `order` entry is stale once its verdict was
+//!   dropped (no entry in `table` has that generation); stale entries are
+//!   skipped, and pruned when they outnumber live ones, so `order` stays
+//!   O(capacity).
 //! * Eviction is oldest first: by TTL (a scan of `order`'s front that stops
-//!   at the first young entry, with no map lookup unless something expired),
-//!   then by capacity. Every verdict dropped unused is counted.
+//!   at the first young entry, with no table lookup unless something
+//!   expired), then by capacity. Every verdict dropped unused is counted.
+//! * The key of a new entry comes from the caller ([`VerdictCache::remember`]
+//!   takes a maker), so the registry hands over the `Rc<str>` its waiter
+//!   index already holds instead of allocating the id again.
 //! * A verdict older than the TTL is never handed out, even if no eviction
 //!   pass has dropped it yet.
 
@@ -22,8 +29,9 @@ use crate::verdict::{Decider, Verdict};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
-use hashbrown::HashMap;
-use hashbrown::hash_map::{Entry, EntryRef};
+use core::hash::BuildHasher;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 /// What [`VerdictCache::remember`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,20 +46,25 @@ pub enum Remembered {
 }
 
 struct Cached {
+    id: Rc<str>,
+    /// The id's hash with the current seed.
+    hash: u64,
     verdict: Verdict,
     /// Who decided, when the event said so (boxed: most verdicts name
     /// nobody, and the memory holds up to its capacity of them).
     decider: Option<Box<Decider>>,
     stored_at: u64,
-    /// Insertion number, so a stale `order` entry of an overwritten id is
-    /// skipped.
+    /// Insertion number: unique, so an `order` entry finds exactly its own
+    /// insertion (and a stale one finds nothing).
     generation: u64,
 }
 
 /// A FIFO memory of applied verdicts, bounded by capacity and TTL.
 pub struct VerdictCache {
-    map: HashMap<Rc<str>, Cached, SeededState>,
-    order: VecDeque<(Rc<str>, u64, u64)>,
+    table: HashTable<Cached>,
+    hasher: SeededState,
+    /// `(hash, generation, stored_at)`, oldest first.
+    order: VecDeque<(u64, u64, u64)>,
     generation: u64,
     capacity: usize,
     ttl_ns: u64,
@@ -63,7 +76,8 @@ impl VerdictCache {
     /// with `hash_seed` (S20).
     pub fn new(capacity: u32, ttl_ns: u64, hash_seed: u64) -> Self {
         VerdictCache {
-            map: HashMap::with_hasher(seeded(hash_seed)),
+            table: HashTable::new(),
+            hasher: seeded(hash_seed),
             order: VecDeque::new(),
             generation: 0,
             capacity: capacity as usize,
@@ -74,9 +88,17 @@ impl VerdictCache {
 
     /// Rehashes what is remembered with a new seed (S20).
     pub fn reseed(&mut self, hash_seed: u64) {
-        let mut map = HashMap::with_capacity_and_hasher(self.map.len(), seeded(hash_seed));
-        map.extend(self.map.drain());
-        self.map = map;
+        self.hasher = seeded(hash_seed);
+        let mut entries: alloc::vec::Vec<Cached> = self.table.drain().collect();
+        entries.sort_unstable_by_key(|c| c.generation);
+        self.order.clear();
+        for mut cached in entries {
+            cached.hash = self.hasher.hash_one(&*cached.id);
+            self.order
+                .push_back((cached.hash, cached.generation, cached.stored_at));
+            let hash = cached.hash;
+            self.table.insert_unique(hash, cached, |c| c.hash);
+        }
     }
 
     /// Changes the bounds, evicting at once what no longer fits at `now`.
@@ -88,13 +110,15 @@ impl VerdictCache {
 
     /// Remembers `verdict` (decided by `decider`) for `id` at `now` unless a
     /// verdict is remembered for it already (S15: the first verdict wins),
-    /// with one hash lookup.
+    /// hashing the id once. `key` makes the stored copy of `id` (called only
+    /// for a new entry): the registry passes the one its waiter index holds.
     pub fn remember(
         &mut self,
         id: &str,
         verdict: Verdict,
         decider: Option<Decider>,
         now: u64,
+        key: impl FnOnce() -> Rc<str>,
     ) -> Remembered {
         if self.capacity == 0 {
             return Remembered::New;
@@ -102,32 +126,32 @@ impl VerdictCache {
         // Whatever is past its TTL goes first, so an entry found below is
         // still remembered.
         self.evict(now);
+        let hash = self.hasher.hash_one(id);
         let generation = self.generation + 1;
-        let key = match self.map.entry_ref(id) {
-            EntryRef::Occupied(entry) if entry.get().verdict == verdict => {
+        match self.table.entry(hash, |c| *c.id == *id, |c| c.hash) {
+            Entry::Occupied(entry) if entry.get().verdict == verdict => {
                 return Remembered::Repeat;
             }
-            EntryRef::Occupied(_) => return Remembered::Conflict,
-            EntryRef::Vacant(entry) => {
-                let key: Rc<str> = Rc::from(id);
-                let cached = Cached {
+            Entry::Occupied(_) => return Remembered::Conflict,
+            Entry::Vacant(entry) => {
+                entry.insert(Cached {
+                    id: key(),
+                    hash,
                     verdict,
                     decider: decider.map(Box::new),
                     stored_at: now,
                     generation,
-                };
-                entry.insert_entry_with_key(Rc::clone(&key), cached);
-                key
+                });
             }
-        };
+        }
         self.generation = generation;
-        self.order.push_back((key, generation, now));
+        self.order.push_back((hash, generation, now));
         self.enforce_capacity();
         // Keep the queue bounded should stale entries ever build up.
-        if self.order.len() > 2 * self.map.len() + 64 {
-            let map = &self.map;
+        if self.order.len() > 2 * self.table.len() + 64 {
+            let table = &self.table;
             self.order
-                .retain(|(k, g, _)| map.get(k).is_some_and(|c| c.generation == *g));
+                .retain(|&(h, g, _)| table.find(h, |c| c.generation == g).is_some());
         }
         Remembered::New
     }
@@ -135,37 +159,40 @@ impl VerdictCache {
     /// The verdict remembered for `id`, if it is still within the TTL (one
     /// found past it is dropped now and counted as evicted).
     pub fn get(&mut self, id: &str, now: u64) -> Option<Verdict> {
-        let entry = self.map.get(id)?;
-        if now.saturating_sub(entry.stored_at) <= self.ttl_ns {
-            return Some(entry.verdict);
-        }
-        // Its `order` entry goes stale (the generation no longer matches).
-        self.map.remove(id);
-        self.evictions += 1;
-        None
+        self.lookup(id, now).map(|(verdict, _)| verdict)
     }
 
-    /// [`VerdictCache::get`], with who decided when the event said so (a
-    /// cold path: it hashes the id twice).
+    /// [`VerdictCache::get`], with who decided when the event said so.
     pub fn lookup(&mut self, id: &str, now: u64) -> Option<(Verdict, Option<&Decider>)> {
-        let verdict = self.get(id, now)?;
-        Some((verdict, self.map.get(id).and_then(|e| e.decider.as_deref())))
+        if self.table.is_empty() {
+            return None;
+        }
+        let hash = self.hasher.hash_one(id);
+        let Ok(entry) = self.table.find_entry(hash, |c| *c.id == *id) else {
+            return None;
+        };
+        if now.saturating_sub(entry.get().stored_at) > self.ttl_ns {
+            // Its `order` entry goes stale (no generation matches).
+            entry.remove();
+            self.evictions += 1;
+            return None;
+        }
+        let cached = entry.into_mut();
+        Some((cached.verdict, cached.decider.as_deref()))
     }
 
     /// Drops verdicts older than the TTL at `now`, then enforces the
     /// capacity (oldest first).
     pub fn evict(&mut self, now: u64) {
         // The queue is in insertion order, so the first entry young enough
-        // ends the scan; this costs no map lookup unless something expired
-        // (it runs on every cached verdict).
-        while let Some((_, _, stored_at)) = self.order.front() {
-            if now.saturating_sub(*stored_at) <= self.ttl_ns {
+        // ends the scan; this costs no lookup unless something expired (it
+        // runs on every cached verdict).
+        while let Some(&(hash, generation, stored_at)) = self.order.front() {
+            if now.saturating_sub(stored_at) <= self.ttl_ns {
                 break;
             }
-            let Some((key, generation, _)) = self.order.pop_front() else {
-                break;
-            };
-            self.evict_queued(key, generation);
+            self.order.pop_front();
+            self.evict_queued(hash, generation);
         }
         self.enforce_capacity();
     }
@@ -174,34 +201,38 @@ impl VerdictCache {
     /// its original time, unless the id has one already or it is past the
     /// TTL at `now`. Entries must come oldest first.
     pub fn restore(&mut self, id: &str, verdict: Verdict, stored_at: u64, now: u64) -> bool {
-        if self.capacity == 0
-            || now.saturating_sub(stored_at) > self.ttl_ns
-            || self.map.contains_key(id)
-        {
+        if self.capacity == 0 || now.saturating_sub(stored_at) > self.ttl_ns {
             return false;
         }
-        self.generation += 1;
-        let key: Rc<str> = Rc::from(id);
-        let cached = Cached {
-            verdict,
-            decider: None,
-            stored_at,
-            generation: self.generation,
-        };
-        self.map.insert(Rc::clone(&key), cached);
-        self.order.push_back((key, self.generation, stored_at));
+        let hash = self.hasher.hash_one(id);
+        let generation = self.generation + 1;
+        match self.table.entry(hash, |c| *c.id == *id, |c| c.hash) {
+            Entry::Occupied(_) => return false,
+            Entry::Vacant(entry) => {
+                entry.insert(Cached {
+                    id: Rc::from(id),
+                    hash,
+                    verdict,
+                    decider: None,
+                    stored_at,
+                    generation,
+                });
+            }
+        }
+        self.generation = generation;
+        self.order.push_back((hash, generation, stored_at));
         self.enforce_capacity();
         true
     }
 
     /// Verdicts cached now.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
     }
 
     /// Verdicts dropped unused so far (capacity or TTL).
@@ -211,20 +242,18 @@ impl VerdictCache {
 
     /// Drops the oldest live verdicts until the capacity holds.
     fn enforce_capacity(&mut self) {
-        while self.map.len() > self.capacity {
-            let Some((key, generation, _)) = self.order.pop_front() else {
+        while self.table.len() > self.capacity {
+            let Some((hash, generation, _)) = self.order.pop_front() else {
                 break;
             };
-            self.evict_queued(key, generation);
+            self.evict_queued(hash, generation);
         }
     }
 
-    /// Evicts `key`'s verdict if it is still the one queued with
-    /// `generation` (not taken or overwritten since), hashing the id once.
-    fn evict_queued(&mut self, key: Rc<str>, generation: u64) {
-        if let Entry::Occupied(entry) = self.map.entry(key)
-            && entry.get().generation == generation
-        {
+    /// Evicts the verdict inserted as `generation` if it is still there:
+    /// found by its stored hash, compared by generation, no string work.
+    fn evict_queued(&mut self, hash: u64, generation: u64) {
+        if let Ok(entry) = self.table.find_entry(hash, |c| c.generation == generation) {
             entry.remove();
             self.evictions += 1;
         }
