@@ -136,11 +136,18 @@ pub fn status_error(endpoint: &str, status: &Status) -> SourceError {
 }
 
 /// Whether `rustls` failed somewhere in `error`'s source chain (also inside
-/// an `io::Error`, where tokio-rustls puts it).
+/// an `io::Error`, where tokio-rustls puts it), or the peer ended the
+/// connection with a fatal TLS alert. The alert is how a server refuses a
+/// client that sent no certificate under TLS 1.3: the client's handshake has
+/// already finished, and by the time the alert surfaces it has been turned
+/// into text, so its text is what is left to recognise (rustls words it
+/// "received fatal alert: ..."). When the server just closes the connection
+/// instead, the attempt reads as a network fault; a later attempt usually
+/// carries the alert.
 fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(e) = next {
-        if e.is::<rustls::Error>() {
+        if e.is::<rustls::Error>() || e.to_string().contains("received fatal alert") {
             return true;
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>()
