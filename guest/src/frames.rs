@@ -261,16 +261,8 @@ fn apply_event<C: TimeSource>(
         Event::ApprovalResolved(resolved) => {
             let verdict = Verdict::from_wire(resolved.decision)
                 .ok_or(FrameError::UnknownDecision(resolved.decision))?;
-            let fields = SignedFields {
-                request_id: &resolved.request_id,
-                verdict,
-                reviewer: &resolved.reviewer,
-                resolved_at_unix_ms: resolved.resolved_at_unix_ms,
-                key_id: &resolved.key_id,
-                signature: &resolved.signature,
-            };
             registry
-                .resolve_event(&fields)
+                .resolve_event(&SignedFields::of(&resolved, verdict))
                 .map(Applied::Resolved)
                 .map_err(|e| match e {
                     RegistryError::ConflictingVerdict => FrameError::Conflicting,

@@ -23,6 +23,7 @@
 use crate::verdict::Verdict;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use approval_proto::ApprovalResolved;
 use ed25519_dalek::{Signature, VerifyingKey};
 
 /// The domain separator the signing bytes start with (with a zero byte).
@@ -62,6 +63,20 @@ pub struct SignedFields<'a> {
     pub key_id: &'a str,
     /// The Ed25519 signature (empty = unsigned).
     pub signature: &'a [u8],
+}
+
+impl<'a> SignedFields<'a> {
+    /// The fields of a wire verdict whose decision was read as `verdict`.
+    pub fn of(resolved: &'a ApprovalResolved, verdict: Verdict) -> Self {
+        SignedFields {
+            request_id: &resolved.request_id,
+            verdict,
+            reviewer: &resolved.reviewer,
+            resolved_at_unix_ms: resolved.resolved_at_unix_ms,
+            key_id: &resolved.key_id,
+            signature: &resolved.signature,
+        }
+    }
 }
 
 /// Appends the signing bytes of a verdict to `out` (DESIGN.md section 4):

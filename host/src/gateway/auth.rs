@@ -114,18 +114,10 @@ impl Reviewers {
     pub(super) fn verify(&self, resolved: &ApprovalResolved) -> Result<Verdict, Status> {
         let verdict = Verdict::from_wire(resolved.decision)
             .ok_or_else(|| Status::invalid_argument("not a verdict"))?;
-        let fields = SignedFields {
-            request_id: &resolved.request_id,
-            verdict,
-            reviewer: &resolved.reviewer,
-            resolved_at_unix_ms: resolved.resolved_at_unix_ms,
-            key_id: &resolved.key_id,
-            signature: &resolved.signature,
-        };
         self.keys
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .verify(&fields)
+            .verify(&SignedFields::of(resolved, verdict))
             .map_err(|why| {
                 Status::permission_denied(format!(
                     "verdict not signed by a trusted reviewer key ({why:?})"
