@@ -22,10 +22,9 @@
 use crate::registry::{Registry, RegistryError, TimeSource};
 use crate::trust::{AuthFailure, SignedFields};
 use crate::verdict::Verdict;
+use crate::wire::{self, Payload};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use approval_proto::{Event, InvalidationEvent};
-use prost::Message;
 
 /// Why a frame or a stream was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,8 +199,8 @@ pub fn apply_frame<C: TimeSource>(
             u32::try_from(frame.len()).unwrap_or(u32::MAX),
         ))
     } else {
-        InvalidationEvent::decode(frame)
-            .map_err(|err| FrameError::Malformed(err.to_string()))
+        wire::decode(frame)
+            .map_err(|err| FrameError::Malformed(err.describe().to_string()))
             .and_then(|event| apply_event(registry, event, on_invalidation))
     };
     // A conflict or an unauthenticated verdict is counted by the registry
@@ -246,10 +245,10 @@ pub fn end_stream<C: TimeSource>(registry: &mut Registry<C>, decoder: &mut Frame
 /// Applies one decoded event; the caller counts errors.
 fn apply_event<C: TimeSource>(
     registry: &mut Registry<C>,
-    event: InvalidationEvent,
+    event: wire::Event<'_>,
     on_invalidation: &mut impl FnMut(&str),
 ) -> Result<Applied, FrameError> {
-    let Some(payload) = event.event else {
+    let Some(payload) = event.payload else {
         return Err(FrameError::Malformed("event has no payload".to_string()));
     };
     if registry.window().is_duplicate(event.seq, event.log_id) {
@@ -258,11 +257,11 @@ fn apply_event<C: TimeSource>(
     // Only an applied event moves `last_seq`: a rejected frame (even one
     // claiming `seq = u64::MAX`) must never make later events duplicates.
     let applied = match payload {
-        Event::ApprovalResolved(resolved) => {
+        Payload::Resolved(resolved) => {
             let verdict = Verdict::from_wire(resolved.decision)
                 .ok_or(FrameError::UnknownDecision(resolved.decision))?;
             registry
-                .resolve_event(&SignedFields::of(&resolved, verdict))
+                .resolve_event(&SignedFields::of_frame(&resolved, verdict))
                 .map(Applied::Resolved)
                 .map_err(|e| match e {
                     RegistryError::ConflictingVerdict => FrameError::Conflicting,
@@ -270,9 +269,9 @@ fn apply_event<C: TimeSource>(
                     other => FrameError::BadRequestId(other),
                 })?
         }
-        Event::PolicyInvalidated(invalidated) => {
+        Payload::Invalidated(agent_id) => {
             registry.note_invalidation();
-            on_invalidation(&invalidated.agent_id);
+            on_invalidation(agent_id);
             Applied::Invalidated
         }
     };

@@ -12,7 +12,9 @@
 //! * [`stats`]: the counters and the one list of their names;
 //! * [`trust`]: trusted reviewer keys and signed verdicts (S17);
 //! * [`window`]: the stream's `(log_id, last_seq)` and its duplicate rule;
-//! * [`frames`]: decodes the gateway's protobuf frames into the registry.
+//! * [`wire`]: a borrowed decode of `InvalidationEvent` (prost's answers, no
+//!   allocation);
+//! * [`frames`]: splits the gateway's stream into frames and applies them.
 //!
 //! All of these compile natively and are tested with plain `cargo test`
 //! (the host crate uses `config`, `stats` and `verdict` natively too). The
@@ -39,6 +41,7 @@ pub mod trust;
 pub mod verdict;
 pub mod verdict_cache;
 pub mod window;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

@@ -21,6 +21,7 @@
 //!   verdict (operators trust a handful of reviewers, not thousands).
 
 use crate::verdict::Verdict;
+use crate::wire;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use approval_proto::ApprovalResolved;
@@ -75,6 +76,18 @@ impl<'a> SignedFields<'a> {
             resolved_at_unix_ms: resolved.resolved_at_unix_ms,
             key_id: &resolved.key_id,
             signature: &resolved.signature,
+        }
+    }
+
+    /// The same, from a verdict borrowed from its frame.
+    pub fn of_frame(resolved: &wire::Resolved<'a>, verdict: Verdict) -> Self {
+        SignedFields {
+            request_id: resolved.request_id,
+            verdict,
+            reviewer: resolved.reviewer,
+            resolved_at_unix_ms: resolved.resolved_at_unix_ms,
+            key_id: resolved.key_id,
+            signature: resolved.signature,
         }
     }
 }

@@ -10,11 +10,14 @@
 
 use approval_guest::frames::{FrameDecoder, apply_frame};
 use approval_guest::registry::{Registry, TimeSource};
+use approval_guest::wire::{self, Payload};
 use approval_host::{ApprovalSink, Decision, Outcome, ReviewerKey, TrustedKey};
+use approval_proto::{Event, InvalidationEvent};
 use approval_tests::events::{frame, resolved_event, signed, stream, verdict_event, wire};
 use approval_tests::sinks::{manual_sink, proptest_cases};
 use approval_tests::time::HOUR;
 use proptest::prelude::*;
+use prost::Message;
 
 struct Zero;
 impl TimeSource for Zero {
@@ -140,8 +143,109 @@ async fn never_approved_by_a_forgery(
     Ok(())
 }
 
+/// The guest's borrowed decoder gives prost's answer for `bytes`: both
+/// refuse, or both read the same event.
+fn decodes_like_prost(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let ours = wire::decode(bytes);
+    let theirs = InvalidationEvent::decode(bytes);
+    match (ours, theirs) {
+        (Err(_), Err(_)) => {}
+        (Ok(ours), Ok(theirs)) => {
+            prop_assert_eq!((ours.seq, ours.log_id), (theirs.seq, theirs.log_id));
+            match (ours.payload, theirs.event) {
+                (None, None) => {}
+                (Some(Payload::Invalidated(a)), Some(Event::PolicyInvalidated(p))) => {
+                    prop_assert_eq!(a, p.agent_id.as_str());
+                }
+                (Some(Payload::Resolved(r)), Some(Event::ApprovalResolved(p))) => {
+                    prop_assert_eq!(
+                        (
+                            r.request_id,
+                            r.decision,
+                            r.reviewer,
+                            r.resolved_at_unix_ms,
+                            r.key_id,
+                            r.signature
+                        ),
+                        (
+                            p.request_id.as_str(),
+                            p.decision,
+                            p.reviewer.as_str(),
+                            p.resolved_at_unix_ms,
+                            p.key_id.as_str(),
+                            p.signature.as_slice()
+                        )
+                    );
+                }
+                (ours, theirs) => prop_assert!(false, "{:?} vs {:?}", ours, theirs),
+            }
+        }
+        (ours, theirs) => prop_assert!(false, "{:?} vs {:?}", ours, theirs),
+    }
+    Ok(())
+}
+
+/// Frames that stay close to valid: real events (every field set, both
+/// payloads, payload fields repeated so merges happen, unknown fields and
+/// groups) with a few bytes flipped.
+fn near_valid_frame() -> impl Strategy<Value = Vec<u8>> {
+    (
+        any::<u64>(),
+        any::<bool>(),
+        ".{0,8}",
+        any::<i32>(),
+        any::<i64>(),
+        proptest::collection::vec(any::<u8>(), 0..70),
+        proptest::collection::vec(any::<u8>(), 0..24),
+        proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+    )
+        .prop_map(
+            |(seq, resolved, text, decision, at, signature, tail, flips)| {
+                let payload = if resolved {
+                    Event::ApprovalResolved(approval_proto::ApprovalResolved {
+                        request_id: text.clone(),
+                        decision,
+                        reviewer: text.clone(),
+                        resolved_at_unix_ms: at,
+                        key_id: text,
+                        signature,
+                    })
+                } else {
+                    Event::PolicyInvalidated(approval_proto::PolicyInvalidated { agent_id: text })
+                };
+                let event = InvalidationEvent {
+                    seq,
+                    event: Some(payload),
+                    log_id: seq.rotate_left(7),
+                };
+                // The event, then raw bytes: more fields, unknown ones, a
+                // second payload to merge, groups, or garbage.
+                let mut bytes = event.encode_to_vec();
+                bytes.extend_from_slice(&event.encode_to_vec());
+                bytes.extend_from_slice(&tail);
+                for (at, value) in flips {
+                    let len = bytes.len();
+                    bytes[at % len] = value;
+                }
+                bytes
+            },
+        )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: proptest_cases(2_000), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_borrowed_decoder_answers_like_prost_on_arbitrary_bytes(
+        bytes in proptest::collection::vec(any::<u8>(), 0..200),
+    ) {
+        decodes_like_prost(&bytes)?;
+    }
+
+    #[test]
+    fn the_borrowed_decoder_answers_like_prost_on_near_valid_frames(bytes in near_valid_frame()) {
+        decodes_like_prost(&bytes)?;
+    }
 
     #[test]
     fn mutated_signed_frames_never_approve_what_alice_denied((flips, chunk) in mutated_signed()) {
