@@ -4,7 +4,8 @@
 //!
 //! * [`registry`]: the pure, clock-generic core (waiters, tokens, fan-out);
 //! * [`deadlines`]: the deadline queue with lazy deletion;
-//! * [`verdict_cache`]: the verdict memory, bounded by capacity and TTL (S4, S15);
+//! * [`ids`]: per request id, its waiters' tokens and its remembered verdict
+//!   (the verdict memory of S4 and S15, bounded by capacity and TTL);
 //! * [`journal`]: newly remembered verdicts as bytes, for the host to carry
 //!   over a reset (S18);
 //! * [`verdict`]: verdicts, outcomes, and their mapping to the wire `Decision`;
@@ -34,12 +35,12 @@ extern crate alloc;
 pub mod config;
 pub mod deadlines;
 pub mod frames;
+pub mod ids;
 pub mod journal;
 pub mod registry;
 pub mod stats;
 pub mod trust;
 pub mod verdict;
-pub mod verdict_cache;
 pub mod window;
 pub mod wire;
 

@@ -1,22 +1,22 @@
 //! The approval-waiter registry: the pure, clock-generic core of the sink.
 //!
-//! This module owns every waiter and the index of waiters by request id; it
-//! keeps their deadlines in a [`DeadlineQueue`], the verdict memory in a
-//! [`VerdictCache`] (with a journal of what it newly remembers, S18) and the
-//! stream's position in a [`SeqWindow`]. It knows nothing of wasm, bindings
+//! This module owns every waiter; it keeps the per-id state (the tokens
+//! waiting on each id and the verdict remembered for it) in an [`IdTable`]
+//! (with a journal of what it newly remembers, S18), their deadlines in a
+//! [`DeadlineQueue`] and the stream's position in a [`SeqWindow`]. It knows nothing of wasm, bindings
 //! or protobuf, so it compiles and is tested natively with a manual clock,
 //! under any executor.
 //!
 //! # Invariants
 //!
-//! * `waiters` maps a caller-chosen token to its entry; `by_id` maps a request
-//!   id to the tokens waiting on it and how many of them are live. A pending
-//!   token is in the list of its own id, and an id is in `by_id` iff a waiter
-//!   on it is pending. Removing one waiter leaves its token in the list
-//!   (lazy deletion, like the deadline queue's): a token counts for an id
-//!   only while `waiters` has it *with that id* (tokens may be reused), and a
-//!   list is compacted once stale tokens outnumber live ones, so k timeouts
-//!   or cancels on one id cost O(k), not O(k²).
+//! * `waiters` maps a caller-chosen token to its entry, which holds the
+//!   interned id (the [`IdTable`]'s own `Rc<str>`) and its hash. A pending
+//!   token is in the token list of its own id. Removing one waiter leaves
+//!   its token in the list (lazy deletion, like the deadline queue's): a
+//!   token counts for an id only while `waiters` has it *on that id*
+//!   (pointer-equal interned ids; tokens may be reused), and a list is
+//!   compacted once stale tokens outnumber live ones, so k timeouts or
+//!   cancels on one id cost O(k), not O(k²).
 //! * Every pending waiter has a live entry in `deadlines`; an entry is live
 //!   iff `waiters` holds its token with that deadline ([`Registry::is_live`]).
 //! * Removal is always by token (S6): a timeout or cancel never touches another
@@ -36,12 +36,12 @@
 
 use crate::config::{Config, SeededState, seeded};
 use crate::deadlines::DeadlineQueue;
+use crate::ids::{IdTable, Remembered, Waiting};
 use crate::journal;
 use crate::stats::Stats;
 use crate::trust::{AuthFailure, SignedFields, TrustedKeys};
 pub use crate::verdict::{Completion, Registered, Reply};
 use crate::verdict::{Decider, Outcome, Verdict};
-use crate::verdict_cache::{Remembered, VerdictCache};
 use crate::window::SeqWindow;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
@@ -75,15 +75,10 @@ pub enum RegistryError {
     Unauthenticated(AuthFailure),
 }
 
-/// The tokens registered on one request id (see the module invariants).
-#[derive(Default)]
-struct IdWaiters {
-    tokens: Vec<u64>,
-    live: usize,
-}
-
 struct Waiter {
+    /// The interned id (the [`IdTable`]'s), and its hash.
     id: Rc<str>,
+    id_hash: u64,
     deadline: u64,
     reply: Reply,
 }
@@ -93,9 +88,8 @@ pub struct Registry<C> {
     clock: C,
     config: Config,
     waiters: HashMap<u64, Waiter, SeededState>,
-    by_id: HashMap<Rc<str>, IdWaiters, SeededState>,
+    ids: IdTable,
     deadlines: DeadlineQueue,
-    cache: VerdictCache,
     outbox: Vec<Completion>,
     /// Verdicts remembered since the last [`Registry::take_journal`] (S18).
     journal: Vec<u8>,
@@ -112,13 +106,12 @@ impl<C: TimeSource> Registry<C> {
             clock,
             config,
             waiters: HashMap::with_hasher(seeded(config.hash_seed)),
-            by_id: HashMap::with_hasher(seeded(config.hash_seed)),
-            deadlines: DeadlineQueue::default(),
-            cache: VerdictCache::new(
+            ids: IdTable::new(
                 config.verdict_cache_capacity,
                 config.verdict_cache_ttl_ns,
                 config.hash_seed,
             ),
+            deadlines: DeadlineQueue::default(),
             outbox: Vec::new(),
             journal: Vec::new(),
             window: SeqWindow::default(),
@@ -142,13 +135,13 @@ impl<C: TimeSource> Registry<C> {
         }
         self.config = config;
         let n = presize.min(config.max_waiters as usize);
-        // Nothing is pending, so the maps are empty: new ones with the seed.
+        // Nothing is pending: a new waiter map with the seed; the id table
+        // (which may remember verdicts) rehashed with it.
         self.waiters = HashMap::with_capacity_and_hasher(n, seeded(config.hash_seed));
-        self.by_id = HashMap::with_capacity_and_hasher(n, seeded(config.hash_seed));
-        self.cache.reseed(config.hash_seed);
+        self.ids.reseed(config.hash_seed, n);
         self.deadlines.reserve(n);
         let now = self.clock.now_ns();
-        self.cache.set_bounds(
+        self.ids.set_bounds(
             config.verdict_cache_capacity,
             config.verdict_cache_ttl_ns,
             now,
@@ -175,7 +168,7 @@ impl<C: TimeSource> Registry<C> {
             return Err(RegistryError::DuplicateWaiter(waiter));
         }
         let now = self.clock.now_ns();
-        if let Some(verdict) = self.cache.get(id, now) {
+        if let Some(verdict) = self.ids.remembered(id, now) {
             self.stats.early_hits += 1;
             let outcome = Outcome::Decided(verdict);
             if let Reply::Async(tx) = reply {
@@ -187,17 +180,12 @@ impl<C: TimeSource> Registry<C> {
             return Err(RegistryError::TooManyWaiters(self.config.max_waiters));
         }
         let deadline = now.saturating_add(timeout_ns.min(self.config.max_timeout_ns));
-        let id: Rc<str> = match self.by_id.get_key_value(id) {
-            Some((key, _)) => Rc::clone(key),
-            None => Rc::from(id),
-        };
-        let on_id = self.by_id.entry(Rc::clone(&id)).or_default();
-        on_id.tokens.push(waiter);
-        on_id.live += 1;
+        let (id, id_hash) = self.ids.add_token(id, waiter);
         self.waiters.insert(
             waiter,
             Waiter {
                 id,
+                id_hash,
                 deadline,
                 reply,
             },
@@ -292,8 +280,8 @@ impl<C: TimeSource> Registry<C> {
     /// (S17); `None` once the memory dropped it (S15's bound).
     pub fn decided_by(&mut self, id: &str) -> Option<(Verdict, Option<Decider>)> {
         let now = self.clock.now_ns();
-        self.cache
-            .lookup(id, now)
+        self.ids
+            .decided_by(id, now)
             .map(|(verdict, decider)| (verdict, decider.cloned()))
     }
 
@@ -306,40 +294,29 @@ impl<C: TimeSource> Registry<C> {
         decider: Option<Decider>,
     ) -> Result<(u32, Option<u64>), RegistryError> {
         let now = self.clock.now_ns();
-        // The memory keeps the id the waiter index already holds (no second
-        // allocation), taking the waiters with it in the same lookup.
-        let mut taken: Option<Option<IdWaiters>> = None;
-        let by_id = &mut self.by_id;
-        let remembered = self.cache.remember(id, verdict, decider, now, || {
-            let (key, waiters) = match by_id.remove_entry(id) {
-                Some((key, waiters)) => (key, Some(waiters)),
-                None => (Rc::from(id), None),
-            };
-            taken = Some(waiters);
-            key
-        });
-        match remembered {
-            Remembered::New => {}
-            Remembered::Repeat => return Ok((0, None)),
-            Remembered::Conflict => {
+        // One lookup: the id's waiters, and its verdict from now on.
+        let waiting = match self.ids.remember(id, verdict, decider, now) {
+            (Remembered::New, waiting) => waiting,
+            (Remembered::Repeat, _) => return Ok((0, None)),
+            (Remembered::Conflict, _) => {
                 self.stats.conflicts += 1;
                 return Err(RegistryError::ConflictingVerdict);
             }
-        }
-        // A memory of capacity 0 made no key: look the waiters up here.
-        let on_id = match taken {
-            Some(waiters) => waiters,
-            None => self.by_id.remove(id),
         };
-        let Some(on_id) = on_id else {
+        let Some(Waiting {
+            id: interned,
+            tokens,
+        }) = waiting
+        else {
             return Ok((0, Some(now)));
         };
         let mut woken = 0u32;
-        for token in on_id.tokens {
+        for token in tokens {
             // A stale token may since have been reused on another id: one
-            // lookup both checks the id and takes the waiter.
+            // lookup both checks the id (a pointer compare) and takes the
+            // waiter.
             let entry = match self.waiters.entry(token) {
-                Entry::Occupied(e) if *e.get().id == *id => e.remove(),
+                Entry::Occupied(e) if Rc::ptr_eq(&e.get().id, &interned) => e.remove(),
                 _ => continue,
             };
             woken = woken.saturating_add(1);
@@ -369,7 +346,7 @@ impl<C: TimeSource> Registry<C> {
             }
         }
         self.stats.timed_out += u64::from(expired);
-        self.cache.evict(now);
+        self.ids.evict(now);
         expired
     }
 
@@ -388,7 +365,7 @@ impl<C: TimeSource> Registry<C> {
         self.stats.timed_out += 1;
         self.retire_deadlines(1);
         self.finish(waiter, entry.reply, Outcome::TimedOut);
-        self.cache.evict(now);
+        self.ids.evict(now);
         true
     }
 
@@ -412,7 +389,7 @@ impl<C: TimeSource> Registry<C> {
         for entry in journal::entries(journal_bytes) {
             if self.check_id(entry.id).is_ok()
                 && self
-                    .cache
+                    .ids
                     .restore(entry.id, entry.verdict, entry.stored_at, now)
             {
                 restored = restored.saturating_add(1);
@@ -446,9 +423,9 @@ impl<C: TimeSource> Registry<C> {
         let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Stats {
             waiters: count(self.waiters.len()),
-            ids: count(self.by_id.len()),
-            cached_verdicts: count(self.cache.len()),
-            evictions: self.cache.evictions(),
+            ids: count(self.ids.waiting_ids()),
+            cached_verdicts: count(self.ids.remembered_len()),
+            evictions: self.ids.evictions(),
             last_seq: self.window.last_seq,
             log_id: self.window.log_id,
             duplicates: self.window.duplicates,
@@ -483,24 +460,16 @@ impl<C: TimeSource> Registry<C> {
             .retire(n, waiters.len(), |t, d| Self::is_live(waiters, t, d));
     }
 
-    /// Takes `waiter` out of both maps; its deadline entry becomes stale.
+    /// Takes `waiter` out of the waiter map and its id's list; its deadline
+    /// entry becomes stale.
     fn remove(&mut self, waiter: u64) -> Option<Waiter> {
         let entry = self.waiters.remove(&waiter)?;
-        if let Some(on_id) = self.by_id.get_mut(&*entry.id) {
-            on_id.live = on_id.live.saturating_sub(1);
-            if on_id.live == 0 {
-                self.by_id.remove(&*entry.id);
-            } else if on_id.tokens.len() > 2 * on_id.live + 8 {
-                // Keep each live token of this id once (a token reused on
-                // the same id may be listed twice).
-                let waiters = &self.waiters;
-                on_id.tokens.sort_unstable();
-                on_id.tokens.dedup();
-                on_id
-                    .tokens
-                    .retain(|t| waiters.get(t).is_some_and(|w| w.id == entry.id));
-            }
-        }
+        let waiters = &self.waiters;
+        self.ids.remove_token(&entry.id, entry.id_hash, |t| {
+            waiters
+                .get(&t)
+                .is_some_and(|w| Rc::ptr_eq(&w.id, &entry.id))
+        });
         Some(entry)
     }
 
