@@ -8,15 +8,23 @@
 //!   understand more than their header.
 //! * Each call's journal is kept whole, as the guest returned it (moved,
 //!   not copied per entry): the ingest path pays one header walk per call.
-//! * Bounded like the guest's memory, a call's worth coarser: a chunk goes
-//!   once all its entries are past `verdict_cache_ttl`, or once the newer
-//!   chunks alone hold `verdict_cache_capacity` entries, so it holds at
-//!   most the capacity plus one call's entries.
+//! * Small journals (a `deliver`'s one entry, a frame or two) join the
+//!   newest chunk while it holds fewer than [`TAIL_ENTRIES`] entries, so a
+//!   stream of single verdicts costs no allocation and no chunk each.
+//! * Bounded like the guest's memory, a chunk coarser: a chunk goes once
+//!   all its entries are past `verdict_cache_ttl`, or once the newer chunks
+//!   alone hold `verdict_cache_capacity` entries, so it holds at most the
+//!   capacity plus one chunk's entries.
 //! * The guest re-checks everything it restores (TTL, capacity, ids); bytes
 //!   a faulty guest wrote end the walk, never panic the host.
 
 use approval_guest::journal;
+use approval_guest::verdict::Verdict;
 use std::collections::VecDeque;
+
+/// A small journal joins the newest chunk while that holds fewer entries
+/// than this.
+const TAIL_ENTRIES: usize = 256;
 
 /// One call's journal, kept whole (moved, never copied per entry).
 #[derive(Debug)]
@@ -59,11 +67,49 @@ impl VerdictJournal {
             return;
         }
         self.entries += entries;
-        self.chunks.push_back(Chunk {
-            bytes,
-            entries,
-            newest,
-        });
+        match self.chunks.back_mut() {
+            Some(tail) if tail.entries + entries <= TAIL_ENTRIES => {
+                tail.bytes.extend_from_slice(&bytes);
+                tail.entries += entries;
+                tail.newest = tail.newest.max(newest);
+            }
+            _ => self.chunks.push_back(Chunk {
+                bytes,
+                entries,
+                newest,
+            }),
+        }
+        self.trim(now);
+    }
+
+    /// Keeps one verdict the host delivered itself (`deliver`: the guest's
+    /// `resolve` returns no journal), without a buffer of its own.
+    pub(crate) fn push(&mut self, id: &str, verdict: Verdict, now: u64) {
+        if self.capacity == 0 {
+            return;
+        }
+        match self.chunks.back_mut() {
+            Some(tail) if tail.entries < TAIL_ENTRIES => {
+                journal::append(&mut tail.bytes, id, verdict, now);
+                tail.entries += 1;
+                tail.newest = tail.newest.max(now);
+            }
+            _ => {
+                let mut bytes = Vec::new();
+                journal::append(&mut bytes, id, verdict, now);
+                self.chunks.push_back(Chunk {
+                    bytes,
+                    entries: 1,
+                    newest: now,
+                });
+            }
+        }
+        self.entries += 1;
+        self.trim(now);
+    }
+
+    /// Drops the oldest chunks once everything in them is past the bounds.
+    fn trim(&mut self, now: u64) {
         while let Some(oldest) = self.chunks.front() {
             let expired = now.saturating_sub(oldest.newest) > self.ttl_ns;
             let beyond_capacity = self.entries - oldest.entries >= self.capacity;
@@ -103,15 +149,29 @@ mod tests {
         for (i, at) in [(1, 0), (2, 5), (3, 6)] {
             journal::append(&mut bytes, &format!("req-{i}"), Verdict::Approved, at);
         }
+        // Over the tail size, so the next journal starts a chunk of its own.
+        let filler = |at| {
+            let mut b = Vec::new();
+            for i in 0..TAIL_ENTRIES {
+                journal::append(&mut b, &format!("fill-{i}"), Verdict::Approved, at);
+            }
+            b
+        };
+        j.extend(filler(0), 0);
         j.extend(bytes, 6);
         assert_eq!(j.len(), 3, "one chunk: kept whole");
-        let mut next = Vec::new();
+        let mut next = filler(7);
         journal::append(&mut next, "req-4", Verdict::Denied, 7);
         journal::append(&mut next, "req-5", Verdict::Denied, 7);
         j.extend(next, 7);
-        assert_eq!(j.len(), 2, "the newer chunk holds the capacity");
+        assert_eq!(
+            j.len(),
+            TAIL_ENTRIES + 2,
+            "the newer chunk holds the capacity"
+        );
         let ids: Vec<_> = journal::entries(&j.bytes())
             .map(|e| e.id.to_string())
+            .skip(TAIL_ENTRIES)
             .collect();
         assert_eq!(ids, ["req-4", "req-5"]);
         let mut late = Vec::new();
@@ -120,5 +180,22 @@ mod tests {
         assert_eq!(j.len(), 1, "the old chunk is past the TTL");
         j.extend(vec![1, 2, 3], 100);
         assert_eq!(j.len(), 1, "garbage adds nothing");
+    }
+
+    #[test]
+    fn single_verdicts_share_the_tail_chunk() {
+        let mut j = VerdictJournal::new(10_000, 1_000);
+        for i in 0..3 * TAIL_ENTRIES {
+            j.push(&format!("req-{i}"), Verdict::Denied, 5);
+        }
+        assert_eq!(j.chunks.len(), 3, "one chunk per {TAIL_ENTRIES} verdicts");
+        assert_eq!(j.len(), 3 * TAIL_ENTRIES);
+        let first = journal::entries(&j.bytes())
+            .next()
+            .map(|e| e.id.to_string());
+        assert_eq!(first.as_deref(), Some("req-0"), "oldest first");
+        // Past the TTL, whole chunks go.
+        j.push("late", Verdict::Approved, 2_000);
+        assert_eq!(j.len(), 1);
     }
 }

@@ -38,7 +38,6 @@ use crate::report::{IngestReport, ResumePoint};
 use crate::sources::{EventSource, Pump, PumpConfig};
 use crate::stats::Stats;
 use crate::trust::{DecidedBy, Resolution, signed_chunk_bytes};
-use approval_guest::journal::append as journal_entry;
 use approval_guest::stats::Stats as GuestStats;
 use approval_guest::verdict::Verdict;
 use approval_proto::{Event, InvalidationEvent, PolicyInvalidated};
@@ -178,15 +177,12 @@ impl ApprovalSink {
                 state.counters.rejected_verdicts += 1;
                 return Err(SinkError::UnknownDecision(decision as i32));
             };
-            let mut batch = shared.call(state, |a| a.resolve(request_id, verdict))?;
+            let batch = shared.call(state, |a| a.resolve(request_id, verdict))?;
             // `resolve` returns no journal (S18): the host writes the entry
             // itself (a repeat is harmless: a fresh instance skips it).
-            journal_entry(
-                &mut batch.remembered,
-                request_id,
-                verdict,
-                shared.clock.now_ns(),
-            );
+            state
+                .journal
+                .push(request_id, verdict, shared.clock.now_ns());
             Ok(shared.apply(state, batch))
         })
     }
