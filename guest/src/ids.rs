@@ -50,6 +50,60 @@ pub enum Remembered {
     Conflict,
 }
 
+/// The tokens registered on one id. Most ids have one waiter, so one
+/// token is kept inline: registering and resolving it allocates nothing.
+#[derive(Debug, Default)]
+pub enum Tokens {
+    /// None.
+    #[default]
+    Empty,
+    /// Exactly one.
+    One(u64),
+    /// Two or more (possibly stale ones among them).
+    Many(Vec<u64>),
+}
+
+impl Tokens {
+    fn push(&mut self, token: u64) {
+        match self {
+            Tokens::Empty => *self = Tokens::One(token),
+            Tokens::One(first) => *self = Tokens::Many(alloc::vec![*first, token]),
+            Tokens::Many(all) => all.push(token),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Tokens::Empty => 0,
+            Tokens::One(_) => 1,
+            Tokens::Many(all) => all.len(),
+        }
+    }
+
+    /// Keeps each token for which `keep` holds, once.
+    fn compact(&mut self, keep: impl FnMut(&u64) -> bool) {
+        if let Tokens::Many(all) = self {
+            all.sort_unstable();
+            all.dedup();
+            all.retain(keep);
+        }
+    }
+}
+
+impl IntoIterator for Tokens {
+    type Item = u64;
+    type IntoIter = core::iter::Chain<core::option::IntoIter<u64>, alloc::vec::IntoIter<u64>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        let (one, many) = match self {
+            Tokens::Empty => (None, Vec::new()),
+            Tokens::One(token) => (Some(token), Vec::new()),
+            Tokens::Many(all) => (None, all),
+        };
+        one.into_iter().chain(many)
+    }
+}
+
 /// A remembered verdict.
 struct Memory {
     verdict: Verdict,
@@ -66,7 +120,7 @@ struct IdState {
     id: Rc<str>,
     /// The id's hash with the current seed.
     hash: u64,
-    tokens: Vec<u64>,
+    tokens: Tokens,
     live: usize,
     memory: Option<Memory>,
 }
@@ -77,7 +131,7 @@ pub struct Waiting {
     /// The interned id.
     pub id: Rc<str>,
     /// Tokens registered on it (some may be stale).
-    pub tokens: Vec<u64>,
+    pub tokens: Tokens,
 }
 
 /// Per-id waiters and remembered verdicts. See the module invariants.
@@ -181,7 +235,7 @@ impl IdTable {
             .or_insert_with(|| IdState {
                 id: Rc::from(id),
                 hash,
-                tokens: Vec::new(),
+                tokens: Tokens::Empty,
                 live: 0,
                 memory: None,
             })
@@ -210,16 +264,14 @@ impl IdTable {
         state.live = state.live.saturating_sub(1);
         if state.live == 0 {
             self.waiting = self.waiting.saturating_sub(1);
-            state.tokens = Vec::new();
+            state.tokens = Tokens::Empty;
             if state.memory.is_none() {
                 entry.remove();
             }
         } else if state.tokens.len() > 2 * state.live + 8 {
             // Keep each live token of this id once (a token reused on the
             // same id may be listed twice).
-            state.tokens.sort_unstable();
-            state.tokens.dedup();
-            state.tokens.retain(|&t| still_waiting(t));
+            state.tokens.compact(|&t| still_waiting(t));
         }
     }
 
@@ -247,7 +299,7 @@ impl IdTable {
                     vacant.insert(IdState {
                         id: Rc::from(id),
                         hash,
-                        tokens: Vec::new(),
+                        tokens: Tokens::Empty,
                         live: 0,
                         memory: Some(Memory {
                             verdict,
@@ -320,7 +372,7 @@ impl IdTable {
                 vacant.insert(IdState {
                     id: Rc::from(id),
                     hash,
-                    tokens: Vec::new(),
+                    tokens: Tokens::Empty,
                     live: 0,
                     memory: Some(memory),
                 });
