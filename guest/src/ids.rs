@@ -18,7 +18,8 @@
 //!   id (tokens may be reused); the list is compacted once stale tokens
 //!   outnumber live ones, and dropped whole when `live` reaches 0.
 //! * `order` lists remembered verdicts oldest first as `(hash, generation,
-//!   stored_at)`. The generation is unique per remembered verdict, so an
+//!   stored_at)`. The generation is unique among the verdicts `order` can
+//!   name (it holds at most twice the capacity plus 64), so an
 //!   `order` entry finds its own verdict by hash and generation alone; one
 //!   whose verdict is gone is stale, skipped, and pruned when stale ones
 //!   outnumber live ones.
@@ -59,15 +60,16 @@ pub enum Tokens {
     Empty,
     /// Exactly one.
     One(u64),
-    /// Two or more (possibly stale ones among them).
-    Many(Vec<u64>),
+    /// Two or more (possibly stale ones among them); boxed, so the common
+    /// case keeps an id's entry small.
+    Many(Box<Vec<u64>>),
 }
 
 impl Tokens {
     fn push(&mut self, token: u64) {
         match self {
             Tokens::Empty => *self = Tokens::One(token),
-            Tokens::One(first) => *self = Tokens::Many(alloc::vec![*first, token]),
+            Tokens::One(first) => *self = Tokens::Many(Box::new(alloc::vec![*first, token])),
             Tokens::Many(all) => all.push(token),
         }
     }
@@ -98,7 +100,7 @@ impl IntoIterator for Tokens {
         let (one, many) = match self {
             Tokens::Empty => (None, Vec::new()),
             Tokens::One(token) => (Some(token), Vec::new()),
-            Tokens::Many(all) => (None, all),
+            Tokens::Many(all) => (None, *all),
         };
         one.into_iter().chain(many)
     }
@@ -111,19 +113,23 @@ struct Memory {
     /// nobody).
     decider: Option<Box<Decider>>,
     stored_at: u64,
-    /// Unique per remembered verdict; its `order` entry carries it too.
-    generation: u64,
+    /// Unique among the verdicts `order` can still name: it wraps after
+    /// 2^32 verdicts, and `order` holds at most twice the remembered ones
+    /// plus 64, far fewer than a 4 GiB wasm32 memory could ever remember.
+    /// Its `order` entry carries it too.
+    generation: u32,
 }
 
-/// One request id.
+/// One request id, in at most 64 bytes: one cache line (the oldest
+/// entry's line is what evicting at capacity costs).
 struct IdState {
     id: Rc<str>,
-    /// The id's hash with the current seed.
-    hash: u64,
     tokens: Tokens,
-    live: usize,
+    live: u32,
     memory: Option<Memory>,
 }
+
+const _: () = assert!(core::mem::size_of::<IdState>() <= 64);
 
 /// The waiters that a newly remembered verdict must now resolve: the
 /// interned id (waiters on it hold the same pointer) and its token list.
@@ -138,8 +144,8 @@ pub struct Waiting {
 pub struct IdTable {
     table: HashTable<IdState>,
     hasher: SeededState,
-    order: VecDeque<(u64, u64, u64)>,
-    generation: u64,
+    order: VecDeque<(u64, u32, u64)>,
+    generation: u32,
     remembered: usize,
     waiting: usize,
     capacity: usize,
@@ -173,14 +179,13 @@ impl IdTable {
         // `order` follows the memory's age, which is the generation's order.
         entries.sort_unstable_by_key(|e| e.memory.as_ref().map_or(0, |m| m.generation));
         self.order.clear();
-        for mut entry in entries {
-            entry.hash = self.hasher.hash_one(&*entry.id);
+        let hasher = &self.hasher;
+        for entry in entries {
+            let hash = hasher.hash_one(&*entry.id);
             if let Some(m) = &entry.memory {
-                self.order
-                    .push_back((entry.hash, m.generation, m.stored_at));
+                self.order.push_back((hash, m.generation, m.stored_at));
             }
-            let hash = entry.hash;
-            table.insert_unique(hash, entry, |e| e.hash);
+            table.insert_unique(hash, entry, |e| hasher.hash_one(&*e.id));
         }
         self.table = table;
     }
@@ -228,13 +233,13 @@ impl IdTable {
     /// Adds `token` to `id`'s waiters; returns the interned id and its hash
     /// (for [`IdTable::remove_token`]).
     pub fn add_token(&mut self, id: &str, token: u64) -> (Rc<str>, u64) {
-        let hash = self.hasher.hash_one(id);
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(id);
         let entry = self
             .table
-            .entry(hash, |e| *e.id == *id, |e| e.hash)
+            .entry(hash, |e| *e.id == *id, |e| hasher.hash_one(&*e.id))
             .or_insert_with(|| IdState {
                 id: Rc::from(id),
-                hash,
                 tokens: Tokens::Empty,
                 live: 0,
                 memory: None,
@@ -268,7 +273,7 @@ impl IdTable {
             if state.memory.is_none() {
                 entry.remove();
             }
-        } else if state.tokens.len() > 2 * state.live + 8 {
+        } else if state.tokens.len() > 2 * state.live as usize + 8 {
             // Keep each live token of this id once (a token reused on the
             // same id may be listed twice).
             state.tokens.compact(|&t| still_waiting(t));
@@ -289,16 +294,19 @@ impl IdTable {
         // Whatever is past its TTL goes first, so a memory found below is
         // still remembered.
         self.evict(now);
-        let hash = self.hasher.hash_one(id);
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(id);
         let keep = self.capacity > 0;
-        let generation = self.generation + 1;
-        let mut entry = match self.table.entry(hash, |e| *e.id == *id, |e| e.hash) {
+        let generation = self.generation.wrapping_add(1);
+        let mut entry = match self
+            .table
+            .entry(hash, |e| *e.id == *id, |e| hasher.hash_one(&*e.id))
+        {
             Entry::Occupied(entry) => entry,
             Entry::Vacant(vacant) => {
                 if keep {
                     vacant.insert(IdState {
                         id: Rc::from(id),
-                        hash,
                         tokens: Tokens::Empty,
                         live: 0,
                         memory: Some(Memory {
@@ -351,15 +359,19 @@ impl IdTable {
         if self.capacity == 0 || now.saturating_sub(stored_at) > self.ttl_ns {
             return false;
         }
-        let hash = self.hasher.hash_one(id);
-        let generation = self.generation + 1;
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(id);
+        let generation = self.generation.wrapping_add(1);
         let memory = Memory {
             verdict,
             decider: None,
             stored_at,
             generation,
         };
-        match self.table.entry(hash, |e| *e.id == *id, |e| e.hash) {
+        match self
+            .table
+            .entry(hash, |e| *e.id == *id, |e| hasher.hash_one(&*e.id))
+        {
             Entry::Occupied(mut entry) => {
                 let state = entry.get_mut();
                 // A fresh instance has no waiters yet; never overwrite.
@@ -371,7 +383,6 @@ impl IdTable {
             Entry::Vacant(vacant) => {
                 vacant.insert(IdState {
                     id: Rc::from(id),
-                    hash,
                     tokens: Tokens::Empty,
                     live: 0,
                     memory: Some(memory),
@@ -414,7 +425,7 @@ impl IdTable {
 
     /// Books a newly remembered verdict: its place in `order`, the count,
     /// and the bounds.
-    fn note_remembered(&mut self, hash: u64, generation: u64, stored_at: u64) {
+    fn note_remembered(&mut self, hash: u64, generation: u32, stored_at: u64) {
         self.generation = generation;
         self.remembered += 1;
         self.order.push_back((hash, generation, stored_at));
@@ -442,7 +453,7 @@ impl IdTable {
 
     /// Forgets the verdict remembered as `generation` if it is still there:
     /// found by its stored hash, compared by generation, no string work.
-    fn forget(&mut self, hash: u64, generation: u64) {
+    fn forget(&mut self, hash: u64, generation: u32) {
         let Ok(mut entry) = self.table.find_entry(hash, |e| {
             e.memory
                 .as_ref()
