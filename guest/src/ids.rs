@@ -230,9 +230,9 @@ impl IdTable {
         Some((memory.verdict, memory.decider.as_deref()))
     }
 
-    /// Adds `token` to `id`'s waiters; returns the interned id and its hash
-    /// (for [`IdTable::remove_token`]).
-    pub fn add_token(&mut self, id: &str, token: u64) -> (Rc<str>, u64) {
+    /// Adds `token` to `id`'s waiters; returns the interned id (for
+    /// [`IdTable::remove_token`]).
+    pub fn add_token(&mut self, id: &str, token: u64) -> Rc<str> {
         let hasher = &self.hasher;
         let hash = hasher.hash_one(id);
         let entry = self
@@ -250,18 +250,15 @@ impl IdTable {
         if entry.live == 1 {
             self.waiting += 1;
         }
-        (Rc::clone(&entry.id), hash)
+        Rc::clone(&entry.id)
     }
 
-    /// One live waiter on `id` (the interned pointer, with its hash) is
-    /// gone. `still_waiting(token)` says whether a listed token is still a
-    /// pending waiter on this id (for compaction).
-    pub fn remove_token(
-        &mut self,
-        id: &Rc<str>,
-        hash: u64,
-        mut still_waiting: impl FnMut(u64) -> bool,
-    ) {
+    /// One live waiter on `id` (the interned pointer) is gone.
+    /// `still_waiting(token)` says whether a listed token is still a pending
+    /// waiter on this id (for compaction). The id is hashed again rather
+    /// than stored with every waiter: a million waiters keep 8 MB less.
+    pub fn remove_token(&mut self, id: &Rc<str>, mut still_waiting: impl FnMut(u64) -> bool) {
+        let hash = self.hasher.hash_one(&**id);
         let Ok(mut entry) = self.table.find_entry(hash, |e| Rc::ptr_eq(&e.id, id)) else {
             return;
         };

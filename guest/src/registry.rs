@@ -10,7 +10,7 @@
 //! # Invariants
 //!
 //! * `waiters` maps a caller-chosen token to its entry, which holds the
-//!   interned id (the [`IdTable`]'s own `Rc<str>`) and its hash. A pending
+//!   interned id (the [`IdTable`]'s own `Rc<str>`). A pending
 //!   token is in the token list of its own id. Removing one waiter leaves
 //!   its token in the list (lazy deletion, like the deadline queue's): a
 //!   token counts for an id only while `waiters` has it *on that id*
@@ -76,9 +76,8 @@ pub enum RegistryError {
 }
 
 struct Waiter {
-    /// The interned id (the [`IdTable`]'s), and its hash.
+    /// The interned id (the [`IdTable`]'s).
     id: Rc<str>,
-    id_hash: u64,
     deadline: u64,
     reply: Reply,
 }
@@ -180,12 +179,11 @@ impl<C: TimeSource> Registry<C> {
             return Err(RegistryError::TooManyWaiters(self.config.max_waiters));
         }
         let deadline = now.saturating_add(timeout_ns.min(self.config.max_timeout_ns));
-        let (id, id_hash) = self.ids.add_token(id, waiter);
+        let id = self.ids.add_token(id, waiter);
         self.waiters.insert(
             waiter,
             Waiter {
                 id,
-                id_hash,
                 deadline,
                 reply,
             },
@@ -465,7 +463,7 @@ impl<C: TimeSource> Registry<C> {
     fn remove(&mut self, waiter: u64) -> Option<Waiter> {
         let entry = self.waiters.remove(&waiter)?;
         let waiters = &self.waiters;
-        self.ids.remove_token(&entry.id, entry.id_hash, |t| {
+        self.ids.remove_token(&entry.id, |t| {
             waiters
                 .get(&t)
                 .is_some_and(|w| Rc::ptr_eq(&w.id, &entry.id))
