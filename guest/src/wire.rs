@@ -230,23 +230,39 @@ pub fn decode(frame: &[u8]) -> Result<Event<'_>, WireError> {
     Ok(event)
 }
 
-/// Merges a `PolicyInvalidated` body into `agent_id`.
-fn invalidated<'a>(
+/// Walks the fields of a nested message's body: `known` reads a field it
+/// knows and returns `true`, or returns `false` and the field is skipped.
+/// `depth` is what is left of the recursion limit.
+fn fields<'a>(
     body: &'a [u8],
-    mut agent_id: &'a str,
     depth: u32,
-) -> Result<&'a str, WireError> {
+    mut known: impl FnMut(&mut Reader<'a>, u32, u8) -> Result<bool, WireError>,
+) -> Result<(), WireError> {
     if depth == 0 {
         return Err(WireError::Group);
     }
     let mut r = Reader { bytes: body };
     while !r.done() {
         let (tag, wire) = r.key()?;
-        match tag {
-            1 => agent_id = r.string(wire)?,
-            _ => r.skip(tag, wire, depth)?,
+        if !known(&mut r, tag, wire)? {
+            r.skip(tag, wire, depth)?;
         }
     }
+    Ok(())
+}
+
+/// Merges a `PolicyInvalidated` body into `agent_id`.
+fn invalidated<'a>(
+    body: &'a [u8],
+    mut agent_id: &'a str,
+    depth: u32,
+) -> Result<&'a str, WireError> {
+    fields(body, depth, |r, tag, wire| {
+        if tag == 1 {
+            agent_id = r.string(wire)?;
+        }
+        Ok(tag == 1)
+    })?;
     Ok(agent_id)
 }
 
@@ -256,12 +272,7 @@ fn resolved<'a>(
     mut v: Resolved<'a>,
     depth: u32,
 ) -> Result<Resolved<'a>, WireError> {
-    if depth == 0 {
-        return Err(WireError::Group);
-    }
-    let mut r = Reader { bytes: body };
-    while !r.done() {
-        let (tag, wire) = r.key()?;
+    fields(body, depth, |r, tag, wire| {
         match tag {
             1 => v.request_id = r.string(wire)?,
             // prost reads int32/int64 (and the enum) from the varint's low bits.
@@ -270,9 +281,10 @@ fn resolved<'a>(
             4 => v.resolved_at_unix_ms = r.scalar(wire)? as i64,
             5 => v.key_id = r.string(wire)?,
             6 => v.signature = r.len_delimited(wire)?,
-            _ => r.skip(tag, wire, depth)?,
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     Ok(v)
 }
 
