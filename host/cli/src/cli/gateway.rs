@@ -308,8 +308,11 @@ pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<i32> {
         let resolution = tokio::select! {
             resolution = wait => resolution?,
             () = refused => {
+                // Still exactly one line on stdout: no decision was made.
+                println!("{}", Decision::Pending.as_str_name());
                 let why = pump.stats().last_error.unwrap_or_default();
-                anyhow::bail!("the gateway refused this client: {why}");
+                eprintln!("the gateway refused this client: {why}");
+                return Ok(3);
             }
         };
         let decision = match resolution.outcome {
