@@ -20,11 +20,15 @@
 //!   must reopen its source (resuming from `last_seq`, so nothing is lost).
 
 use crate::registry::{Registry, RegistryError, TimeSource};
-use crate::trust::{AuthFailure, SignedFields};
+use crate::trust::AuthFailure;
 use crate::verdict::Verdict;
 use crate::wire::{self, Payload};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+
+/// Most per-frame errors one ingest report lists (the guest's, and the
+/// host's sum of several); stats count them all.
+pub const MAX_REPORTED_ERRORS: usize = 16;
 
 /// Why a frame or a stream was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,7 +265,7 @@ fn apply_event<C: TimeSource>(
             let verdict = Verdict::from_wire(resolved.decision)
                 .ok_or(FrameError::UnknownDecision(resolved.decision))?;
             registry
-                .resolve_event(&SignedFields::of_frame(&resolved, verdict))
+                .resolve_event(&resolved, verdict)
                 .map(Applied::Resolved)
                 .map_err(|e| match e {
                     RegistryError::ConflictingVerdict => FrameError::Conflicting,

@@ -1,6 +1,6 @@
 //! wit-bindgen glue: WIT exports onto [`Registry`] and [`frames`].
 
-use crate::frames::{self, FrameDecoder, FrameError};
+use crate::frames::{self, FrameDecoder, FrameError, MAX_REPORTED_ERRORS};
 use crate::registry::{self, Registry, RegistryError, Reply, TimeSource};
 use crate::trust;
 use crate::verdict::{self, Verdict};
@@ -25,9 +25,6 @@ use assembly::approval::types::{
     SinkError, SinkStats, TrustedKey,
 };
 use exports::assembly::approval::registry::Guest as RegistryGuest;
-
-/// Most per-frame errors an ingest report lists; stats count them all.
-const MAX_REPORTED_ERRORS: usize = 16;
 
 /// Tables are pre-sized for this many waiters at `configure` (capped by
 /// `max-waiters`), so steady-state growth does not double them in place.

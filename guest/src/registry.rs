@@ -39,10 +39,11 @@ use crate::deadlines::DeadlineQueue;
 use crate::ids::{IdTable, Remembered, Waiting};
 use crate::journal;
 use crate::stats::Stats;
-use crate::trust::{AuthFailure, SignedFields, TrustedKeys};
+use crate::trust::{AuthFailure, TrustedKeys};
 pub use crate::verdict::{Completion, Registered, Reply};
 use crate::verdict::{Decider, Outcome, Verdict};
 use crate::window::SeqWindow;
+use crate::wire;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
@@ -225,11 +226,6 @@ impl<C: TimeSource> Registry<C> {
             .map_err(|e| RegistryError::InvalidConfig(e.reason()))
     }
 
-    /// Whether verdicts must be signed by a trusted key (S17).
-    pub fn requires_signatures(&self) -> bool {
-        self.trust.required()
-    }
-
     /// Delivers a verdict to every waiter on `id` (S2, S5) and remembers it
     /// (S4, S15). Returns how many waiters it resolved: 0 too for a repeat
     /// of the verdict already remembered. A request id that breaks a limit,
@@ -257,19 +253,22 @@ impl<C: TimeSource> Registry<C> {
     /// occupies the memory ahead of the genuine one), then resolves like
     /// [`Registry::resolve`], keeping who decided, and journals it (S18) if
     /// it was newly remembered: only the guest has seen these verdicts.
-    pub fn resolve_event(&mut self, event: &SignedFields<'_>) -> Result<u32, RegistryError> {
+    pub fn resolve_event(
+        &mut self,
+        event: &wire::Resolved<'_>,
+        verdict: Verdict,
+    ) -> Result<u32, RegistryError> {
         self.check_id(event.request_id)?;
         if self.trust.required()
-            && let Err(failure) = self.trust.verify(event)
+            && let Err(failure) = self.trust.verify(event, verdict)
         {
             self.stats.unauthenticated += 1;
             return Err(RegistryError::Unauthenticated(failure));
         }
         let decider = Decider::from_event(event.reviewer, event.key_id, event.resolved_at_unix_ms);
-        let (woken, remembered_at) =
-            self.apply_verdict(event.request_id, event.verdict, decider)?;
+        let (woken, remembered_at) = self.apply_verdict(event.request_id, verdict, decider)?;
         if let Some(at) = remembered_at {
-            journal::append(&mut self.journal, event.request_id, event.verdict, at);
+            journal::append(&mut self.journal, event.request_id, verdict, at);
         }
         Ok(woken)
     }

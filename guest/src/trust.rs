@@ -24,7 +24,6 @@ use crate::verdict::Verdict;
 use crate::wire;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use approval_proto::ApprovalResolved;
 use ed25519_dalek::{Signature, VerifyingKey};
 
 /// The domain separator the signing bytes start with (with a zero byte).
@@ -47,49 +46,6 @@ pub enum AuthFailure {
     /// The signature does not verify over the verdict's signing bytes (forged,
     /// moved to another request, or a field changed after signing).
     BadSignature,
-}
-
-/// The fields of a verdict a signature covers, plus the signature.
-#[derive(Debug, Clone, Copy)]
-pub struct SignedFields<'a> {
-    /// The request the verdict is for.
-    pub request_id: &'a str,
-    /// The decision.
-    pub verdict: Verdict,
-    /// Who decided, as the gateway reported it.
-    pub reviewer: &'a str,
-    /// When the reviewer decided (Unix ms).
-    pub resolved_at_unix_ms: i64,
-    /// The key that signed it ("" = unsigned).
-    pub key_id: &'a str,
-    /// The Ed25519 signature (empty = unsigned).
-    pub signature: &'a [u8],
-}
-
-impl<'a> SignedFields<'a> {
-    /// The fields of a wire verdict whose decision was read as `verdict`.
-    pub fn of(resolved: &'a ApprovalResolved, verdict: Verdict) -> Self {
-        SignedFields {
-            request_id: &resolved.request_id,
-            verdict,
-            reviewer: &resolved.reviewer,
-            resolved_at_unix_ms: resolved.resolved_at_unix_ms,
-            key_id: &resolved.key_id,
-            signature: &resolved.signature,
-        }
-    }
-
-    /// The same, from a verdict borrowed from its frame.
-    pub fn of_frame(resolved: &wire::Resolved<'a>, verdict: Verdict) -> Self {
-        SignedFields {
-            request_id: resolved.request_id,
-            verdict,
-            reviewer: resolved.reviewer,
-            resolved_at_unix_ms: resolved.resolved_at_unix_ms,
-            key_id: resolved.key_id,
-            signature: resolved.signature,
-        }
-    }
 }
 
 /// Appends the signing bytes of a verdict to `out` (DESIGN.md section 4):
@@ -196,19 +152,13 @@ impl TrustedKeys {
         !self.keys.is_empty()
     }
 
-    /// How many keys are trusted.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether no key is trusted.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// Checks a verdict against the trusted keys (call only when
-    /// [`TrustedKeys::required`]).
-    pub fn verify(&mut self, fields: &SignedFields<'_>) -> Result<(), AuthFailure> {
+    /// Checks a verdict (its decision read as `verdict`) against the
+    /// trusted keys (call only when [`TrustedKeys::required`]).
+    pub fn verify(
+        &mut self,
+        fields: &wire::Resolved<'_>,
+        verdict: Verdict,
+    ) -> Result<(), AuthFailure> {
         if fields.key_id.is_empty() || fields.signature.is_empty() {
             return Err(AuthFailure::Unsigned);
         }
@@ -224,7 +174,7 @@ impl TrustedKeys {
         write_signing_bytes(
             &mut self.scratch,
             fields.request_id,
-            fields.verdict,
+            verdict,
             fields.reviewer,
             fields.resolved_at_unix_ms,
         );

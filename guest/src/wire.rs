@@ -69,6 +69,20 @@ pub struct Resolved<'a> {
     pub signature: &'a [u8],
 }
 
+impl<'a> From<&'a approval_proto::ApprovalResolved> for Resolved<'a> {
+    /// The same fields of an owned message (the gateway's `Resolve`).
+    fn from(r: &'a approval_proto::ApprovalResolved) -> Self {
+        Resolved {
+            request_id: &r.request_id,
+            decision: r.decision,
+            reviewer: &r.reviewer,
+            resolved_at_unix_ms: r.resolved_at_unix_ms,
+            key_id: &r.key_id,
+            signature: &r.signature,
+        }
+    }
+}
+
 /// The `event` oneof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Payload<'a> {

@@ -28,7 +28,7 @@ pub struct IngestReport {
 
 impl IngestReport {
     /// Most errors one report lists (as the guest's own reports).
-    pub const MAX_ERRORS: usize = 16;
+    pub const MAX_ERRORS: usize = approval_guest::frames::MAX_REPORTED_ERRORS;
 
     /// Adds what the next chunk of the same stream did: counts add up, the
     /// errors list stays bounded, the resume point is the later one's.

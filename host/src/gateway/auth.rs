@@ -18,8 +18,9 @@
 //!   forgotten first, counted).
 
 use crate::trust::TrustedKey;
-use approval_guest::trust::{SignedFields, TrustedKeys};
+use approval_guest::trust::TrustedKeys;
 use approval_guest::verdict::Verdict;
+use approval_guest::wire;
 use approval_proto::{ApprovalResolved, Decision};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -117,7 +118,7 @@ impl Reviewers {
         self.keys
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .verify(&SignedFields::of(resolved, verdict))
+            .verify(&wire::Resolved::from(resolved), verdict)
             .map_err(|why| {
                 Status::permission_denied(format!(
                     "verdict not signed by a trusted reviewer key ({why:?})"
