@@ -17,7 +17,9 @@
 //! * [`inspect`]: what a component file is (world, imports, exports);
 //! * [`sources`]: event sources (gRPC, any `AsyncRead`) and the pump;
 //! * [`gateway`] (feature `gateway`): a development gateway (tonic server)
-//!   for the CLI and tests.
+//!   for the CLI and tests;
+//! * [`nats`] (feature `nats`): NATS JetStream as the shared log of many
+//!   machines: subjects, log id, conditional publishing of verdicts.
 //!
 //! The CLI lives in its own crate (`host/cli`), so a library user compiles
 //! neither clap nor the gateway.
@@ -36,6 +38,8 @@ mod error;
 pub mod gateway;
 mod imports;
 pub mod inspect;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod outcome;
 mod report;
 pub mod sink;

@@ -5,6 +5,7 @@
 //! * [`sinks`] builds host-adapter sinks on the embedded `approval-registry`
 //!   component with a `ManualClock`;
 //! * [`events`] encodes gateway events and frames;
+//! * [`nats`] runs real `nats-server`s (single or a cluster) on loopback;
 //! * [`time`] holds the time units and the settle helpers.
 //!
 //! The suites live in `tests/`; each is named for the semantics it proves.
@@ -12,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod events;
+pub mod nats;
 pub mod plugin;
 pub mod sinks;
 pub mod time;

@@ -7,7 +7,8 @@
 //!
 //! `mod.rs` holds the two services and `Resolve`'s validation; `log.rs` the
 //! [`GatewayLog`] they serve; `auth.rs` tokens, trusted keys and first-wins
-//! (DESIGN section 9).
+//! (DESIGN section 9); `nats.rs` (feature `nats`) the same services over the
+//! shared JetStream log instead, for stateless gateways (section 10).
 //!
 //! # Invariants
 //!
@@ -50,6 +51,8 @@ use tonic::{Request, Response, Status};
 
 mod auth;
 mod log;
+#[cfg(feature = "nats")]
+mod nats;
 
 pub use auth::{FIRST_WINS_CAPACITY, Token};
 pub use log::{GatewayLog, LogLimits, LogStats};
@@ -68,10 +71,21 @@ pub struct ServerTls {
     pub client_ca_pem: Option<String>,
 }
 
-/// The gateway's gRPC services over one [`GatewayLog`].
+/// Where a gateway's events live.
+#[derive(Clone)]
+enum Backend {
+    /// Its own in-memory log.
+    Memory(Arc<GatewayLog>),
+    /// The shared JetStream log (stateless gateways).
+    #[cfg(feature = "nats")]
+    Nats(Box<crate::nats::VerdictLog>),
+}
+
+/// The gateway's gRPC services over one [`GatewayLog`], or (feature `nats`)
+/// over the shared JetStream log.
 #[derive(Clone)]
 pub struct Gateway {
-    log: Arc<GatewayLog>,
+    log: Backend,
     /// Turns true when this server instance shuts down, ending its
     /// subscriptions (they never end on their own, so graceful shutdown
     /// would otherwise wait for ever).
@@ -86,6 +100,17 @@ impl Gateway {
     /// Services over `log`: open to anyone who can connect, unsigned
     /// verdicts accepted (development; see the methods below).
     pub fn new(log: Arc<GatewayLog>) -> Self {
+        Self::over(Backend::Memory(log))
+    }
+
+    /// Services over the shared JetStream log: any number of gateways serve
+    /// one stream; the log itself lets the first verdict per id win.
+    #[cfg(feature = "nats")]
+    pub fn nats(log: crate::nats::VerdictLog) -> Self {
+        Self::over(Backend::Nats(Box::new(log)))
+    }
+
+    fn over(log: Backend) -> Self {
         Gateway {
             log,
             closing: watch::channel(false).1,
@@ -168,7 +193,7 @@ fn wanted(agent_id: &str, event: &InvalidationEvent) -> bool {
     }
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<InvalidationEvent, Status>> + Send>>;
+pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<InvalidationEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl InvalidationService for Gateway {
@@ -185,12 +210,22 @@ impl InvalidationService for Gateway {
             log_id,
         } = request.into_inner();
         check_len("agent_id", &agent_id, 0, MAX_ID_BYTES)?;
-        let Some(slot) = self.log.admit() else {
+        let log = match &self.log {
+            Backend::Memory(log) => log,
+            #[cfg(feature = "nats")]
+            Backend::Nats(log) => {
+                let closing = self.closing.clone();
+                let events =
+                    nats::subscribe(log, &agent_id, last_seq_seen, log_id, closing).await?;
+                return Ok(Response::new(events));
+            }
+        };
+        let Some(slot) = log.admit() else {
             return Err(Status::resource_exhausted(
                 "too many subscribers; retry later (with backoff)",
             ));
         };
-        let (from, backlog, mut live) = self.log.follow(last_seq_seen, log_id);
+        let (from, backlog, mut live) = log.follow(last_seq_seen, log_id);
         let mut closing = self.closing.clone();
         let mut sent = backlog.last().map_or(from, |e| e.seq);
         let stream = async_stream::stream! {
@@ -240,13 +275,25 @@ impl ReviewService for Gateway {
         check_token(self.review_token.as_ref(), &request)?;
         let resolved = request.into_inner();
         check_resolve(&resolved)?;
+        let log = match &self.log {
+            Backend::Memory(log) => log,
+            #[cfg(feature = "nats")]
+            Backend::Nats(log) => {
+                // The log enforces first-wins; only the signature is ours.
+                if let Some(reviewers) = &self.reviewers {
+                    reviewers.verify(&resolved)?;
+                }
+                let seq = nats::resolve(log, &resolved).await?;
+                return Ok(Response::new(PublishReply { seq }));
+            }
+        };
         let seq = match &self.reviewers {
-            None => self.log.publish(Event::ApprovalResolved(resolved)),
+            None => log.publish(Event::ApprovalResolved(resolved)),
             Some(reviewers) => {
                 let verdict = reviewers.verify(&resolved)?;
                 let id = resolved.request_id.clone();
                 reviewers.first_wins(&id, verdict, || {
-                    self.log.publish(Event::ApprovalResolved(resolved))
+                    log.publish(Event::ApprovalResolved(resolved))
                 })?
             }
         };
@@ -260,7 +307,11 @@ impl ReviewService for Gateway {
         check_token(self.review_token.as_ref(), &request)?;
         let invalidated = request.into_inner();
         check_len("agent_id", &invalidated.agent_id, 0, MAX_ID_BYTES)?;
-        let seq = self.log.publish(Event::PolicyInvalidated(invalidated));
+        let seq = match &self.log {
+            Backend::Memory(log) => log.publish(Event::PolicyInvalidated(invalidated)),
+            #[cfg(feature = "nats")]
+            Backend::Nats(log) => nats::invalidate(log, &invalidated).await?,
+        };
         Ok(Response::new(PublishReply { seq }))
     }
 }
@@ -277,7 +328,8 @@ pub const MAX_REVIEW_REQUEST_BYTES: usize = 16 * 1024;
 
 /// DESIGN section 9: a `Resolve` publishes nothing unless every field is in
 /// range, so the gateway's own events stay small (`INVALID_ARGUMENT`).
-fn check_resolve(resolved: &ApprovalResolved) -> Result<(), Status> {
+/// Public so a direct publisher (`resolve --nats`) makes the same checks.
+pub fn check_resolve(resolved: &ApprovalResolved) -> Result<(), Status> {
     check_len("request_id", &resolved.request_id, 1, MAX_ID_BYTES)?;
     check_len("reviewer", &resolved.reviewer, 0, MAX_ID_BYTES)?;
     check_len("key_id", &resolved.key_id, 0, MAX_ID_BYTES)?;

@@ -17,10 +17,12 @@
 //! * `shared.rs`: the mutex, the one way to call the guest, completions;
 //! * `recovery.rs`: trap recovery (S12) and the crash-loop guard;
 //! * `timer.rs`: the timer task that expires due waiters;
+//! * `lookup.rs`: durable waits: looking each new wait up in the log;
 //! * `wait.rs`: the [`Wait`] future and cancel-on-drop (S7).
 
 mod builder;
 mod journal;
+pub(crate) mod lookup;
 mod recovery;
 mod shared;
 mod timer;
@@ -110,7 +112,7 @@ impl ApprovalSink {
     pub fn wait(&self, request_id: impl AsRef<str>, timeout: Duration) -> Wait {
         let request_id = request_id.as_ref();
         let shared = &self.shared;
-        shared.with_state(|state| {
+        let (wait, pending) = shared.with_state(|state| {
             let token = state.slots.insert();
             let registered = shared.call(state, |a| {
                 a.register(token, request_id, duration_ns(timeout))
@@ -118,14 +120,18 @@ impl ApprovalSink {
             let settled = match registered {
                 Ok(Registered::Pending(next)) => {
                     shared.note_deadline(state, Some(next));
-                    return Wait::registered(Arc::clone(shared), token);
+                    return (Wait::registered(Arc::clone(shared), token), true);
                 }
                 Ok(Registered::Settled(outcome)) => Ok(outcome),
                 Err(e) => Err(e),
             };
             state.slots.remove(token);
-            Wait::settled(Arc::clone(shared), settled)
-        })
+            (Wait::settled(Arc::clone(shared), settled), false)
+        });
+        if pending {
+            lookup::start(shared, request_id, timeout);
+        }
+        wait
     }
 
     /// Like [`wait`](Self::wait), and says who decided (S17): the reviewer,
@@ -264,6 +270,12 @@ impl ApprovalSink {
         self.shared.config.max_frame_bytes
     }
 
+    /// How long this sink remembers a verdict: how far back a source with
+    /// no resume point reads.
+    pub(crate) fn verdict_ttl(&self) -> Duration {
+        self.shared.config.verdict_cache_ttl
+    }
+
     /// Claims this sink's stream for a pump; `None` if a pump holds it.
     pub(crate) fn claim_pump(&self) -> Option<PumpClaim> {
         let taken = self.shared.pump_claimed.swap(true, Ordering::AcqRel);
@@ -281,6 +293,24 @@ impl ApprovalSink {
     /// the guest is quarantined.
     pub fn resume_point(&self) -> ResumePoint {
         self.shared.with_state(|state| state.resume)
+    }
+
+    /// Sets where this sink's stream resumes (S9, S16): a new sink that
+    /// takes over from one that stopped (say, after a process restart that
+    /// kept the old sink's [`resume_point`](Self::resume_point)) neither
+    /// misses nor re-applies an event. Within the same log the point never
+    /// moves back. Call it before starting a pump.
+    pub fn resume_from(&self, at: ResumePoint) -> Result<(), SinkError> {
+        let shared = &self.shared;
+        shared.with_state(|state| {
+            shared.call(state, |a| a.resume_from(at))?;
+            let stats = shared.call(state, |a| a.stats())?;
+            state.resume = ResumePoint {
+                log_id: stats.log_id,
+                last_seq: stats.last_seq,
+            };
+            Ok(())
+        })
     }
 
     /// A receiver of policy invalidations (S10): the agent id, empty for all.

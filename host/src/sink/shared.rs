@@ -40,6 +40,9 @@ pub(crate) struct Shared {
     pub(super) trusted_keys: Arc<[TrustedKey]>,
     /// A pump feeds this sink's stream now (one per sink).
     pub(super) pump_claimed: AtomicBool,
+    /// The running pump's verdict lookup (durable waits), if its source has
+    /// one. Taken without the state mutex held.
+    pub(super) lookup: Mutex<Option<Arc<super::lookup::LookupHook>>>,
 }
 
 /// What the mutex guards.
@@ -91,6 +94,7 @@ impl Shared {
             config,
             trusted_keys,
             pump_claimed: AtomicBool::new(false),
+            lookup: Mutex::new(None),
         }
     }
 

@@ -10,8 +10,13 @@
 //!   the sink's `last_seq` on every (re)connect.
 //! * [`ReaderSource`]: any `AsyncRead` of length-delimited frames (stdin, a
 //!   file, a socket); read once, never reopened.
+//! * [`NatsSource`] (feature `nats`): the JetStream log of many machines,
+//!   with durable waits: a [`VerdictLookup`] the pump hands the sink, so
+//!   each new wait also looks up a verdict stored before it began.
 
 mod grpc;
+#[cfg(feature = "nats")]
+mod nats;
 pub(crate) mod pump;
 mod reader;
 
@@ -19,6 +24,8 @@ pub use grpc::{
     ClientTls, DEFAULT_MAX_MESSAGE_BYTES, GrpcSource, bearer, connect_endpoint, connect_error,
     status_error,
 };
+#[cfg(feature = "nats")]
+pub use nats::NatsSource;
 pub use pump::{MAX_BACKOFF, Pump, PumpConfig, PumpStats};
 pub use reader::ReaderSource;
 
@@ -64,6 +71,9 @@ pub struct OpenRequest {
     /// How long opening may take, and how long a connection may stay
     /// unanswered, before the source gives it up (`PumpConfig::idle_timeout`).
     pub idle_timeout: std::time::Duration,
+    /// How long the sink remembers a verdict (`SinkConfig::verdict_cache_ttl`):
+    /// a source with no resume point in its log reads back this far.
+    pub verdict_ttl: std::time::Duration,
 }
 
 /// Why a source could not open or went away.
@@ -110,4 +120,19 @@ pub trait EventSource: Send + 'static {
 
     /// A short name for logs.
     fn describe(&self) -> String;
+
+    /// How the sink looks up a verdict stored before a wait began (durable
+    /// waits), if this source's log can say; the pump installs it in the
+    /// sink while it runs. Default: none.
+    fn lookup(&self) -> Option<std::sync::Arc<dyn VerdictLookup>> {
+        None
+    }
+}
+
+/// Finds the verdict a log stores for a request id (durable waits).
+pub trait VerdictLookup: Send + Sync + 'static {
+    /// One encoded `InvalidationEvent` (no length prefix) carrying the
+    /// verdict stored for `request_id`, unsequenced (`seq` 0, so applying it
+    /// never moves the resume point); `None` if nothing is stored.
+    fn lookup(&self, request_id: String) -> BoxFuture<'_, Result<Option<Vec<u8>>, SourceError>>;
 }

@@ -15,6 +15,7 @@
 //! * Backoff resets once a connection delivers data.
 
 use super::{EventSource, OpenRequest, SourceError};
+use crate::sink::lookup::{LookupCounters, LookupHook};
 use crate::{ApprovalSink, SinkError};
 use futures::StreamExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -112,6 +113,15 @@ pub struct PumpStats {
     /// ([`SourceError::Refused`]). A CLI gives up on the first; a service
     /// alerts on them.
     pub refused: u64,
+    /// Verdict lookups of new waits made (durable waits; NATS sources).
+    pub lookups: u64,
+    /// Lookups that found a stored verdict and applied it.
+    pub lookups_found: u64,
+    /// Lookups that failed or timed out (their waits stayed pending), or
+    /// whose stored verdict the guest refused.
+    pub lookups_failed: u64,
+    /// Lookups skipped because too many were queued.
+    pub lookups_skipped: u64,
     /// The latest error, if any.
     pub last_error: Option<String>,
 }
@@ -128,6 +138,7 @@ struct PumpCounters {
     fatal_frames: AtomicU64,
     oversized_frames: AtomicU64,
     refused: AtomicU64,
+    lookups: Arc<LookupCounters>,
     last_error: Mutex<Option<String>>,
 }
 
@@ -161,6 +172,10 @@ impl Pump {
             oversized_frames: s.oversized_frames.load(Ordering::Relaxed),
             finished: s.finished.load(Ordering::Relaxed),
             refused: s.refused.load(Ordering::Relaxed),
+            lookups: s.lookups.started.load(Ordering::Relaxed),
+            lookups_found: s.lookups.found.load(Ordering::Relaxed),
+            lookups_failed: s.lookups.failed.load(Ordering::Relaxed),
+            lookups_skipped: s.lookups.skipped.load(Ordering::Relaxed),
             last_error: s
                 .last_error
                 .lock()
@@ -201,9 +216,13 @@ pub(crate) fn start(sink: ApprovalSink, source: impl EventSource, config: PumpCo
         };
     };
     let counters = Arc::clone(&status);
+    let lookup = source
+        .lookup()
+        .map(|lookup| sink.install_lookup(LookupHook::new(lookup, Arc::clone(&status.lookups))));
     let task = tokio::spawn(async move {
         // Released when the task ends or is aborted (the future is dropped).
         let _claim = claim;
+        let _lookup = lookup;
         run(sink, source, config.clamped(), counters).await;
     });
     Pump { status, task }
@@ -224,6 +243,7 @@ async fn run(
             log_id: resume.log_id,
             max_frame_bytes: sink.max_frame_bytes(),
             idle_timeout: config.idle_timeout,
+            verdict_ttl: sink.verdict_ttl(),
         };
         let (last_seq, log_id) = (resume.last_seq, resume.log_id);
         match source.open(request).await {

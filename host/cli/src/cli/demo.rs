@@ -12,8 +12,10 @@
 //! Every agent's result is checked against the reviewer's plan: a wrong
 //! verdict (or a `Denied` nobody sent) fails the demo with exit code 1.
 
+use super::nats::LocalNats;
 use approval_host::gateway::{Gateway, GatewayLog};
-use approval_host::sources::GrpcSource;
+use approval_host::nats::NatsConfig;
+use approval_host::sources::{GrpcSource, NatsSource};
 use approval_host::{ApprovalSink, Decision, ReviewerKey};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
@@ -46,8 +48,16 @@ pub struct DemoArgs {
     /// `ReviewService.Resolve` and the sink subscribes with
     /// `InvalidationService.Subscribe`. `local` starts one in-process on
     /// 127.0.0.1; otherwise a URL such as `http://127.0.0.1:50051`.
-    #[arg(long, value_name = "URL|local")]
+    #[arg(long, value_name = "URL|local", conflicts_with = "nats")]
     gateway: Option<String>,
+    /// Go through NATS JetStream, the shared log of many machines: the
+    /// reviewer publishes through an in-process gateway over the stream
+    /// (first verdict per id wins in the log; with --signed it verifies
+    /// before publishing) and the sink consumes the stream directly.
+    /// `local` starts a `nats-server -js` on a free loopback port with a
+    /// temporary store; otherwise a URL such as `nats://127.0.0.1:4222`.
+    #[arg(long, value_name = "URL|local")]
+    nats: Option<String>,
     /// The reviewer signs every verdict with an Ed25519 key the sink
     /// trusts, and an attacker publishes an approval for every request
     /// first: unsigned, signed by its own key, or forged in the reviewer's
@@ -165,9 +175,33 @@ async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> 
         builder = builder.component_file(path);
     }
     let sink = builder.build()?;
-    let (reviewer, _pump, _gateway) = match args.gateway.as_deref() {
-        None => (Reviewer::Frames(sink.clone()), None, None),
-        Some(url) => {
+    let mut _nats_server = None;
+    let (reviewer, _pump, _gateway) = match (args.gateway.as_deref(), args.nats.as_deref()) {
+        (None, None) => (Reviewer::Frames(sink.clone()), None, None),
+        (_, Some(nats)) => {
+            let url = if nats == "local" {
+                let server = LocalNats::start()?;
+                let url = server.url();
+                _nats_server = Some(server);
+                url
+            } else {
+                nats.to_owned()
+            };
+            let config = NatsConfig::new(&url);
+            let log = super::nats::open(config.clone()).await?;
+            let keys: Vec<_> = keys.iter().map(|k| k.reviewer.trusted()).collect();
+            let gateway = Gateway::nats(log)
+                .trusted_keys(&keys)
+                .map_err(|why| anyhow::anyhow!("{why}"))?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let gateway_url = format!("http://{}", listener.local_addr()?);
+            let serve = tokio::spawn(gateway.serve(listener, std::future::pending()));
+            let pump = sink.pump(NatsSource::new(config));
+            let client = ReviewServiceClient::connect(gateway_url).await?;
+            println!("reviewing through NATS JetStream at {url} (stream APPROVALS)");
+            (Reviewer::Gateway(client), Some(pump), Some(serve))
+        }
+        (Some(url), None) => {
             let (url, gateway) = match url {
                 "local" => {
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -360,7 +394,12 @@ impl Reviewer {
                     }
                 });
                 for result in futures::future::join_all(calls).await {
-                    result?;
+                    match result {
+                        // A gateway that verifies signatures (the NATS
+                        // demo's) refuses the forgeries itself.
+                        Err(status) if status.code() == tonic::Code::PermissionDenied => {}
+                        other => other?,
+                    }
                 }
             }
         }

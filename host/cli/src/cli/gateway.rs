@@ -1,11 +1,15 @@
 //! `approval-sink gateway | wait | resolve | invalidate`: a development
 //! gateway and its three clients, so a user can watch a wait finish from two
-//! terminals.
+//! terminals. With `--nats`, the gateway serves the shared JetStream log
+//! instead of its own, and the clients use that log directly (`wait`
+//! subscribes to it; `resolve` publishes with the gateway's checks).
 
+use super::nats::NatsArgs;
 use anyhow::Context;
-use approval_host::gateway::{Gateway, GatewayLog, LogLimits, ServerTls, Token};
+use approval_host::gateway::{Gateway, GatewayLog, LogLimits, ServerTls, Token, check_resolve};
+use approval_host::nats::VerdictConflict;
 use approval_host::sources::{
-    ClientTls, GrpcSource, bearer, connect_endpoint, connect_error, status_error,
+    ClientTls, GrpcSource, NatsSource, bearer, connect_endpoint, connect_error, status_error,
 };
 use approval_host::{ApprovalSink, Decision, Outcome, ReviewerKey, TrustedKey};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
@@ -55,6 +59,10 @@ pub struct GatewayArgs {
     /// Listen on a non-loopback address without TLS and tokens anyway.
     #[arg(long)]
     insecure_dev: bool,
+    /// Serve the shared JetStream log (--nats URL) instead of an in-memory
+    /// one: stateless, any number of gateways on one stream.
+    #[command(flatten)]
+    nats: NatsArgs,
 }
 
 /// How a client reaches a gateway: URL, TLS and token.
@@ -75,6 +83,9 @@ pub struct ClientArgs {
     /// The private key of --client-cert (PEM).
     #[arg(long, requires = "client_cert", value_name = "PEM")]
     client_key: Option<PathBuf>,
+    /// Use the JetStream log directly (--nats URL) instead of --gateway.
+    #[command(flatten)]
+    nats: NatsArgs,
 }
 
 #[derive(Args)]
@@ -233,7 +244,12 @@ pub fn serve(args: GatewayArgs) -> anyhow::Result<()> {
         retain_bytes: args.retain_bytes,
         max_subscribers: args.max_subscribers,
     };
-    let mut gateway = Gateway::new(GatewayLog::with_limits(limits))
+    let runtime = runtime()?;
+    let log = match args.nats.config() {
+        None => Gateway::new(GatewayLog::with_limits(limits)),
+        Some(config) => Gateway::nats(runtime.block_on(super::nats::open(config))?),
+    };
+    let mut gateway = log
         .trusted_keys(&keys)
         .map_err(|why| anyhow::anyhow!("--trusted-key: {why}"))?;
     if let Some(path) = &args.review_token_file {
@@ -253,12 +269,16 @@ pub fn serve(args: GatewayArgs) -> anyhow::Result<()> {
         }
         _ => "http",
     };
-    runtime()?.block_on(async {
+    let backend = match &args.nats.nats {
+        Some(servers) => format!(" over NATS {servers}"),
+        None => String::new(),
+    };
+    runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         println!(
-            "gateway listening on {scheme}://{} (Ctrl-C stops it)",
+            "gateway listening on {scheme}://{}{backend} (Ctrl-C stops it)",
             listener.local_addr()?
         );
         let shutdown = async {
@@ -283,15 +303,22 @@ pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<i32> {
             builder = builder.component_file(path);
         }
         let sink = builder.build()?;
+        // The pump first: with NATS it also looks the new wait up in the
+        // log (a verdict published before this wait began).
+        let pump = match args.client.nats.config() {
+            Some(config) => sink.pump(NatsSource::new(config)),
+            None => {
+                let mut source = GrpcSource::new(args.client.gateway.clone());
+                if let Some(tls) = tls {
+                    source = source.tls(tls);
+                }
+                if let Some(token) = token {
+                    source = source.bearer_token(token);
+                }
+                sink.pump(source)
+            }
+        };
         let wait = sink.wait_detailed(&args.request_id, args.timeout);
-        let mut source = GrpcSource::new(args.client.gateway.clone());
-        if let Some(tls) = tls {
-            source = source.tls(tls);
-        }
-        if let Some(token) = token {
-            source = source.bearer_token(token);
-        }
-        let pump = sink.pump(source);
         eprintln!(
             "waiting up to {} for {} ...",
             humantime::format_duration(args.timeout),
@@ -372,6 +399,9 @@ pub fn resolve(args: ResolveArgs) -> anyhow::Result<i32> {
     if let Some(key) = &signing {
         key.sign(&mut verdict);
     }
+    if let Some(config) = args.client.nats.config() {
+        return runtime()?.block_on(resolve_in_log(config, verdict));
+    }
     runtime()?.block_on(async {
         let mut client = args.client.review_client().await?;
         match client.resolve(verdict).await {
@@ -393,21 +423,57 @@ pub fn resolve(args: ResolveArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// `resolve --nats`: the gateway's checks, then its conditional publish
+/// straight to the log (development; in a deployment only gateways may
+/// publish verdict subjects).
+async fn resolve_in_log(
+    config: approval_host::nats::NatsConfig,
+    verdict: ApprovalResolved,
+) -> anyhow::Result<i32> {
+    check_resolve(&verdict).map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+    let log = super::nats::open(config).await?;
+    match log.publish_verdict(&verdict).await {
+        Ok(published) => {
+            let decision = Decision::try_from(verdict.decision).unwrap_or(Decision::Unspecified);
+            println!(
+                "{} {} (seq {})",
+                verdict.request_id,
+                decision.as_str_name(),
+                published.seq
+            );
+            Ok(0)
+        }
+        Err(conflict @ VerdictConflict::Decided { .. }) => {
+            println!("{conflict}");
+            Ok(4)
+        }
+        Err(VerdictConflict::Log(e)) => Err(e.into()),
+    }
+}
+
 pub fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
+    let invalidated = PolicyInvalidated {
+        agent_id: args.agent_id.clone(),
+    };
     runtime()?.block_on(async {
-        let mut client = args.client.review_client().await?;
-        let reply = client
-            .invalidate(PolicyInvalidated {
-                agent_id: args.agent_id.clone(),
-            })
-            .await?
-            .into_inner();
+        let seq = match args.client.nats.config() {
+            Some(config) => {
+                super::nats::open(config)
+                    .await?
+                    .publish_invalidation(&invalidated)
+                    .await?
+            }
+            None => {
+                let mut client = args.client.review_client().await?;
+                client.invalidate(invalidated).await?.into_inner().seq
+            }
+        };
         let who = if args.agent_id.is_empty() {
             "every agent"
         } else {
             &args.agent_id
         };
-        println!("policy invalidated for {who} (seq {})", reply.seq);
+        println!("policy invalidated for {who} (seq {seq})");
         Ok(())
     })
 }

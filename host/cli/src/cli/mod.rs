@@ -6,3 +6,4 @@ pub mod export;
 pub mod gateway;
 pub mod inspect;
 pub mod keygen;
+pub mod nats;

@@ -1,0 +1,130 @@
+//! The gateway over the shared JetStream log (feature `nats`): stateless,
+//! so any number of gateways serve one stream (DESIGN section 10).
+//!
+//! # Invariants
+//!
+//! * `Subscribe` has the in-memory log's `(log_id, last_seq)` semantics: a
+//!   subscriber of this log (or of an unknown one, id 0) resumes after its
+//!   `last_seq_seen`; one that names another log gets the stream from its
+//!   start. Each event carries the stream sequence and the log id.
+//! * `Resolve` publishes conditionally ([`VerdictLog::publish_verdict`]):
+//!   the first verdict per id wins across every gateway; the same decision
+//!   again succeeds with the stored seq, the other one is `ALREADY_EXISTS`
+//!   naming the verdict that stands.
+//! * A stored message that does not decode as an event is skipped and
+//!   logged: only gateways publish to the log, so it is a fault to report,
+//!   never a reason to end a subscriber's stream.
+
+use super::EventStream;
+use crate::nats::{VerdictConflict, VerdictLog, filter_subjects};
+use crate::sources::SourceError;
+use approval_proto::{ApprovalResolved, InvalidationEvent, PolicyInvalidated};
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use futures::StreamExt;
+use prost::Message;
+use tokio::sync::watch;
+use tonic::Status;
+
+fn unavailable(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("event log: {e}"))
+}
+
+/// The subscription of `agent_id` after `last_seq_seen` of `log_id`.
+pub(super) async fn subscribe(
+    log: &VerdictLog,
+    agent_id: &str,
+    last_seq_seen: u64,
+    log_id: u64,
+    mut closing: watch::Receiver<bool>,
+) -> Result<EventStream, Status> {
+    let mut stream = log
+        .context()
+        .get_stream(&log.config().stream)
+        .await
+        .map_err(unavailable)?;
+    let current = crate::nats::log_id(stream.info().await.map_err(unavailable)?);
+    let same_log = log_id == 0 || log_id == current;
+    let deliver_policy = if same_log && last_seq_seen > 0 {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: last_seq_seen.saturating_add(1),
+        }
+    } else {
+        DeliverPolicy::All
+    };
+    let mut messages = stream
+        .create_consumer(OrderedConfig {
+            filter_subjects: filter_subjects(agent_id),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(unavailable)?
+        .messages()
+        .await
+        .map_err(unavailable)?;
+    let events = async_stream::stream! {
+        loop {
+            let next = tokio::select! {
+                next = messages.next() => next,
+                () = async { let _ = closing.wait_for(|closed| *closed).await; } => {
+                    yield Err(Status::unavailable("gateway shutting down; resubscribe from last_seq"));
+                    break;
+                }
+            };
+            let message = match next {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => {
+                    yield Err(unavailable(e));
+                    break;
+                }
+                None => break,
+            };
+            let seq = match message.info() {
+                Ok(info) => info.stream_sequence,
+                Err(e) => {
+                    yield Err(unavailable(e));
+                    break;
+                }
+            };
+            match InvalidationEvent::decode(&message.payload[..]) {
+                Ok(mut event) => {
+                    event.seq = seq;
+                    event.log_id = current;
+                    yield Ok(event);
+                }
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "skipping a stored message that is not an event");
+                }
+            }
+        }
+    };
+    Ok(Box::pin(events))
+}
+
+/// Publishes a validated (and, with trusted keys, verified) verdict.
+pub(super) async fn resolve(log: &VerdictLog, resolved: &ApprovalResolved) -> Result<u64, Status> {
+    match log.publish_verdict(resolved).await {
+        Ok(published) => Ok(published.seq),
+        Err(conflict @ VerdictConflict::Decided { .. }) => {
+            Err(Status::already_exists(conflict.to_string()))
+        }
+        Err(VerdictConflict::Log(e)) => Err(log_error(e)),
+    }
+}
+
+/// Publishes a policy invalidation.
+pub(super) async fn invalidate(
+    log: &VerdictLog,
+    invalidated: &PolicyInvalidated,
+) -> Result<u64, Status> {
+    log.publish_invalidation(invalidated)
+        .await
+        .map_err(log_error)
+}
+
+fn log_error(e: SourceError) -> Status {
+    match e {
+        SourceError::Refused { .. } => Status::permission_denied(e.to_string()),
+        e => unavailable(e),
+    }
+}

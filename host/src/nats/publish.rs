@@ -1,0 +1,252 @@
+//! [`VerdictLog`]: publishing to the JetStream log so that only the first
+//! verdict per request id is ever stored, across any number of stateless
+//! gateways (S15 enforced in the log), and reading a stored verdict back.
+//!
+//! # Invariants
+//!
+//! * A verdict is published with `Nats-Expected-Last-Subject-Sequence: 0`:
+//!   JetStream stores it only if its id's subject is empty.
+//! * A retried publish carries the same `Nats-Msg-Id` (a digest of id and
+//!   decision), so JetStream drops the duplicate within its window; after
+//!   the window, the conditional publish fails and the stored verdict is
+//!   compared instead. Either way the same decision reads as success.
+//! * A different decision for a decided id is [`VerdictConflict::Decided`],
+//!   carrying the stored verdict; nothing is published.
+
+use super::{NatsConfig, invalidated_subject, resolved_subject};
+use crate::sources::SourceError;
+use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
+use async_nats::jetstream;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::{PublishMessage, StreamMessage};
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// How often a publish whose acknowledgement was lost is sent again.
+const PUBLISH_ATTEMPTS: u32 = 5;
+
+/// A verdict that stands in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Its stream sequence.
+    pub seq: u64,
+    /// It was already stored (this publish was a repeat of it).
+    pub already_stood: bool,
+}
+
+/// Why a verdict was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum VerdictConflict {
+    /// Another decision already stands for the id (first wins).
+    #[error("{} already stands for {} (seq {seq})", decision_name(.stored.decision), .stored.request_id)]
+    Decided {
+        /// The verdict that stands.
+        stored: Box<ApprovalResolved>,
+        /// Its stream sequence.
+        seq: u64,
+    },
+    /// The log could not be reached or refused the publish.
+    #[error(transparent)]
+    Log(#[from] SourceError),
+}
+
+fn decision_name(decision: i32) -> &'static str {
+    approval_proto::Decision::try_from(decision).map_or("an unknown decision", |d| d.as_str_name())
+}
+
+/// The log as a publisher and reader of verdicts sees it.
+#[derive(Clone)]
+pub struct VerdictLog {
+    config: NatsConfig,
+    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
+}
+
+impl VerdictLog {
+    /// Connects and binds (or creates) the stream.
+    pub async fn open(config: NatsConfig, timeout: Duration) -> Result<Self, SourceError> {
+        let client = config.connect(timeout).await?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(timeout);
+        let stream = config.ensure_stream(&js).await?;
+        Ok(VerdictLog { config, js, stream })
+    }
+
+    /// The JetStream context (for consumers over the same connection).
+    pub fn context(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Where this log connects.
+    pub fn config(&self) -> &NatsConfig {
+        &self.config
+    }
+
+    /// The stream's current id (S16), read from the server: another one
+    /// after the stream was deleted and created again.
+    pub async fn log_id(&self) -> Result<u64, SourceError> {
+        let info = self
+            .js
+            .get_stream(&self.config.stream)
+            .await
+            .map_err(|e| self.config.status(e.to_string()))?
+            .get_info()
+            .await
+            .map_err(|e| self.config.status(e.to_string()))?;
+        Ok(super::log_id(&info))
+    }
+
+    /// Publishes `resolved` unless a verdict stands for its id (see the
+    /// module's invariants). `resolved` must already be validated (and its
+    /// signature checked, where sinks require signatures).
+    pub async fn publish_verdict(
+        &self,
+        resolved: &ApprovalResolved,
+    ) -> Result<Published, VerdictConflict> {
+        let subject = resolved_subject(&resolved.request_id);
+        let payload = InvalidationEvent {
+            seq: 0,
+            log_id: 0,
+            event: Some(Event::ApprovalResolved(resolved.clone())),
+        }
+        .encode_to_vec();
+        let message_id = message_id(resolved);
+        let mut last_error = String::new();
+        for _ in 0..PUBLISH_ATTEMPTS {
+            let publish = PublishMessage::build()
+                .payload(payload.clone().into())
+                .message_id(&message_id)
+                .expected_last_subject_sequence(0);
+            let acked = match self.js.send_publish(subject.clone(), publish).await {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            match acked {
+                Ok(ack) => {
+                    return Ok(Published {
+                        seq: ack.sequence,
+                        already_stood: ack.duplicate,
+                    });
+                }
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                    return self.standing(resolved).await;
+                }
+                Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
+                    return Err(self.config.status(e.to_string()).into());
+                }
+                // A lost acknowledgement: send again; the message id makes
+                // a repeat harmless.
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        Err(self
+            .config
+            .status(format!("publishing {subject}: {last_error}"))
+            .into())
+    }
+
+    /// The verdict standing for `resolved`'s id compared with it.
+    async fn standing(&self, resolved: &ApprovalResolved) -> Result<Published, VerdictConflict> {
+        let Some((stored, seq)) = self.stored_verdict(&resolved.request_id).await? else {
+            // The subject had a message a moment ago; one purged since
+            // cannot be told apart from an outage: refuse, never guess.
+            return Err(self
+                .config
+                .status(format!(
+                    "a verdict for {} stood but could not be read back",
+                    resolved.request_id
+                ))
+                .into());
+        };
+        if stored.decision == resolved.decision {
+            Ok(Published {
+                seq,
+                already_stood: true,
+            })
+        } else {
+            Err(VerdictConflict::Decided {
+                stored: Box::new(stored),
+                seq,
+            })
+        }
+    }
+
+    /// The verdict stored for `request_id` and its sequence, if any (the
+    /// first message on its subject: the only one under conditional
+    /// publishing). Decoded here: the gateway's own log, read back.
+    pub async fn stored_verdict(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<(ApprovalResolved, u64)>, SourceError> {
+        let Some(message) = first_message(&self.stream, &resolved_subject(request_id))
+            .await
+            .map_err(|e| self.config.status(e))?
+        else {
+            return Ok(None);
+        };
+        match InvalidationEvent::decode(&message.payload[..]) {
+            Ok(InvalidationEvent {
+                event: Some(Event::ApprovalResolved(stored)),
+                ..
+            }) => Ok(Some((stored, message.sequence))),
+            _ => Err(self.config.status(format!(
+                "the message at seq {} is not a verdict",
+                message.sequence
+            ))),
+        }
+    }
+
+    /// Publishes a policy invalidation (no condition: each one counts).
+    pub async fn publish_invalidation(
+        &self,
+        invalidated: &PolicyInvalidated,
+    ) -> Result<u64, SourceError> {
+        let subject = invalidated_subject(&invalidated.agent_id);
+        let payload = InvalidationEvent {
+            seq: 0,
+            log_id: 0,
+            event: Some(Event::PolicyInvalidated(invalidated.clone())),
+        }
+        .encode_to_vec();
+        let ack = match self.js.publish(subject, payload.into()).await {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        ack.map(|ack| ack.sequence)
+            .map_err(|e| self.config.status(e.to_string()))
+    }
+}
+
+/// The first message stored on `subject`, if any (the stream leader
+/// answers, so it is never a stale replica's view).
+pub(crate) async fn first_message(
+    stream: &jetstream::stream::Stream,
+    subject: &str,
+) -> Result<Option<StreamMessage>, String> {
+    match stream
+        .raw_message_builder()
+        .sequence(1)
+        .next_by_subject(subject.to_owned())
+        .send()
+        .await
+    {
+        Ok(message) => Ok(Some(message)),
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(format!("reading {subject}: {e}")),
+    }
+}
+
+/// `Nats-Msg-Id` of a verdict: hex SHA-256 over `approvals.v1.msg`, a zero
+/// byte, the id, a zero byte and the decision, so a repeat of the same
+/// decision is recognised and a different one is not.
+fn message_id(resolved: &ApprovalResolved) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"approvals.v1.msg\0")
+        .chain_update(resolved.request_id.as_bytes())
+        .chain_update([0])
+        .chain_update(resolved.decision.to_be_bytes())
+        .finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,247 @@
+//! [`NatsSource`]: the JetStream log (DESIGN section 10) as an event source,
+//! with durable waits.
+//!
+//! # Invariants
+//!
+//! * Each open binds the stream afresh and reads its log id (S16), then
+//!   consumes it with an ordered consumer: from `last_seq + 1` when the
+//!   sink's resume point is of this log, else from `verdict_cache_ttl` ago
+//!   (older verdicts reach new waits through lookups).
+//! * Stored messages reach the guest untouched but for `seq` and `log_id`
+//!   appended after them ([`append_frame`]); the host never decodes them.
+//!   A message over the sink's frame limit is skipped and counted.
+//! * A lookup hands the guest the first message on the id's subject with
+//!   `seq = 0` appended, so it is applied unsequenced and never moves
+//!   `last_seq` (events not yet consumed would otherwise be skipped).
+//! * The client reconnects on its own; a consumer that fails ends the
+//!   chunk stream and the pump reopens it at its backoff.
+
+use super::{Chunk, Chunks, EventSource, OpenRequest, SourceError, VerdictLookup};
+use crate::nats::{NatsConfig, append_frame, filter_subjects, resolved_subject};
+use async_nats::jetstream;
+use async_nats::jetstream::ErrorCode;
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::context::GetStreamErrorKind;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// How often an open subscription checks that its stream is still the
+/// same log.
+const LOG_CHECK: Duration = Duration::from_secs(2);
+
+/// Most messages batched into one guest call.
+const BATCH_MESSAGES: usize = 512;
+
+/// How long a lookup may take to connect when the source has no
+/// connection yet.
+const LOOKUP_CONNECT: Duration = Duration::from_secs(10);
+
+/// Subscribes to the JetStream log of [`NatsConfig`]; resumes from the
+/// sink's `(log_id, last_seq)`; looks up the stored verdict of each new
+/// wait (durable waits).
+pub struct NatsSource {
+    shared: Arc<Connection>,
+    agent_id: String,
+}
+
+/// The connection and stream, shared by the source and its lookups.
+struct Connection {
+    config: NatsConfig,
+    js: tokio::sync::OnceCell<jetstream::Context>,
+    stream: Mutex<Option<jetstream::stream::Stream>>,
+}
+
+impl NatsSource {
+    /// A source over the log `config` names (its stream is created when
+    /// missing, with `config.replicas`).
+    pub fn new(config: NatsConfig) -> Self {
+        NatsSource {
+            shared: Arc::new(Connection {
+                config,
+                js: tokio::sync::OnceCell::new(),
+                stream: Mutex::new(None),
+            }),
+            agent_id: String::new(),
+        }
+    }
+
+    /// Only this agent's policy invalidations (and every agent's); verdicts
+    /// always arrive. Default: every agent's.
+    pub fn agent_id(mut self, agent_id: impl Into<String>) -> Self {
+        self.agent_id = agent_id.into();
+        self
+    }
+
+    async fn subscribe(&self, request: OpenRequest) -> Result<Chunks, SourceError> {
+        let idle = request.idle_timeout;
+        tokio::time::timeout(idle, self.open_consumer(request))
+            .await
+            .unwrap_or_else(|_| {
+                Err(SourceError::Connect {
+                    endpoint: self.shared.config.servers.join(","),
+                    message: format!("no answer within {idle:?}"),
+                })
+            })
+    }
+
+    async fn open_consumer(&self, request: OpenRequest) -> Result<Chunks, SourceError> {
+        let conn = &self.shared;
+        let js = conn.context(request.idle_timeout).await?;
+        let mut stream = conn.config.ensure_stream(js).await?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| conn.config.status(e.to_string()))?;
+        let log_id = crate::nats::log_id(info);
+        *conn.stream.lock().unwrap_or_else(PoisonError::into_inner) = Some(stream.clone());
+        let deliver_policy = if request.log_id == log_id && request.last_seq > 0 {
+            DeliverPolicy::ByStartSequence {
+                start_sequence: request.last_seq.saturating_add(1),
+            }
+        } else {
+            let since = time::OffsetDateTime::now_utc() - request.verdict_ttl;
+            DeliverPolicy::ByStartTime { start_time: since }
+        };
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                filter_subjects: filter_subjects(&self.agent_id),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| conn.config.status(format!("consumer: {e}")))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| conn.config.status(format!("consumer: {e}")))?;
+        let max = request.max_frame_bytes as usize;
+        let config = conn.config.clone();
+        let replaced = log_replaced(js.clone(), conn.config.clone(), log_id);
+        let chunks = messages.ready_chunks(BATCH_MESSAGES).map(move |batch| {
+            let mut chunk = Chunk::default();
+            for message in batch {
+                let message = message.map_err(|e| config.status(e.to_string()))?;
+                let seq = message
+                    .info()
+                    .map_err(|e| config.status(format!("message metadata: {e}")))?
+                    .stream_sequence;
+                if message.payload.len() > max {
+                    chunk.oversized += 1;
+                    tracing::warn!(
+                        seq,
+                        bytes = message.payload.len(),
+                        max,
+                        "skipping a NATS message over the sink's frame limit"
+                    );
+                    continue;
+                }
+                append_frame(&mut chunk.frames, &message.payload, seq, log_id);
+            }
+            Ok(chunk)
+        });
+        Ok(futures::stream::select(chunks, replaced).boxed())
+    }
+}
+
+/// Ends a subscription (with an error) once its stream is gone or is
+/// another log: the ordered consumer would otherwise go on from the old
+/// log's sequence in the new stream, skipping its first events. The pump
+/// reopens, and the new log opens a new window in the guest (S16). Checked
+/// every [`LOG_CHECK`]; a check that cannot reach the server proves
+/// nothing and is ignored (the client reconnects on its own).
+fn log_replaced(
+    js: jetstream::Context,
+    config: NatsConfig,
+    log_id: u64,
+) -> impl futures::Stream<Item = Result<Chunk, SourceError>> + Send {
+    futures::stream::unfold(Some((js, config)), move |state| async move {
+        let (js, config) = state?;
+        loop {
+            tokio::time::sleep(LOG_CHECK).await;
+            let why = match js.get_stream(&config.stream).await {
+                Ok(stream) => match stream.get_info().await {
+                    Ok(info) if crate::nats::log_id(&info) != log_id => {
+                        "the stream was created again: a new log"
+                    }
+                    _ => continue,
+                },
+                Err(e)
+                    if matches!(e.kind(), GetStreamErrorKind::JetStream(js)
+                    if js.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+                {
+                    "the stream was deleted"
+                }
+                Err(_) => continue,
+            };
+            let error = config.status(why.to_owned());
+            return Some((Err(error), None));
+        }
+    })
+}
+
+impl Connection {
+    /// The JetStream context, connecting on first use.
+    async fn context(&self, timeout: Duration) -> Result<&jetstream::Context, SourceError> {
+        self.js
+            .get_or_try_init(|| async {
+                let client = self.config.connect(timeout).await?;
+                let mut js = jetstream::new(client);
+                js.set_timeout(timeout);
+                Ok(js)
+            })
+            .await
+    }
+
+    /// The stored verdict of `request_id` as an unsequenced frame.
+    async fn lookup(&self, request_id: &str) -> Result<Option<Vec<u8>>, SourceError> {
+        let cached = self
+            .stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let stream = match cached {
+            Some(stream) => stream,
+            None => {
+                let js = self.context(LOOKUP_CONNECT).await?;
+                self.config.ensure_stream(js).await?
+            }
+        };
+        let subject = resolved_subject(request_id);
+        let message = crate::nats::first_message(&stream, &subject)
+            .await
+            .map_err(|e| self.config.status(e))?;
+        Ok(message.map(|m| {
+            let mut frame = Vec::with_capacity(m.payload.len() + 2);
+            frame.extend_from_slice(&m.payload);
+            // seq = 0 (field 1): whatever the stored bytes say, unsequenced.
+            frame.extend_from_slice(&[0x08, 0x00]);
+            frame
+        }))
+    }
+}
+
+impl VerdictLookup for Connection {
+    fn lookup(&self, request_id: String) -> BoxFuture<'_, Result<Option<Vec<u8>>, SourceError>> {
+        async move { Connection::lookup(self, &request_id).await }.boxed()
+    }
+}
+
+impl EventSource for NatsSource {
+    fn open(&mut self, request: OpenRequest) -> BoxFuture<'_, Result<Chunks, SourceError>> {
+        self.subscribe(request).boxed()
+    }
+
+    fn reopens(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        self.shared.config.describe()
+    }
+
+    fn lookup(&self) -> Option<Arc<dyn VerdictLookup>> {
+        Some(Arc::clone(&self.shared) as Arc<dyn VerdictLookup>)
+    }
+}

@@ -1,0 +1,379 @@
+//! NATS JetStream as the shared log (DESIGN section 10), against real
+//! `nats-server` processes on loopback started and stopped here (see
+//! `approval_tests::nats` for where the binary comes from; never skipped).
+//!
+//! Every wait has a generous guard and every outcome is checked: a wait
+//! that ends `Pending` where a verdict was due fails the test. Nothing here
+//! asserts a duration.
+
+use approval_host::gateway::Gateway;
+use approval_host::nats::{NatsConfig, VerdictConflict, VerdictLog};
+use approval_host::sources::{GrpcSource, NatsSource, Pump, PumpConfig};
+use approval_host::{ApprovalSink, Decision, Outcome, SinkConfig};
+use approval_proto::grpc::review_service_client::ReviewServiceClient;
+use approval_proto::{ApprovalResolved, PolicyInvalidated};
+use approval_tests::nats::{Cluster, Node, retry, scratch};
+use approval_tests::time::{GUARD, eventually};
+use std::time::Duration;
+use tonic::Code;
+
+/// Longest a verdict may take to arrive before the test calls it lost.
+const WAIT: Duration = Duration::from_secs(60);
+
+fn fast_reconnect() -> PumpConfig {
+    PumpConfig {
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+        ..PumpConfig::default()
+    }
+}
+
+fn verdict(request_id: &str, decision: Decision) -> ApprovalResolved {
+    ApprovalResolved {
+        request_id: request_id.to_owned(),
+        decision: decision as i32,
+        reviewer: "nats-test".into(),
+        resolved_at_unix_ms: 1_700_000_000_000,
+        ..Default::default()
+    }
+}
+
+fn decision_of(i: usize) -> Decision {
+    if i.is_multiple_of(3) {
+        Decision::Denied
+    } else {
+        Decision::Approved
+    }
+}
+
+async fn open(config: NatsConfig) -> VerdictLog {
+    retry(GUARD, || {
+        VerdictLog::open(config.clone(), Duration::from_secs(5))
+    })
+    .await
+}
+
+fn sink_with(config: SinkConfig) -> ApprovalSink {
+    ApprovalSink::builder()
+        .config(config)
+        .build()
+        .expect("sink")
+}
+
+fn pump(sink: &ApprovalSink, config: &NatsConfig) -> Pump {
+    sink.pump_with(NatsSource::new(config.clone()), fast_reconnect())
+}
+
+async fn settled(wait: approval_host::Wait) -> Outcome {
+    tokio::time::timeout(GUARD, wait)
+        .await
+        .expect("the wait ends within the guard")
+        .expect("the wait is served")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdicts_flow_through_nats_source_and_resume_after_a_server_restart() {
+    let dir = scratch("restart");
+    let mut node = Node::single(&dir);
+    let config = NatsConfig::new(&node.url());
+    let log = open(config.clone()).await;
+    let sink = sink_with(SinkConfig::default());
+    let pump = pump(&sink, &config);
+
+    let first = sink.wait("req-1", WAIT);
+    log.publish_verdict(&verdict("req-1", Decision::Approved))
+        .await
+        .expect("published");
+    assert_eq!(settled(first).await, Outcome::Decided(Decision::Approved));
+    // The lookup may have settled it first; the stream follows.
+    eventually(|| std::future::ready(sink.resume_point().last_seq == 1)).await;
+    let before = sink.resume_point();
+
+    // The server dies and comes back on the same store: the same stream,
+    // so the same log id; the sink resumes after last_seq.
+    let waits: Vec<_> = (2..=4)
+        .map(|i| sink.wait(format!("req-{i}"), WAIT))
+        .collect();
+    node.kill();
+    node.restart();
+    let log = open(config.clone()).await;
+    for i in 2..=4 {
+        let resolved = verdict(&format!("req-{i}"), decision_of(i));
+        retry(GUARD, || log.publish_verdict(&resolved)).await;
+    }
+    for (i, wait) in (2..=4).zip(waits) {
+        assert_eq!(settled(wait).await, Outcome::Decided(decision_of(i)));
+    }
+    let stats = sink.stats().await;
+    assert_eq!(stats.log_id, before.log_id, "same stream, same log");
+    assert_eq!(
+        (stats.last_seq, stats.duplicates, stats.log_changes),
+        (4, 0, 0)
+    );
+    assert_eq!(stats.delivered, 4);
+    assert!(pump.stats().connects >= 2, "{:?}", pump.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stateless_gateways_share_one_stream_and_the_first_verdict_wins() {
+    let dir = scratch("gateways");
+    let node = Node::single(&dir);
+    let config = NatsConfig::new(&node.url());
+    let mut urls = Vec::new();
+    for _ in 0..2 {
+        let gateway = Gateway::nats(open(config.clone()).await);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}", listener.local_addr().unwrap()));
+        tokio::spawn(gateway.serve(listener, std::future::pending()));
+    }
+    // The waiter subscribes through gateway B; the reviewer resolves at A.
+    let sink = sink_with(SinkConfig::default());
+    let _pump = sink.pump_with(GrpcSource::new(urls[1].clone()), fast_reconnect());
+    let wait = sink.wait("req-1", WAIT);
+    let mut at_a = retry(GUARD, || ReviewServiceClient::connect(urls[0].clone())).await;
+    let mut at_b = retry(GUARD, || ReviewServiceClient::connect(urls[1].clone())).await;
+    let seq = at_a
+        .resolve(verdict("req-1", Decision::Approved))
+        .await
+        .expect("resolved")
+        .into_inner()
+        .seq;
+    assert_eq!(settled(wait).await, Outcome::Decided(Decision::Approved));
+
+    // The same decision again, at either gateway: idempotent, same seq.
+    let again = at_b
+        .resolve(verdict("req-1", Decision::Approved))
+        .await
+        .expect("same decision succeeds")
+        .into_inner();
+    assert_eq!(again.seq, seq);
+    // The other decision: refused with the verdict that stands.
+    let refused = at_b
+        .resolve(verdict("req-1", Decision::Denied))
+        .await
+        .expect_err("a different verdict is refused");
+    assert_eq!(refused.code(), Code::AlreadyExists);
+    assert!(
+        refused
+            .message()
+            .contains("DECISION_APPROVED already stands for req-1"),
+        "{}",
+        refused.message()
+    );
+    // Invalidations go through the log too.
+    let mut invalidations = sink.subscribe_invalidations();
+    at_a.invalidate(PolicyInvalidated {
+        agent_id: "agent-7".into(),
+    })
+    .await
+    .expect("invalidated");
+    let agent = tokio::time::timeout(GUARD, invalidations.recv())
+        .await
+        .expect("within the guard")
+        .expect("an invalidation");
+    assert_eq!(agent, "agent-7");
+    // The stream holds one verdict: nothing but the first was stored.
+    let stored = open(config).await.stored_verdict("req-1").await.unwrap();
+    assert_eq!(
+        stored.map(|(v, s)| (v.decision, s)),
+        Some((Decision::Approved as i32, seq))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_sink_gets_a_verdict_published_before_it_existed_even_past_the_cache_ttl() {
+    let dir = scratch("durable");
+    let node = Node::single(&dir);
+    let config = NatsConfig::new(&node.url());
+    let log = open(config.clone()).await;
+    log.publish_verdict(&verdict("old-1", Decision::Denied))
+        .await
+        .unwrap();
+    log.publish_verdict(&verdict("old-2", Decision::Approved))
+        .await
+        .unwrap();
+    // Older than the new sinks' TTL: the consumer starts after them, so
+    // only the lookup can find them.
+    let ttl = Duration::from_secs(1);
+    tokio::time::sleep(ttl * 2).await;
+    for (id, decision) in [("old-1", Decision::Denied), ("old-2", Decision::Approved)] {
+        let sink = sink_with(SinkConfig {
+            verdict_cache_ttl: ttl,
+            ..SinkConfig::default()
+        });
+        let pump = pump(&sink, &config);
+        let wait = sink.wait(id, WAIT);
+        assert_eq!(settled(wait).await, Outcome::Decided(decision));
+        let stats = sink.stats().await;
+        assert_eq!(stats.last_seq, 0, "a lookup never moves last_seq");
+        // Counted just after the verdict is applied.
+        eventually(|| std::future::ready(pump.stats().lookups_found == 1)).await;
+        assert_eq!(pump.stats().lookups, 1);
+    }
+    // An id nobody decided: the lookup finds nothing; the wait times out.
+    let sink = sink_with(SinkConfig::default());
+    let pump = pump(&sink, &config);
+    let wait = sink.wait("never", Duration::from_millis(500));
+    assert_eq!(settled(wait).await, Outcome::TimedOut);
+    eventually(|| std::future::ready(pump.stats().lookups == 1)).await;
+    assert_eq!(pump.stats().lookups_found, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_takes_over_from_a_stopped_one_misses_and_doubles_nothing() {
+    let dir = scratch("takeover");
+    let node = Node::single(&dir);
+    let config = NatsConfig::new(&node.url());
+    let log = open(config.clone()).await;
+    for i in 0..50 {
+        log.publish_verdict(&verdict(&format!("req-{i}"), decision_of(i)))
+            .await
+            .unwrap();
+    }
+    let first = sink_with(SinkConfig::default());
+    let pump_1 = pump(&first, &config);
+    eventually(|| std::future::ready(first.resume_point().last_seq == 50)).await;
+    let handed_over = first.resume_point();
+    drop(pump_1);
+    drop(first);
+    for i in 50..80 {
+        log.publish_verdict(&verdict(&format!("req-{i}"), decision_of(i)))
+            .await
+            .unwrap();
+    }
+    let second = sink_with(SinkConfig::default());
+    second.resume_from(handed_over).unwrap();
+    let _pump_2 = pump(&second, &config);
+    eventually(|| std::future::ready(second.resume_point().last_seq == 80)).await;
+    let stats = second.stats().await;
+    // Exactly the 30 verdicts after the hand-over, none of the first 50.
+    assert_eq!(
+        (stats.cached_verdicts, stats.duplicates, stats.log_changes),
+        (30, 0, 0)
+    );
+    assert_eq!(second.resume_point().log_id, handed_over.log_id);
+    let late: Vec<_> = (50..80)
+        .map(|i| second.wait(format!("req-{i}"), WAIT))
+        .collect();
+    for (i, wait) in (50..80).zip(late) {
+        assert_eq!(settled(wait).await, Outcome::Decided(decision_of(i)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_stream_is_a_new_log_and_the_sink_keeps_working() {
+    let dir = scratch("recreate");
+    let node = Node::single(&dir);
+    let config = NatsConfig::new(&node.url());
+    let log = open(config.clone()).await;
+    let sink = sink_with(SinkConfig::default());
+    let _pump = pump(&sink, &config);
+    for i in 0..5 {
+        let wait = sink.wait(format!("req-{i}"), WAIT);
+        log.publish_verdict(&verdict(&format!("req-{i}"), Decision::Approved))
+            .await
+            .unwrap();
+        assert_eq!(settled(wait).await, Outcome::Decided(Decision::Approved));
+    }
+    let old = sink.resume_point();
+    assert_eq!(old.last_seq, 5);
+
+    log.context().delete_stream(&config.stream).await.unwrap();
+    let log = open(config.clone()).await;
+    let fresh = log.log_id().await.unwrap();
+    assert_ne!(fresh, old.log_id, "a new stream is a new log (S16)");
+    // Its sequence starts at 1 again; the sink must not drop it as a
+    // duplicate of the old log's seq 1..5.
+    let wait = sink.wait("after", WAIT);
+    log.publish_verdict(&verdict("after", Decision::Denied))
+        .await
+        .unwrap();
+    assert_eq!(settled(wait).await, Outcome::Decided(Decision::Denied));
+    let stats = sink.stats().await;
+    assert_eq!((stats.log_id, stats.last_seq), (fresh, 1));
+    assert_eq!(stats.log_changes, 1);
+}
+
+/// Publishes until JetStream acknowledges (a killed node, a leader
+/// election); the first verdict per id wins, so a retried publish never
+/// stores a second one.
+async fn publish_acknowledged(log: &VerdictLog, resolved: &ApprovalResolved) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match log.publish_verdict(resolved).await {
+            Ok(_) => return,
+            Err(e @ VerdictConflict::Decided { .. }) => panic!("{e}"),
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("never acknowledged: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sinks_get_every_verdict_exactly_once_while_a_cluster_node_dies_and_returns() {
+    const VERDICTS: usize = 3000;
+    let dir = scratch("cluster");
+    let mut cluster = Cluster::start(&dir, 3);
+    let mut config = NatsConfig::new(&cluster.urls());
+    config.replicas = 3;
+    // The cluster elects its meta leader first; creating the stream
+    // retries until it has.
+    let log = open(config.clone()).await;
+
+    // Three sinks, each with its own connection, each waiting on every id.
+    let sinks: Vec<ApprovalSink> = (0..3).map(|_| sink_with(SinkConfig::default())).collect();
+    let pumps: Vec<Pump> = sinks.iter().map(|s| pump(s, &config)).collect();
+    let waiters: Vec<_> = sinks
+        .iter()
+        .map(|sink| {
+            let waits: Vec<_> = (0..VERDICTS)
+                .map(|i| sink.wait(format!("req-{i}"), Duration::from_secs(600)))
+                .collect();
+            tokio::spawn(async move {
+                let mut outcomes = Vec::with_capacity(waits.len());
+                for wait in waits {
+                    outcomes.push(tokio::time::timeout(Duration::from_secs(300), wait).await);
+                }
+                outcomes
+            })
+        })
+        .collect();
+
+    for i in 0..VERDICTS {
+        if i == VERDICTS / 3 {
+            cluster.nodes[0].kill();
+        }
+        if i == 2 * VERDICTS / 3 {
+            cluster.nodes[0].restart();
+        }
+        publish_acknowledged(&log, &verdict(&format!("req-{i}"), decision_of(i))).await;
+    }
+
+    for (n, waiter) in waiters.into_iter().enumerate() {
+        let outcomes = waiter.await.unwrap();
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let outcome = outcome
+                .unwrap_or_else(|_| panic!("sink {n}: req-{i} never settled"))
+                .unwrap();
+            assert_eq!(
+                outcome,
+                Outcome::Decided(decision_of(i)),
+                "sink {n} req-{i}"
+            );
+        }
+    }
+    for (n, sink) in sinks.iter().enumerate() {
+        let stats = sink.stats().await;
+        assert_eq!(stats.delivered, VERDICTS as u64, "sink {n}: {stats:?}");
+        assert_eq!(
+            stats.cached_verdicts as usize, VERDICTS,
+            "sink {n}: one verdict per id"
+        );
+        assert_eq!(stats.conflicts, 0, "sink {n}");
+        assert_eq!(stats.last_seq, VERDICTS as u64, "sink {n}");
+    }
+    // The stream stored each verdict once, retries notwithstanding.
+    let mut stream = log.context().get_stream(&config.stream).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, VERDICTS as u64);
+    drop(pumps);
+}
