@@ -133,7 +133,8 @@ pub fn append_frame(out: &mut Vec<u8>, payload: &[u8], seq: u64, log_id: u64) {
 /// from files when connecting; nothing secret is printed by `Debug`.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
-    /// Server URLs (`nats://host:4222`, `tls://...`); any of a cluster.
+    /// Server URLs (`nats://host:4222`, `tls://...`); any of a cluster. A
+    /// `user:password@` in one of them logs in as that user.
     pub servers: Vec<String>,
     /// A `.creds` file (JWT and NKey seed).
     pub creds_file: Option<PathBuf>,
@@ -205,6 +206,15 @@ impl NatsConfig {
                 message: format!("token file {}: {e}", path.display()),
             })?;
             options = options.token(token.trim().to_owned());
+        }
+        // `nats://user:password@host` as the other NATS clients take it
+        // (async-nats reads no credentials from URLs): from the first URL
+        // that has them.
+        if let Some((user, password)) = self.servers.iter().find_map(|url| {
+            let addr = url.parse::<async_nats::ServerAddr>().ok()?;
+            Some((addr.username()?.to_owned(), addr.password()?.to_owned()))
+        }) {
+            options = options.user_and_password(user, password);
         }
         if let Some(ca) = &self.ca_file {
             options = options.add_root_certificates(ca.clone()).require_tls(true);

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// How often a publish whose acknowledgement was lost is sent again.
-const PUBLISH_ATTEMPTS: u32 = 5;
+const PUBLISH_ATTEMPTS: u32 = 3;
 
 /// A verdict that stands in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,10 @@
 //!
 //! * Each open binds the stream afresh and reads its log id (S16), then
 //!   consumes it with an ordered consumer: from `last_seq + 1` when the
-//!   sink's resume point is of this log, else from `verdict_cache_ttl` ago
-//!   (older verdicts reach new waits through lookups).
+//!   sink's resume point is of this log (also with `last_seq` 0: a sink
+//!   told the log's id reads it from the start), else from
+//!   `verdict_cache_ttl` ago (older verdicts reach new waits through
+//!   lookups).
 //! * Stored messages reach the guest untouched but for `seq` and `log_id`
 //!   appended after them ([`append_frame`]); the host never decodes them.
 //!   A message over the sink's frame limit is skipped and counted.
@@ -20,7 +22,7 @@ use super::{Chunk, Chunks, EventSource, OpenRequest, SourceError, VerdictLookup}
 use crate::nats::{NatsConfig, append_frame, filter_subjects, resolved_subject};
 use async_nats::jetstream;
 use async_nats::jetstream::ErrorCode;
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
 use async_nats::jetstream::context::GetStreamErrorKind;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -96,7 +98,7 @@ impl NatsSource {
             .map_err(|e| conn.config.status(e.to_string()))?;
         let log_id = crate::nats::log_id(info);
         *conn.stream.lock().unwrap_or_else(PoisonError::into_inner) = Some(stream.clone());
-        let deliver_policy = if request.log_id == log_id && request.last_seq > 0 {
+        let deliver_policy = if request.log_id == log_id {
             DeliverPolicy::ByStartSequence {
                 start_sequence: request.last_seq.saturating_add(1),
             }
@@ -104,8 +106,12 @@ impl NatsSource {
             let since = time::OffsetDateTime::now_utc() - request.verdict_ttl;
             DeliverPolicy::ByStartTime { start_time: since }
         };
+        // A push consumer: the server streams at its own pace (with flow
+        // control), where a pull consumer's fixed 500-message requests cap
+        // a sink's intake.
         let consumer = stream
             .create_consumer(OrderedConfig {
+                deliver_subject: js.client().new_inbox(),
                 filter_subjects: filter_subjects(&self.agent_id),
                 deliver_policy,
                 ..Default::default()
