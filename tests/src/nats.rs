@@ -136,6 +136,20 @@ impl Node {
         )
     }
 
+    /// A single server reading this configuration file text as well.
+    pub fn single_with_config(dir: &Path, config: &str) -> Node {
+        std::fs::create_dir_all(dir).expect("scratch dir");
+        let file = dir.join("server.conf");
+        std::fs::write(&file, config).expect("write the server config");
+        let extra = vec!["-c".to_owned(), file.display().to_string()];
+        Node::start(free_port().expect("a free port"), dir.join("single"), extra)
+    }
+
+    /// Its client URL with a user and password.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        format!("nats://{user}:{password}@127.0.0.1:{}", self.port)
+    }
+
     fn start(port: u16, store: PathBuf, extra: Vec<String>) -> Node {
         let mut node = Node {
             server: None,

@@ -377,3 +377,63 @@ async fn three_sinks_get_every_verdict_exactly_once_while_a_cluster_node_dies_an
     assert_eq!(stream.info().await.unwrap().state.messages, VERDICTS as u64);
     drop(pumps);
 }
+
+/// The subject permissions the README shows, read from the README itself:
+/// the `gateway` user publishes verdicts; the `sink` user consumes the
+/// stream and looks verdicts up, and cannot store a verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_permissions_let_sinks_read_and_only_gateways_publish() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("authorization {\n  users = [")
+        .expect("the README shows the server config");
+    let end = start + readme[start..].find("\n}\n").expect("its end") + 2;
+    let server_config = readme[start..end]
+        .replace("$GATEWAY_PASSWORD", "gw-secret")
+        .replace("$SINK_PASSWORD", "sink-secret");
+    let dir = scratch("permissions");
+    let node = Node::single_with_config(&dir, &server_config);
+    let gateway = NatsConfig::new(&node.url_as("gateway", "gw-secret"));
+    let as_sink = NatsConfig::new(&node.url_as("sink", "sink-secret"));
+
+    let log = open(gateway.clone()).await;
+    log.publish_verdict(&verdict("before", Decision::Approved))
+        .await
+        .expect("the gateway user publishes");
+    let sink = sink_with(SinkConfig::default());
+    let pump = pump(&sink, &as_sink);
+    // A lookup (the verdict predates the wait) and the stream (it follows).
+    let before = sink.wait("before", WAIT);
+    let after = sink.wait("after", WAIT);
+    log.publish_verdict(&verdict("after", Decision::Denied))
+        .await
+        .unwrap();
+    assert_eq!(settled(before).await, Outcome::Decided(Decision::Approved));
+    assert_eq!(settled(after).await, Outcome::Decided(Decision::Denied));
+    assert_eq!(pump.stats().refused, 0, "{:?}", pump.stats());
+
+    // The sink user may read the stream's info, so it can open the log,
+    // but its publish is a violation: nothing is stored.
+    let forger = VerdictLog::open(as_sink, Duration::from_secs(1))
+        .await
+        .expect("the sink user reads the stream");
+    let forged = forger
+        .publish_verdict(&verdict("forged", Decision::Approved))
+        .await;
+    assert!(forged.is_err(), "{forged:?}");
+    assert!(log.stored_verdict("forged").await.unwrap().is_none());
+    // And a wrong password is refused, typed.
+    let wrong = VerdictLog::open(
+        NatsConfig::new(&node.url_as("sink", "guess")),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        matches!(
+            wrong,
+            Err(approval_host::sources::SourceError::Refused { .. })
+        ),
+        "{:?}",
+        wrong.err()
+    );
+}
