@@ -8,7 +8,8 @@
 //!
 //! `cargo bench -p approval-tests --bench nats` (starts its own
 //! `nats-server` on loopback, from PATH or fetched as the tests do).
-//! `APPROVAL_BENCH_QUICK=1` for a short smoke run.
+//! `APPROVAL_BENCH_QUICK=1` for a short smoke run;
+//! `NATS_BENCH_THROUGHPUT_ONLY=1` for the throughput rows alone.
 
 use approval_host::gateway::{Gateway, GatewayLog, LogLimits};
 use approval_host::nats::{NatsConfig, VerdictLog};
@@ -129,7 +130,9 @@ async fn main() {
             .expect("open the log"),
     ))
     .await;
-    for sinks_n in [1, 3] {
+    // `NATS_BENCH_THROUGHPUT_ONLY=1`: skip the latency rows (profiling).
+    let latency_rows = std::env::var_os("NATS_BENCH_THROUGHPUT_ONLY").is_none();
+    for sinks_n in [1, 3].into_iter().filter(|_| latency_rows) {
         for (name, url) in [("in-memory gateway", &memory_url), ("JetStream", &nats_url)] {
             let sinks: Vec<_> = (0..sinks_n).map(|_| sink()).collect();
             let pumps: Vec<_> = sinks
