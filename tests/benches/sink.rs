@@ -54,8 +54,18 @@ fn big_sink() -> ApprovalSink {
 }
 
 async fn round_trip(n: usize) -> (f64, f64) {
-    let ids: Vec<String> = (0..n).map(|i| format!("req-{i}")).collect();
-    let native = NativeSink::new();
+    round_trip_on(&NativeSink::new(), &ApprovalSink::new(), n, "req").await
+}
+
+/// The round trip through the path users call (`wait_for_approval` and
+/// the `InvalidationSink` trait), on given sinks, with ids `{prefix}-{i}`.
+async fn round_trip_on(
+    native: &NativeSink,
+    ours: &ApprovalSink,
+    n: usize,
+    prefix: &str,
+) -> (f64, f64) {
+    let ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
     let t = Instant::now();
     for id in &ids {
         let f = native.wait_for_approval(id, Duration::from_secs(30));
@@ -63,7 +73,6 @@ async fn round_trip(n: usize) -> (f64, f64) {
         assert_eq!(f.await, Decision::Approved);
     }
     let native_ns = t.elapsed().as_nanos() as f64 / n as f64;
-    let ours = ApprovalSink::new();
     let t = Instant::now();
     for id in &ids {
         let f = ours.wait_for_approval(id, Duration::from_secs(30));
@@ -220,6 +229,94 @@ async fn round_trip_rows(q: bool) -> Vec<Row> {
         native,
         async_face::round_trip(m).await,
         "ns",
+    ));
+    rows
+}
+
+/// Runs `f` on a current-thread tokio runtime of its own (the original's
+/// own test shape), in a thread of its own since `main` runs in another
+/// runtime.
+fn on_current_thread<T: Send + 'static>(
+    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(f())
+    })
+    .join()
+    .expect("bench thread")
+}
+
+/// The path users call on a current-thread runtime: the round trip through
+/// `wait_for_approval` + `on_approval_resolved`, then the same through
+/// `wait` + `deliver` (no wrapper future, no trait), then again after a
+/// burst of 100k waiters grew the tables; and 100k `wait_for_approval`
+/// futures spawned as tasks timing out together.
+fn current_thread_rows(q: bool) -> Vec<Row> {
+    let n = if q { 10_000 } else { 200_000 };
+    let burst = if q { 10_000 } else { 100_000 };
+    let mut rows = Vec::new();
+    let (native, ours) = on_current_thread(move || Box::pin(round_trip(n)));
+    rows.push(Row::vs_native(
+        format!("current-thread rt: round trip wait_for_approval→on_approval_resolved ({n})"),
+        native,
+        ours,
+        "ns",
+    ));
+    let direct = on_current_thread(move || {
+        Box::pin(async move {
+            let sink = ApprovalSink::new();
+            let t = Instant::now();
+            for i in 0..n {
+                let id = format!("req-{i}");
+                let f = sink.wait(&id, Duration::from_secs(30));
+                sink.deliver(&id, Decision::Approved).expect("delivered");
+                assert!(f.await.is_ok());
+            }
+            t.elapsed().as_nanos() as f64 / n as f64
+        })
+    });
+    rows.push(Row::vs_native(
+        format!("current-thread rt: round trip wait→deliver ({n})"),
+        native,
+        direct,
+        "ns",
+    ));
+    let (native_grown, ours_grown) = on_current_thread(move || {
+        Box::pin(async move {
+            let native = NativeSink::new();
+            let ours = big_sink();
+            // 100k waiters registered and resolved: the tables grew.
+            let futs: Vec<_> = (0..burst)
+                .map(|i| ours.wait_for_approval(format!("burst-{i}"), Duration::from_secs(30)))
+                .collect();
+            let native_futs: Vec<_> = (0..burst)
+                .map(|i| native.wait_for_approval(format!("burst-{i}"), Duration::from_secs(30)))
+                .collect();
+            for i in 0..burst {
+                ours.on_approval_resolved(&format!("burst-{i}"), Decision::Approved);
+                native.on_approval_resolved(&format!("burst-{i}"), Decision::Approved);
+            }
+            futures::future::join_all(futs).await;
+            futures::future::join_all(native_futs).await;
+            round_trip_on(&native, &ours, n, "after").await
+        })
+    });
+    rows.push(Row::vs_native(
+        format!("current-thread rt: the same after a {burst}-waiter burst"),
+        native_grown,
+        ours_grown,
+        "ns",
+    ));
+    let (native_storm, ours_storm) = on_current_thread(move || Box::pin(storm(burst)));
+    rows.push(Row::vs_native(
+        format!("current-thread rt: {burst} wait_for_approval tasks × 10 ms timeout storm"),
+        native_storm,
+        ours_storm,
+        "ms",
     ));
     rows
 }
@@ -450,6 +547,7 @@ async fn main() {
     let q = quick();
     let mut rows = Vec::new();
     rows.extend(round_trip_rows(q).await);
+    rows.extend(current_thread_rows(q));
     rows.extend(memory_rows(q).await);
     rows.extend(storm_rows(q).await);
     rows.extend(ingest_rows(q).await);

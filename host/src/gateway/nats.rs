@@ -11,6 +11,9 @@
 //!   the first verdict per id wins across every gateway; the same decision
 //!   again succeeds with the stored seq, the other one is `ALREADY_EXISTS`
 //!   naming the verdict that stands.
+//! * Each `Subscribe` is one ordered consumer in the broker: bound them
+//!   with the account's JetStream limits (`max_consumers`); the in-memory
+//!   log's `max_subscribers` does not apply here.
 //! * A stored message that does not decode as an event is skipped and
 //!   logged: only gateways publish to the log, so it is a fault to report,
 //!   never a reason to end a subscriber's stream.

@@ -1,7 +1,9 @@
 //! Durable waits: while a pump whose source can look verdicts up runs (a
 //! NATS source), each new pending wait's id is also looked up in the
 //! source's log, so a verdict published before the wait began (say, while
-//! this agent host was down) still settles it.
+//! this agent host was down) still settles it. Waits registered before the
+//! pump started are not looked up: start the pump first (the CLI does);
+//! the source's first read still covers the last `verdict_cache_ttl`.
 //!
 //! # Invariants
 //!
@@ -70,6 +72,7 @@ pub(crate) struct Installed(Weak<Shared>);
 impl Drop for Installed {
     fn drop(&mut self) {
         if let Some(shared) = self.0.upgrade() {
+            shared.lookup_installed.store(false, Ordering::Release);
             *shared.lookup.lock().unwrap_or_else(PoisonError::into_inner) = None;
         }
     }
@@ -83,6 +86,7 @@ impl ApprovalSink {
             .lookup
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(hook));
+        self.shared.lookup_installed.store(true, Ordering::Release);
         Installed(Arc::downgrade(&self.shared))
     }
 }
@@ -90,6 +94,9 @@ impl ApprovalSink {
 /// Starts the lookup of a new pending wait on `request_id`, if a hook is
 /// installed.
 pub(super) fn start(shared: &Arc<Shared>, request_id: &str, timeout: Duration) {
+    if !shared.lookup_installed.load(Ordering::Acquire) {
+        return;
+    }
     let Some(hook) = shared
         .lookup
         .lock()

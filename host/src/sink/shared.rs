@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     /// The running pump's verdict lookup (durable waits), if its source has
     /// one. Taken without the state mutex held.
     pub(super) lookup: Mutex<Option<Arc<super::lookup::LookupHook>>>,
+    /// `lookup` is set: checked first, so a sink without a lookup pays one
+    /// atomic load per wait, not a lock.
+    pub(super) lookup_installed: AtomicBool,
 }
 
 /// What the mutex guards.
@@ -95,6 +98,7 @@ impl Shared {
             trusted_keys,
             pump_claimed: AtomicBool::new(false),
             lookup: Mutex::new(None),
+            lookup_installed: AtomicBool::new(false),
         }
     }
 
