@@ -16,10 +16,9 @@ use approval_host::nats::{NatsConfig, VerdictLog};
 use approval_host::sources::{GrpcSource, NatsSource, Pump};
 use approval_host::{ApprovalSink, Decision, Outcome, ResumePoint, SinkConfig};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
-use approval_proto::{ApprovalResolved, Event, InvalidationEvent};
+use approval_proto::{ApprovalResolved, Event};
 use approval_tests::nats::{Node, scratch};
 use async_nats::jetstream::message::PublishMessage;
-use prost::Message;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
@@ -186,11 +185,8 @@ async fn main() {
     let published = Instant::now();
     let mut acks = Vec::with_capacity(1024);
     for i in 0..volume {
-        let payload = InvalidationEvent {
-            event: Some(Event::ApprovalResolved(verdict(format!("thr-{i}")))),
-            ..Default::default()
-        }
-        .encode_to_vec();
+        let payload =
+            approval_host::nats::stored_bytes(Event::ApprovalResolved(verdict(format!("thr-{i}"))));
         let subject = approval_host::nats::resolved_subject(&format!("thr-{i}"));
         let ack = js
             .send_publish(subject, PublishMessage::build().payload(payload.into()))

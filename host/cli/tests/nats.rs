@@ -9,126 +9,71 @@ mod common;
 
 use approval_tests::nats::{Node, scratch};
 use common::{Gateway, bin, free_port};
-use std::process::Output;
 
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run approval-sink")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Runs `approval-sink <command> <via...> --request-id <id> <extra...>`;
+/// returns its exit code, stdout and stderr.
+fn run(command: &str, via: &[&str], id: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+    let out = bin()
+        .arg(command)
+        .args(via)
+        .args(["--request-id", id])
+        .args(extra)
+        .output()
+        .expect("run approval-sink");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
 
 #[test]
 fn a_fresh_wait_gets_the_stored_verdict_and_the_log_keeps_the_first() {
     let dir = scratch("cli");
     let node = Node::single(&dir);
-    let nats = node.url();
+    let url = node.url();
+    let nats = ["--nats", url.as_str()];
 
-    let out = run(&[
-        "resolve",
-        "--nats",
-        &nats,
-        "--request-id",
-        "send-email-1",
-        "--approve",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let (code, out, err) = run("resolve", &nats, "send-email-1", &["--approve"]);
+    assert_eq!(code, Some(0), "{out}{err}");
     assert!(
-        stdout(&out).contains("send-email-1 DECISION_APPROVED (seq 1)"),
-        "{out:?}"
+        out.contains("send-email-1 DECISION_APPROVED (seq 1)"),
+        "{out}"
     );
 
     // A new process, after the verdict: settles from the log at once.
-    let out = run(&[
-        "wait",
-        "--nats",
-        &nats,
-        "--request-id",
-        "send-email-1",
-        "--timeout",
-        "60s",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert_eq!(stdout(&out).trim(), "DECISION_APPROVED reviewer=cli");
+    let (code, out, err) = run("wait", &nats, "send-email-1", &["--timeout", "60s"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "DECISION_APPROVED reviewer=cli");
 
     // The same decision again: idempotent. The other: refused, exit 4.
-    let out = run(&[
-        "resolve",
-        "--nats",
-        &nats,
-        "--request-id",
-        "send-email-1",
-        "--approve",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(stdout(&out).contains("(seq 1)"), "{out:?}");
-    let out = run(&[
-        "resolve",
-        "--nats",
-        &nats,
-        "--request-id",
-        "send-email-1",
-        "--deny",
-    ]);
-    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let (code, out, err) = run("resolve", &nats, "send-email-1", &["--approve"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("(seq 1)"), "{out}");
+    let (code, out, err) = run("resolve", &nats, "send-email-1", &["--deny"]);
+    assert_eq!(code, Some(4), "{out}{err}");
     assert!(
-        stdout(&out).contains("DECISION_APPROVED already stands for send-email-1 (seq 1)"),
-        "{out:?}"
+        out.contains("DECISION_APPROVED already stands for send-email-1 (seq 1)"),
+        "{out}"
     );
 
     // A stateless gateway over the same log serves gRPC clients: its
     // subscribers get the stream, its Resolve publishes conditionally.
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let _gateway = Gateway::start_with(port, &["--nats", &nats]);
-    let out = run(&[
-        "resolve",
-        "--gateway",
-        &url,
-        "--request-id",
-        "send-email-1",
-        "--deny",
-    ]);
-    assert_eq!(out.status.code(), Some(4), "{out:?}");
-    let out = run(&[
-        "resolve",
-        "--gateway",
-        &url,
-        "--request-id",
-        "wire-2",
-        "--deny",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let out = run(&[
-        "wait",
-        "--gateway",
-        &url,
-        "--request-id",
-        "wire-2",
-        "--timeout",
-        "60s",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert_eq!(stdout(&out).trim(), "DECISION_DENIED reviewer=cli");
+    let gateway_url = format!("http://127.0.0.1:{port}");
+    let _gateway = Gateway::start_with(port, &["--nats", &url]);
+    let grpc = ["--gateway", gateway_url.as_str()];
+    let (code, out, err) = run("resolve", &grpc, "send-email-1", &["--deny"]);
+    assert_eq!(code, Some(4), "{out}{err}");
+    let (code, out, err) = run("resolve", &grpc, "wire-2", &["--deny"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = run("wait", &grpc, "wire-2", &["--timeout", "60s"]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert_eq!(out.trim(), "DECISION_DENIED reviewer=cli");
 }
 
 #[test]
 fn a_wait_whose_nats_is_never_reachable_ends_pending_and_exits_3() {
     let nowhere = format!("nats://127.0.0.1:{}", free_port());
-    let out = run(&[
-        "wait",
-        "--nats",
-        &nowhere,
-        "--request-id",
-        "r-1",
-        "--timeout",
-        "2s",
-    ]);
-    assert_eq!(out.status.code(), Some(3), "{out:?}");
-    assert_eq!(stdout(&out).trim(), "DECISION_PENDING");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("never reached"),
-        "{out:?}"
-    );
+    let (code, out, err) = run("wait", &["--nats", &nowhere], "r-1", &["--timeout", "2s"]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert_eq!(out.trim(), "DECISION_PENDING");
+    assert!(err.contains("never reached"), "{err}");
 }

@@ -101,6 +101,18 @@ fn log_id_of(name: &str, created_unix_ns: i128) -> u64 {
     u64::from_be_bytes(head).max(1)
 }
 
+/// A message as the log stores it: the encoded `InvalidationEvent` without
+/// `seq` and `log_id` (readers append both).
+pub fn stored_bytes(event: approval_proto::Event) -> Vec<u8> {
+    use prost::Message;
+    approval_proto::InvalidationEvent {
+        seq: 0,
+        log_id: 0,
+        event: Some(event),
+    }
+    .encode_to_vec()
+}
+
 /// Appends one length-delimited frame: the stored `payload` with `seq`
 /// (field 1, varint) and `log_id` (field 4, fixed64) after it.
 pub fn append_frame(out: &mut Vec<u8>, payload: &[u8], seq: u64, log_id: u64) {

@@ -13,7 +13,7 @@
 //! * A different decision for a decided id is [`VerdictConflict::Decided`],
 //!   carrying the stored verdict; nothing is published.
 
-use super::{NatsConfig, invalidated_subject, resolved_subject};
+use super::{NatsConfig, invalidated_subject, resolved_subject, stored_bytes};
 use crate::sources::SourceError;
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use async_nats::jetstream;
@@ -106,12 +106,7 @@ impl VerdictLog {
         resolved: &ApprovalResolved,
     ) -> Result<Published, VerdictConflict> {
         let subject = resolved_subject(&resolved.request_id);
-        let payload = InvalidationEvent {
-            seq: 0,
-            log_id: 0,
-            event: Some(Event::ApprovalResolved(resolved.clone())),
-        }
-        .encode_to_vec();
+        let payload = stored_bytes(Event::ApprovalResolved(resolved.clone()));
         let message_id = message_id(resolved);
         let mut last_error = String::new();
         for _ in 0..PUBLISH_ATTEMPTS {
@@ -204,12 +199,7 @@ impl VerdictLog {
         invalidated: &PolicyInvalidated,
     ) -> Result<u64, SourceError> {
         let subject = invalidated_subject(&invalidated.agent_id);
-        let payload = InvalidationEvent {
-            seq: 0,
-            log_id: 0,
-            event: Some(Event::PolicyInvalidated(invalidated.clone())),
-        }
-        .encode_to_vec();
+        let payload = stored_bytes(Event::PolicyInvalidated(invalidated.clone()));
         let ack = match self.js.publish(subject, payload.into()).await {
             Ok(ack) => ack.await,
             Err(e) => Err(e),
