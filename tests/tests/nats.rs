@@ -439,3 +439,35 @@ async fn the_readme_permissions_let_sinks_read_and_only_gateways_publish() {
         wrong.err()
     );
 }
+
+/// `--nats-token-file`: a server that requires a token serves a client
+/// with the right one (whitespace trimmed) and refuses one without it or
+/// with a wrong one, typed, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_file_logs_in_and_a_wrong_or_missing_token_is_refused() {
+    let dir = scratch("token");
+    std::fs::create_dir_all(&dir).unwrap();
+    let node = Node::single_with_config(&dir, "authorization { token: \"s3cret-token\" }\n");
+    let with_token = |token: &str| {
+        let file = dir.join(format!("token-{}", token.len()));
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        let mut config = NatsConfig::new(&node.url());
+        config.token_file = Some(file);
+        config
+    };
+    let log = open(with_token("s3cret-token")).await;
+    log.publish_verdict(&verdict("t-1", Decision::Approved))
+        .await
+        .expect("published with the token");
+    for config in [NatsConfig::new(&node.url()), with_token("guess")] {
+        let refused = VerdictLog::open(config, Duration::from_secs(5)).await;
+        assert!(
+            matches!(
+                refused,
+                Err(approval_host::sources::SourceError::Refused { .. })
+            ),
+            "{:?}",
+            refused.err()
+        );
+    }
+}
