@@ -425,18 +425,19 @@ async fn the_readme_permissions_let_sinks_read_and_only_gateways_publish() {
     assert!(forged.is_err(), "{forged:?}");
     assert!(log.stored_verdict("forged").await.unwrap().is_none());
     // And a wrong password is refused, typed.
-    let wrong = VerdictLog::open(
-        NatsConfig::new(&node.url_as("sink", "guess")),
-        Duration::from_secs(5),
-    )
-    .await;
+    assert_refused(NatsConfig::new(&node.url_as("sink", "guess"))).await;
+}
+
+/// Opening the log with `config` is refused (credentials), typed.
+async fn assert_refused(config: NatsConfig) {
+    let refused = VerdictLog::open(config, Duration::from_secs(5)).await;
     assert!(
         matches!(
-            wrong,
+            refused,
             Err(approval_host::sources::SourceError::Refused { .. })
         ),
         "{:?}",
-        wrong.err()
+        refused.err()
     );
 }
 
@@ -459,15 +460,6 @@ async fn a_token_file_logs_in_and_a_wrong_or_missing_token_is_refused() {
     log.publish_verdict(&verdict("t-1", Decision::Approved))
         .await
         .expect("published with the token");
-    for config in [NatsConfig::new(&node.url()), with_token("guess")] {
-        let refused = VerdictLog::open(config, Duration::from_secs(5)).await;
-        assert!(
-            matches!(
-                refused,
-                Err(approval_host::sources::SourceError::Refused { .. })
-            ),
-            "{:?}",
-            refused.err()
-        );
-    }
+    assert_refused(NatsConfig::new(&node.url())).await;
+    assert_refused(with_token("guess")).await;
 }
