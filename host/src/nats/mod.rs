@@ -113,10 +113,15 @@ pub fn stored_bytes(event: approval_proto::Event) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// The most bytes [`append_frame`] adds to a stored message (a tag and a
+/// ten-byte varint, a tag and eight bytes): a reader skips a message whose
+/// frame would be over the sink's limit.
+pub const APPENDED_MAX: usize = 1 + 10 + 1 + 8;
+
 /// Appends one length-delimited frame: the stored `payload` with `seq`
 /// (field 1, varint) and `log_id` (field 4, fixed64) after it.
 pub fn append_frame(out: &mut Vec<u8>, payload: &[u8], seq: u64, log_id: u64) {
-    let mut tail = [0u8; 1 + 10 + 1 + 8];
+    let mut tail = [0u8; APPENDED_MAX];
     let mut len = 0;
     tail[len] = 0x08; // field 1, varint
     len += 1;

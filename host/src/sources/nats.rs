@@ -19,7 +19,7 @@
 //!   chunk stream and the pump reopens it at its backoff.
 
 use super::{Chunk, Chunks, EventSource, OpenRequest, SourceError, VerdictLookup};
-use crate::nats::{NatsConfig, append_frame, filter_subjects, resolved_subject};
+use crate::nats::{APPENDED_MAX, NatsConfig, append_frame, filter_subjects, resolved_subject};
 use async_nats::jetstream;
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
@@ -103,7 +103,13 @@ impl NatsSource {
                 start_sequence: request.last_seq.saturating_add(1),
             }
         } else {
-            let since = time::OffsetDateTime::now_utc() - request.verdict_ttl;
+            // Any TTL a config holds, however large, is a start time (S19:
+            // no value panics): past the calendar's start means "all".
+            let now = time::OffsetDateTime::now_utc();
+            let since = time::Duration::try_from(request.verdict_ttl)
+                .ok()
+                .and_then(|ttl| now.checked_sub(ttl))
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
             DeliverPolicy::ByStartTime { start_time: since }
         };
         // A push consumer: the server streams at its own pace (with flow
@@ -133,7 +139,10 @@ impl NatsSource {
                     .info()
                     .map_err(|e| config.status(format!("message metadata: {e}")))?
                     .stream_sequence;
-                if message.payload.len() > max {
+                // The frame is the payload plus what `append_frame` adds: a
+                // frame over the guest's limit would be fatal to the stream
+                // and come back on every reopen, so it is skipped here.
+                if message.payload.len().saturating_add(APPENDED_MAX) > max {
                     chunk.oversized += 1;
                     tracing::warn!(
                         seq,
