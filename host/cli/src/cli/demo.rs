@@ -24,6 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
@@ -96,6 +97,11 @@ impl Keys {
         forged
     }
 }
+
+/// Forgeries a verifying gateway refused before they reached the log (the
+/// NATS demo's; one run per process), counted with the sink's own
+/// rejections in the summary.
+static REFUSED_AT_GATEWAY: AtomicU64 = AtomicU64::new(0);
 
 /// How the simulated reviewer's verdicts reach the sink.
 #[derive(Clone)]
@@ -397,7 +403,9 @@ impl Reviewer {
                     match result {
                         // A gateway that verifies signatures (the NATS
                         // demo's) refuses the forgeries itself.
-                        Err(status) if status.code() == tonic::Code::PermissionDenied => {}
+                        Err(status) if status.code() == tonic::Code::PermissionDenied => {
+                            REFUSED_AT_GATEWAY.fetch_add(1, Ordering::Relaxed);
+                        }
                         other => other?,
                     }
                 }
@@ -468,7 +476,7 @@ async fn summarize(
     if args.signed {
         row(
             "forged/unsigned rejected",
-            stats.unauthenticated.to_string(),
+            (stats.unauthenticated + REFUSED_AT_GATEWAY.load(Ordering::Relaxed)).to_string(),
         );
     }
     row(
