@@ -522,3 +522,39 @@ async fn a_message_over_the_frame_limit_with_its_appended_fields_is_skipped_and_
     );
     assert_eq!(sink.stats().await.oversized_frames, 2);
 }
+
+/// A stateless gateway's subscribers follow a recreated stream too: their
+/// subscription ends when the stream becomes another log, they resubscribe
+/// and get the new log's events from seq 1 (no lookups on the gRPC path:
+/// only the stream can settle the wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateways_subscribers_follow_a_recreated_stream() {
+    let dir = scratch("gateway-recreate");
+    let node = Node::single(&dir);
+    let config = NatsConfig::new(&node.url());
+    let log = open(config.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(Gateway::nats(open(config.clone()).await).serve(listener, std::future::pending()));
+    let sink = sink_with(SinkConfig::default());
+    let _pump = sink.pump_with(GrpcSource::new(url), fast_reconnect());
+    let first = sink.wait("before", WAIT);
+    log.publish_verdict(&verdict("before", Decision::Approved))
+        .await
+        .unwrap();
+    assert_eq!(settled(first).await, Outcome::Decided(Decision::Approved));
+
+    log.context().delete_stream(&config.stream).await.unwrap();
+    let log = open(config.clone()).await;
+    let fresh = log.log_id().await.unwrap();
+    let after = sink.wait("after", WAIT);
+    log.publish_verdict(&verdict("after", Decision::Denied))
+        .await
+        .unwrap();
+    assert_eq!(settled(after).await, Outcome::Decided(Decision::Denied));
+    let stats = sink.stats().await;
+    assert_eq!(
+        (stats.log_id, stats.last_seq, stats.log_changes),
+        (fresh, 1, 1)
+    );
+}

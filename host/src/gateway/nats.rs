@@ -11,6 +11,9 @@
 //!   the first verdict per id wins across every gateway; the same decision
 //!   again succeeds with the stored seq, the other one is `ALREADY_EXISTS`
 //!   naming the verdict that stands.
+//! * A subscription reads the log through [`follow`], as a sink's source
+//!   does, so it ends (`UNAVAILABLE`) when the stream is replaced by another
+//!   log, and the subscriber resubscribes into the new one.
 //! * Each `Subscribe` is one ordered consumer in the broker: bound them
 //!   with the account's JetStream limits (`max_consumers`); the in-memory
 //!   log's `max_subscribers` does not apply here.
@@ -19,10 +22,10 @@
 //!   never a reason to end a subscriber's stream.
 
 use super::EventStream;
-use crate::nats::{VerdictConflict, VerdictLog, filter_subjects};
+use crate::nats::{VerdictConflict, VerdictLog, follow};
 use crate::sources::SourceError;
 use approval_proto::{ApprovalResolved, InvalidationEvent, PolicyInvalidated};
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use async_nats::jetstream::consumer::DeliverPolicy;
 use futures::StreamExt;
 use prost::Message;
 use tokio::sync::watch;
@@ -54,42 +57,36 @@ pub(super) async fn subscribe(
     } else {
         DeliverPolicy::All
     };
-    let mut messages = stream
-        .create_consumer(OrderedConfig {
-            filter_subjects: filter_subjects(agent_id),
-            deliver_policy,
-            ..Default::default()
-        })
-        .await
-        .map_err(unavailable)?
-        .messages()
-        .await
-        .map_err(unavailable)?;
+    let mut stored = follow(
+        log.context(),
+        &stream,
+        log.config(),
+        agent_id,
+        deliver_policy,
+        current,
+    )
+    .await
+    .map_err(log_error)?;
     let events = async_stream::stream! {
         loop {
             let next = tokio::select! {
-                next = messages.next() => next,
+                next = stored.next() => next,
                 () = async { let _ = closing.wait_for(|closed| *closed).await; } => {
                     yield Err(Status::unavailable("gateway shutting down; resubscribe from last_seq"));
                     break;
                 }
             };
-            let message = match next {
-                Some(Ok(message)) => message,
+            let (seq, payload) = match next {
+                Some(Ok(stored)) => stored,
+                // Includes the stream replaced by another log: the
+                // subscriber resubscribes and gets the new log (S16).
                 Some(Err(e)) => {
                     yield Err(unavailable(e));
                     break;
                 }
                 None => break,
             };
-            let seq = match message.info() {
-                Ok(info) => info.stream_sequence,
-                Err(e) => {
-                    yield Err(unavailable(e));
-                    break;
-                }
-            };
-            match InvalidationEvent::decode(&message.payload[..]) {
+            match InvalidationEvent::decode(&payload[..]) {
                 Ok(mut event) => {
                     event.seq = seq;
                     event.log_id = current;

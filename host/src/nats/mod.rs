@@ -21,9 +21,11 @@
 //! * Only the first verdict per id is stored: [`VerdictLog`] publishes with
 //!   `Nats-Expected-Last-Subject-Sequence: 0` (S15 in the log).
 
+mod follow;
 mod publish;
 pub mod server;
 
+pub(crate) use follow::follow;
 pub(crate) use publish::first_message;
 pub use publish::{Published, VerdictConflict, VerdictLog};
 

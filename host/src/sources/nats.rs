@@ -4,7 +4,8 @@
 //! # Invariants
 //!
 //! * Each open binds the stream afresh and reads its log id (S16), then
-//!   consumes it with an ordered consumer: from `last_seq + 1` when the
+//!   follows it ([`follow`](crate::nats::follow), which also ends the
+//!   subscription when the stream is replaced): from `last_seq + 1` when the
 //!   sink's resume point is of this log (also with `last_seq` 0: a sink
 //!   told the log's id reads it from the start), else from
 //!   `verdict_cache_ttl` ago (older verdicts reach new waits through
@@ -19,19 +20,13 @@
 //!   chunk stream and the pump reopens it at its backoff.
 
 use super::{Chunk, Chunks, EventSource, OpenRequest, SourceError, VerdictLookup};
-use crate::nats::{APPENDED_MAX, NatsConfig, append_frame, filter_subjects, resolved_subject};
+use crate::nats::{APPENDED_MAX, NatsConfig, append_frame, follow, resolved_subject};
 use async_nats::jetstream;
-use async_nats::jetstream::ErrorCode;
-use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
-use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::consumer::DeliverPolicy;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-/// How often an open subscription checks that its stream is still the
-/// same log.
-const LOG_CHECK: Duration = Duration::from_secs(2);
 
 /// Most messages batched into one guest call.
 const BATCH_MESSAGES: usize = 512;
@@ -112,88 +107,39 @@ impl NatsSource {
                 .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
             DeliverPolicy::ByStartTime { start_time: since }
         };
-        // A push consumer: the server streams at its own pace (with flow
-        // control), where a pull consumer's fixed 500-message requests cap
-        // a sink's intake.
-        let consumer = stream
-            .create_consumer(OrderedConfig {
-                deliver_subject: js.client().new_inbox(),
-                filter_subjects: filter_subjects(&self.agent_id),
-                deliver_policy,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| conn.config.status(format!("consumer: {e}")))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| conn.config.status(format!("consumer: {e}")))?;
+        let stored = follow(
+            js,
+            &stream,
+            &conn.config,
+            &self.agent_id,
+            deliver_policy,
+            log_id,
+        )
+        .await?;
         let max = request.max_frame_bytes as usize;
-        let config = conn.config.clone();
-        let replaced = log_replaced(js.clone(), conn.config.clone(), log_id);
-        let chunks = messages.ready_chunks(BATCH_MESSAGES).map(move |batch| {
+        let chunks = stored.ready_chunks(BATCH_MESSAGES).map(move |batch| {
             let mut chunk = Chunk::default();
-            for message in batch {
-                let message = message.map_err(|e| config.status(e.to_string()))?;
-                let seq = message
-                    .info()
-                    .map_err(|e| config.status(format!("message metadata: {e}")))?
-                    .stream_sequence;
+            for stored in batch {
+                let (seq, payload) = stored?;
                 // The frame is the payload plus what `append_frame` adds: a
                 // frame over the guest's limit would be fatal to the stream
                 // and come back on every reopen, so it is skipped here.
-                if message.payload.len().saturating_add(APPENDED_MAX) > max {
+                if payload.len().saturating_add(APPENDED_MAX) > max {
                     chunk.oversized += 1;
                     tracing::warn!(
                         seq,
-                        bytes = message.payload.len(),
+                        bytes = payload.len(),
                         max,
                         "skipping a NATS message over the sink's frame limit"
                     );
                     continue;
                 }
-                append_frame(&mut chunk.frames, &message.payload, seq, log_id);
+                append_frame(&mut chunk.frames, &payload, seq, log_id);
             }
             Ok(chunk)
         });
-        Ok(futures::stream::select(chunks, replaced).boxed())
+        Ok(chunks.boxed())
     }
-}
-
-/// Ends a subscription (with an error) once its stream is gone or is
-/// another log: the ordered consumer would otherwise go on from the old
-/// log's sequence in the new stream, skipping its first events. The pump
-/// reopens, and the new log opens a new window in the guest (S16). Checked
-/// every [`LOG_CHECK`]; a check that cannot reach the server proves
-/// nothing and is ignored (the client reconnects on its own).
-fn log_replaced(
-    js: jetstream::Context,
-    config: NatsConfig,
-    log_id: u64,
-) -> impl futures::Stream<Item = Result<Chunk, SourceError>> + Send {
-    futures::stream::unfold(Some((js, config)), move |state| async move {
-        let (js, config) = state?;
-        loop {
-            tokio::time::sleep(LOG_CHECK).await;
-            let why = match js.get_stream(&config.stream).await {
-                Ok(stream) => match stream.get_info().await {
-                    Ok(info) if crate::nats::log_id(&info) != log_id => {
-                        "the stream was created again: a new log"
-                    }
-                    _ => continue,
-                },
-                Err(e)
-                    if matches!(e.kind(), GetStreamErrorKind::JetStream(js)
-                    if js.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
-                {
-                    "the stream was deleted"
-                }
-                Err(_) => continue,
-            };
-            let error = config.status(why.to_owned());
-            return Some((Err(error), None));
-        }
-    })
 }
 
 impl Connection {
