@@ -1,6 +1,7 @@
 //! wit-bindgen glue: WIT exports onto [`Registry`] and [`frames`].
 
 use crate::frames::{self, FrameDecoder, FrameError, MAX_REPORTED_ERRORS};
+use crate::ops::{self, Op, OpReader};
 use crate::registry::{self, Registry, RegistryError, Reply, TimeSource};
 use crate::trust;
 use crate::verdict::{self, Verdict};
@@ -21,8 +22,8 @@ wit_bindgen::generate!({
 });
 
 use assembly::approval::types::{
-    AuthFailure, Batch, Completion, Config, Decider, Decision, IngestReport, Outcome, Registered,
-    SinkError, SinkStats, TrustedKey,
+    Applied, AuthFailure, Batch, Completion, Config, Decider, Decision, IngestReport, OpError,
+    Outcome, Registered, SinkError, SinkStats, TrustedKey,
 };
 use exports::assembly::approval::registry::Guest as RegistryGuest;
 
@@ -154,6 +155,17 @@ fn drain(r: &mut Registry<HostClock>) -> Batch {
     }
 }
 
+/// The typed error of an operation the guest could not read.
+fn op_error(e: ops::OpError) -> SinkError {
+    match e {
+        ops::OpError::BadUtf8 => SinkError::MalformedFrame("operation: id is not UTF-8".into()),
+        ops::OpError::UnknownDecision(d) => SinkError::UnknownDecision(i32::from(d)),
+        ops::OpError::Truncated => {
+            SinkError::MalformedFrame("operation buffer truncated or unknown tag".into())
+        }
+    }
+}
+
 /// Tells the host about a policy invalidation (S10).
 fn forward_invalidation(agent_id: &str) {
     assembly::approval::host_events::policy_invalidated(agent_id);
@@ -266,6 +278,52 @@ impl RegistryGuest for Component {
             // journals it itself (S18), so no journal bytes cross back.
             r.resolve(&request_id, decision.into())?;
             Ok(drain(r))
+        })
+    }
+
+    fn apply(buf: Vec<u8>) -> Applied {
+        with_registry(|r| {
+            let mut errors = Vec::new();
+            let mut woken = 0u32;
+            for (i, op) in OpReader::new(&buf).enumerate() {
+                let result = match op {
+                    Ok(Op::Register {
+                        waiter,
+                        start_ns,
+                        timeout_ns,
+                        id,
+                    }) => r
+                        .register_from(waiter, id, start_ns, timeout_ns, Reply::Batched)
+                        .map(|registered| {
+                            // A settled registration is reported like any
+                            // other finished waiter, in `batch.done`.
+                            if let registry::Registered::Settled(outcome) = registered {
+                                r.push_done(waiter, outcome);
+                            }
+                        })
+                        .map_err(SinkError::from),
+                    Ok(Op::Cancel { waiter }) => {
+                        r.cancel(waiter);
+                        Ok(())
+                    }
+                    Ok(Op::Resolve { id, verdict }) => r
+                        .resolve(id, verdict)
+                        .map(|n| woken = woken.saturating_add(n))
+                        .map_err(SinkError::from),
+                    Err(e) => Err(op_error(e)),
+                };
+                if let Err(error) = result {
+                    errors.push(OpError {
+                        op: u32::try_from(i).unwrap_or(u32::MAX),
+                        error,
+                    });
+                }
+            }
+            Applied {
+                batch: drain(r),
+                errors,
+                woken,
+            }
         })
     }
 

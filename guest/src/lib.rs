@@ -8,6 +8,8 @@
 //!   (the verdict memory of S4 and S15, bounded by capacity and TTL);
 //! * [`journal`]: newly remembered verdicts as bytes, for the host to carry
 //!   over a reset (S18);
+//! * [`ops`]: the flat operation buffer of `registry.apply` (the host's
+//!   queue of registrations and cancels, encoded and decoded);
 //! * [`verdict`]: verdicts, outcomes, and their mapping to the wire `Decision`;
 //! * [`config`]: limits and cache settings, with the one copy of each default;
 //! * [`stats`]: the counters and the one list of their names;
@@ -37,6 +39,7 @@ pub mod deadlines;
 pub mod frames;
 pub mod ids;
 pub mod journal;
+pub mod ops;
 pub mod registry;
 pub mod stats;
 pub mod trust;

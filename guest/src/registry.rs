@@ -163,6 +163,22 @@ impl<C: TimeSource> Registry<C> {
         timeout_ns: u64,
         reply: Reply,
     ) -> Result<Registered, RegistryError> {
+        let now = self.clock.now_ns();
+        self.register_from(waiter, id, now, timeout_ns, reply)
+    }
+
+    /// Like [`Registry::register`], for a wait the host asked for at
+    /// `start_ns` and queued (DESIGN.md section 8): the deadline is
+    /// `start_ns + timeout_ns`, so the time in the queue does not lengthen
+    /// it; the verdict memory is read as of now.
+    pub fn register_from(
+        &mut self,
+        waiter: u64,
+        id: &str,
+        start_ns: u64,
+        timeout_ns: u64,
+        reply: Reply,
+    ) -> Result<Registered, RegistryError> {
         self.check_id(id)?;
         if self.waiters.contains_key(&waiter) {
             return Err(RegistryError::DuplicateWaiter(waiter));
@@ -179,7 +195,7 @@ impl<C: TimeSource> Registry<C> {
         if self.waiters.len() >= self.config.max_waiters as usize {
             return Err(RegistryError::TooManyWaiters(self.config.max_waiters));
         }
-        let deadline = now.saturating_add(timeout_ns.min(self.config.max_timeout_ns));
+        let deadline = start_ns.saturating_add(timeout_ns.min(self.config.max_timeout_ns));
         let id = self.ids.add_token(id, waiter);
         self.waiters.insert(
             waiter,
@@ -393,6 +409,12 @@ impl<C: TimeSource> Registry<C> {
             }
         }
         restored
+    }
+
+    /// Reports `outcome` for a batched `waiter` that never became pending
+    /// (a queued registration settled at once), with the other completions.
+    pub fn push_done(&mut self, waiter: u64, outcome: Outcome) {
+        self.outbox.push(Completion { waiter, outcome });
     }
 
     /// Drains the completions of batched waiters finished since the last call.

@@ -8,7 +8,8 @@
 //! never returns that variant, so it is unambiguous.
 
 use crate::bindings::{
-    self, ApprovalRegistry, WitAuthFailure, WitDecision, WitOutcome, WitSinkError, WitTrustedKey,
+    self, ApprovalRegistry, WitApplied, WitAuthFailure, WitDecision, WitOutcome, WitSinkError,
+    WitTrustedKey,
 };
 use crate::clock::duration_ns;
 use crate::component::Loaded;
@@ -33,13 +34,15 @@ pub struct Batch {
     pub remembered: Vec<u8>,
 }
 
-/// What `register` did.
-#[derive(Debug)]
-pub enum Registered {
-    /// Settled at once from the early-verdict cache.
-    Settled(Outcome),
-    /// Pending; the earliest deadline now pending.
-    Pending(u64),
+/// What one `apply` of queued operations did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Waiters the operations finished.
+    pub batch: Batch,
+    /// `(index, error)` of each operation that failed, in order.
+    pub errors: Vec<(u32, SinkError)>,
+    /// Waiters the verdicts woke.
+    pub woken: u32,
 }
 
 /// One live instance of the `approval-registry` component.
@@ -168,47 +171,24 @@ impl Adapter {
         }))
     }
 
-    /// `registry.register`.
-    pub fn register(
-        &mut self,
-        waiter: u64,
-        id: &str,
-        timeout_ns: u64,
-    ) -> Result<Registered, SinkError> {
+    /// `registry.apply`: a buffer of queued operations (the guest's `ops`
+    /// format).
+    pub fn apply(&mut self, ops: &[u8]) -> Result<Applied, SinkError> {
         self.refill_budget();
-        let registered = self
+        let a: WitApplied = self
             .api
             .assembly_approval_registry()
-            .call_register(&mut self.store, waiter, id, timeout_ns)
-            .map_err(fault)??;
-        Ok(match registered {
-            bindings::Registered::Settled(o) => Registered::Settled(o.into()),
-            bindings::Registered::Pending(next) => Registered::Pending(next),
+            .call_apply(&mut self.store, ops)
+            .map_err(fault)?;
+        Ok(Applied {
+            batch: a.batch.into(),
+            errors: a
+                .errors
+                .into_iter()
+                .map(|e| (e.op, e.error.into()))
+                .collect(),
+            woken: a.woken,
         })
-    }
-
-    /// `registry.cancel`.
-    pub fn cancel(&mut self, waiter: u64) -> Result<bool, SinkError> {
-        self.refill_budget();
-        self.api
-            .assembly_approval_registry()
-            .call_cancel(&mut self.store, waiter)
-            .map_err(fault)
-    }
-
-    /// `registry.resolve`.
-    pub fn resolve(&mut self, id: &str, verdict: Verdict) -> Result<Batch, SinkError> {
-        self.refill_budget();
-        let decision = match verdict {
-            Verdict::Approved => WitDecision::Approved,
-            Verdict::Denied => WitDecision::Denied,
-        };
-        let batch = self
-            .api
-            .assembly_approval_registry()
-            .call_resolve(&mut self.store, id, decision)
-            .map_err(fault)??;
-        Ok(batch.into())
     }
 
     /// `registry.expire`.

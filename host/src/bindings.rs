@@ -9,7 +9,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use assembly::approval::types::{
-    AuthFailure as WitAuthFailure, Batch, Config as WitConfig, Decision as WitDecision,
-    IngestReport, Outcome as WitOutcome, Registered, SinkError as WitSinkError,
+    Applied as WitApplied, AuthFailure as WitAuthFailure, Batch, Config as WitConfig,
+    Decision as WitDecision, IngestReport, Outcome as WitOutcome, SinkError as WitSinkError,
     TrustedKey as WitTrustedKey,
 };

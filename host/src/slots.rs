@@ -10,8 +10,9 @@
 //!   outcome ([`Slots::complete`]) or the future goes away
 //!   ([`Slots::remove`]); `waiting()` counts exactly those, so it equals the
 //!   guest's pending waiters whenever the sink's lock is free.
-//! * `Done` slots hold an outcome the future has not taken yet; polling takes
-//!   it and frees the slot.
+//! * `Done` slots hold an outcome (or the typed error of a registration the
+//!   guest refused when the host's queue was flushed) the future has not
+//!   taken yet; polling takes it and frees the slot.
 //! * Completion hands the stored waker to a wake list instead of calling it:
 //!   the sink's lock is held while slots complete, and a waker may run code
 //!   (or poll inline), so the lock's owner takes the list with
@@ -19,13 +20,17 @@
 //!   `WakeList` pattern). Still no channel per waiter, and no task draining
 //!   many receivers (which trips tokio's cooperative budget).
 
+use crate::error::SinkError;
 use crate::outcome::Outcome;
 use std::task::Waker;
+
+/// How a slot's wait ended.
+pub type SlotResult = Result<Outcome, SinkError>;
 
 enum State {
     Free,
     Waiting(Option<Waker>),
-    Done(Outcome),
+    Done(SlotResult),
 }
 
 struct Slot {
@@ -83,7 +88,7 @@ impl Slots {
     /// Records the guest's outcome for `token` and queues its future's waker
     /// (see [`Slots::take_wakers`]). False for a stale token or a slot that
     /// is not waiting.
-    pub fn complete(&mut self, token: u64, outcome: Outcome) -> bool {
+    pub fn complete(&mut self, token: u64, outcome: SlotResult) -> bool {
         let Some(slot) = self.get(token) else {
             return false;
         };
@@ -106,11 +111,13 @@ impl Slots {
 
     /// Takes the outcome if it arrived (freeing the slot), else stores the
     /// waker. `None` also for a stale token.
-    pub fn poll(&mut self, token: u64, waker: &Waker) -> Option<Outcome> {
+    pub fn poll(&mut self, token: u64, waker: &Waker) -> Option<SlotResult> {
         let slot = self.get(token)?;
         match &mut slot.state {
-            State::Done(outcome) => {
-                let outcome = *outcome;
+            State::Done(_) => {
+                let State::Done(outcome) = std::mem::replace(&mut slot.state, State::Free) else {
+                    return None;
+                };
                 self.free_slot(token);
                 Some(outcome)
             }
@@ -136,6 +143,12 @@ impl Slots {
         }
         self.free_slot(token);
         was_waiting
+    }
+
+    /// Whether `token`'s slot is still waiting for the guest.
+    pub fn is_waiting(&mut self, token: u64) -> bool {
+        self.get(token)
+            .is_some_and(|s| matches!(s.state, State::Waiting(_)))
     }
 
     /// Tokens of every waiting slot (to resolve them all after a reset).
@@ -175,11 +188,14 @@ mod tests {
         assert!(slots.remove(first));
         let second = slots.insert();
         assert_eq!(split(first).0, split(second).0, "the slot is reused");
-        assert!(!slots.complete(first, Outcome::TimedOut));
+        assert!(!slots.complete(first, Ok(Outcome::TimedOut)));
         assert!(!slots.remove(first));
         assert_eq!(slots.waiting(), 1);
-        assert!(slots.complete(second, Outcome::Cancelled));
-        assert_eq!(slots.poll(second, Waker::noop()), Some(Outcome::Cancelled));
+        assert!(slots.complete(second, Ok(Outcome::Cancelled)));
+        assert_eq!(
+            slots.poll(second, Waker::noop()),
+            Some(Ok(Outcome::Cancelled))
+        );
         assert_eq!(slots.waiting(), 0);
     }
 
@@ -188,7 +204,7 @@ mod tests {
         let mut slots = Slots::new();
         let t = slots.insert();
         assert_eq!(slots.poll(t, Waker::noop()), None);
-        assert!(slots.complete(t, Outcome::TimedOut));
+        assert!(slots.complete(t, Ok(Outcome::TimedOut)));
         let wakers = slots.take_wakers();
         assert_eq!(wakers.len(), 1, "the waker waits for the lock's release");
         assert!(slots.take_wakers().is_empty(), "taken once");
@@ -199,13 +215,13 @@ mod tests {
         let mut slots = Slots::new();
         let t = slots.insert();
         assert_eq!(slots.poll(t, Waker::noop()), None);
-        assert!(slots.complete(t, Outcome::TimedOut));
+        assert!(slots.complete(t, Ok(Outcome::TimedOut)));
         assert_eq!(slots.waiting(), 0);
         assert!(
-            !slots.complete(t, Outcome::Cancelled),
+            !slots.complete(t, Ok(Outcome::Cancelled)),
             "one outcome per waiter"
         );
-        assert_eq!(slots.poll(t, Waker::noop()), Some(Outcome::TimedOut));
+        assert_eq!(slots.poll(t, Waker::noop()), Some(Ok(Outcome::TimedOut)));
         assert_eq!(slots.poll(t, Waker::noop()), None, "taken once");
         assert!(slots.waiting_tokens().is_empty());
     }

@@ -3,18 +3,21 @@
 //! # How a wait works
 //!
 //! All handles of a sink share one guest instance (the adapter's wasmtime
-//! `Store`) behind a mutex. [`ApprovalSink::wait`] takes a host slot, calls
-//! the guest's `register` on the caller's thread and returns a [`Wait`]
-//! future, so the waiter exists before the future is first polled (S1) and
-//! [`ApprovalSink::waiter_count`] is exact at once. Completions reported by
-//! the guest (from `resolve`, `expire`, `ingest-frames`) fill slots and wake
-//! their futures once the mutex is released.
+//! `Store`) behind a mutex. [`ApprovalSink::wait`] takes a host slot and
+//! queues the guest's registration on the caller's thread, then returns a
+//! [`Wait`] future: the waiter exists before the future is first polled
+//! (S1), because the queue reaches the guest before any other guest call
+//! (`queue.rs`), and [`ApprovalSink::waiter_count`] is exact at once.
+//! [`ApprovalSink::deliver`] sends the queue and its verdict as one call,
+//! so a round trip costs one guest call. Completions reported by the guest
+//! fill slots and wake their futures once the mutex is released.
 //!
 //! Files, one job each:
 //!
 //! * `mod.rs`: the public API (this type and [`InvalidationSink`]);
 //! * `builder.rs`: [`ApprovalSinkBuilder`];
 //! * `shared.rs`: the mutex, the one way to call the guest, completions;
+//! * `queue.rs`: the queue of waits and cancels, flushed as one call;
 //! * `recovery.rs`: trap recovery (S12) and the crash-loop guard;
 //! * `timer.rs`: the timer task that expires due waiters;
 //! * `lookup.rs`: durable waits: looking each new wait up in the log;
@@ -23,6 +26,7 @@
 mod builder;
 mod journal;
 pub(crate) mod lookup;
+mod queue;
 mod recovery;
 mod shared;
 mod timer;
@@ -31,7 +35,7 @@ mod wait;
 pub use builder::ApprovalSinkBuilder;
 pub use wait::{Wait, WaitForApproval};
 
-use crate::adapter::{Adapter, Batch, Registered};
+use crate::adapter::{Adapter, Batch};
 use crate::clock::duration_ns;
 use crate::error::SinkError;
 use crate::outcome::Decision;
@@ -109,29 +113,36 @@ impl ApprovalSink {
 
     /// Like [`wait_for_approval`](Self::wait_for_approval), but says how the
     /// wait ended and reports bad requests as typed errors.
+    ///
+    /// The registration is queued and reaches the guest before any other
+    /// guest call (S1); an id over `max_request_id_bytes` is refused here,
+    /// before it is copied anywhere. Other refusals the guest makes (an
+    /// empty id, `max_waiters`) arrive as the `Wait`'s `Err`, as does a
+    /// verdict remembered for the id (as its outcome).
     pub fn wait(&self, request_id: impl AsRef<str>, timeout: Duration) -> Wait {
         let request_id = request_id.as_ref();
         let shared = &self.shared;
-        let (wait, pending) = shared.with_state(|state| {
+        let limit = shared.config.max_request_id_bytes;
+        if request_id.len() > limit as usize {
+            let len = u32::try_from(request_id.len()).unwrap_or(u32::MAX);
+            return Wait::settled(Arc::clone(shared), Err(SinkError::RequestIdTooLong(len)));
+        }
+        let lookup = shared.lookup_installed.load(Ordering::Acquire);
+        let (token, pending) = shared.with_state(|state| {
             let token = state.slots.insert();
-            let registered = shared.call(state, |a| {
-                a.register(token, request_id, duration_ns(timeout))
-            });
-            let settled = match registered {
-                Ok(Registered::Pending(next)) => {
-                    shared.note_deadline(state, Some(next));
-                    return (Wait::registered(Arc::clone(shared), token), true);
-                }
-                Ok(Registered::Settled(outcome)) => Ok(outcome),
-                Err(e) => Err(e),
+            shared.queue_wait(state, token, request_id, duration_ns(timeout));
+            // A durable wait is looked up only if it is still pending, so
+            // its registration must reach the guest now.
+            let pending = lookup && {
+                let _ = shared.flush(state);
+                state.slots.is_waiting(token)
             };
-            state.slots.remove(token);
-            (Wait::settled(Arc::clone(shared), settled), false)
+            (token, pending)
         });
         if pending {
             lookup::start(shared, request_id, timeout);
         }
-        wait
+        Wait::registered(Arc::clone(shared), token)
     }
 
     /// Like [`wait`](Self::wait), and says who decided (S17): the reviewer,
@@ -183,13 +194,14 @@ impl ApprovalSink {
                 state.counters.rejected_verdicts += 1;
                 return Err(SinkError::UnknownDecision(decision as i32));
             };
-            let batch = shared.call(state, |a| a.resolve(request_id, verdict))?;
-            // `resolve` returns no journal (S18): the host writes the entry
+            // One guest call: the queued waits, then this verdict.
+            let woken = shared.flush_with_verdict(state, request_id, verdict)?;
+            // `apply` returns no journal (S18): the host writes the entry
             // itself (a repeat is harmless: a fresh instance skips it).
             state
                 .journal
                 .push(request_id, verdict, shared.clock.now_ns());
-            Ok(shared.apply(state, batch))
+            Ok(woken)
         })
     }
 
@@ -321,7 +333,13 @@ impl ApprovalSink {
     /// Waits pending now. Exact as soon as `wait` returns or an outcome is
     /// delivered; equal to `stats().await.waiters` whenever the sink is idle.
     pub fn waiter_count(&self) -> usize {
-        self.shared.with_state(|state| state.slots.waiting())
+        let shared = &self.shared;
+        shared.with_state(|state| {
+            // Queued waits that settle at once (an early verdict, an error)
+            // must not count: flush them first.
+            let _ = shared.flush(state);
+            state.slots.waiting()
+        })
     }
 
     /// The guest's counters plus the host's (resets, traps, skipped frames).

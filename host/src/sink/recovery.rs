@@ -118,8 +118,10 @@ impl Shared {
                 "approval-sink guest is crash-looping; refusing calls"
             );
         }
+        // Queued waits were for the old instance: they end as `Reset` too.
+        state.queue.clear();
         for token in state.slots.waiting_tokens() {
-            state.slots.complete(token, Outcome::Reset);
+            state.slots.complete(token, Ok(Outcome::Reset));
         }
         state.next_deadline = None;
     }

@@ -4,13 +4,16 @@
 //! # Invariants
 //!
 //! * Every guest access goes through [`Shared::call`] under the mutex, so
-//!   calls never interleave; a fault resets the instance there (S12).
+//!   calls never interleave; a fault resets the instance there (S12). It
+//!   flushes the queue of waits and cancels first (`queue.rs`), so nothing
+//!   reaches the guest ahead of a wait asked for before it.
 //! * The mutex is only taken through [`Shared::with_state`], which wakes the
 //!   futures completed inside it after releasing the guard (a waker may poll
 //!   inline or run arbitrary code; tokio's `WakeList` pattern).
 //! * The mutex is never held across an `.await`.
 
 use super::journal::VerdictJournal;
+use super::queue::OpQueue;
 use super::recovery::CrashLoopGuard;
 use crate::adapter::{Adapter, Batch};
 use crate::clock::{Clock, duration_ns};
@@ -52,6 +55,8 @@ pub(crate) struct Shared {
 pub(super) struct State {
     pub(super) adapter: Adapter,
     pub(super) slots: Slots,
+    /// Registrations and cancels not yet sent to the guest (`queue.rs`).
+    pub(super) queue: OpQueue,
     /// Earliest pending deadline the guest reported.
     pub(super) next_deadline: Option<u64>,
     /// The deadline the timer task is sleeping until, if any.
@@ -80,6 +85,7 @@ impl Shared {
             state: Mutex::new(State {
                 adapter,
                 slots: Slots::new(),
+                queue: OpQueue::default(),
                 next_deadline: None,
                 timer_sleeping_until: None,
                 resume: ResumePoint::default(),
@@ -117,10 +123,23 @@ impl Shared {
         out
     }
 
-    /// Runs one guest call. A fault resets the instance (S12) and is this
-    /// caller's `SinkError::GuestFault`; while quarantined the call is
-    /// refused with `SinkError::CrashLoop`.
+    /// Runs one guest call, after flushing the queued waits and cancels
+    /// (their outcomes reach their own slots). A fault resets the instance
+    /// (S12) and is this caller's `SinkError::GuestFault`; while quarantined
+    /// the call is refused with `SinkError::CrashLoop`.
     pub(super) fn call<R>(
+        &self,
+        state: &mut State,
+        f: impl FnOnce(&mut Adapter) -> Result<R, SinkError>,
+    ) -> Result<R, SinkError> {
+        // A failed flush has settled the queued waits; this call then
+        // meets the same refusal, or runs on the fresh instance.
+        let _ = self.flush(state);
+        self.call_now(state, f)
+    }
+
+    /// [`Shared::call`] without the flush: for the flush itself.
+    pub(super) fn call_now<R>(
         &self,
         state: &mut State,
         f: impl FnOnce(&mut Adapter) -> Result<R, SinkError>,
@@ -138,7 +157,7 @@ impl Shared {
     pub(super) fn apply(&self, state: &mut State, batch: Batch) -> u32 {
         let n = u32::try_from(batch.done.len()).unwrap_or(u32::MAX);
         for (token, outcome) in batch.done {
-            state.slots.complete(token, outcome);
+            state.slots.complete(token, Ok(outcome));
         }
         state.journal.extend(batch.remembered, self.clock.now_ns());
         self.note_deadline(state, batch.next_deadline);

@@ -58,11 +58,15 @@ impl Future for Wait {
         match std::mem::replace(&mut self.state, WaitState::Done) {
             WaitState::Settled(result) => Poll::Ready(result),
             WaitState::Registered(token) => {
-                let outcome = self
-                    .shared
-                    .with_state(|state| state.slots.poll(token, cx.waker()));
+                let shared = &self.shared;
+                let outcome = shared.with_state(|state| {
+                    // The wait may still be queued (and settled at once by
+                    // the guest): send the queue before reading the slot.
+                    let _ = shared.flush(state);
+                    state.slots.poll(token, cx.waker())
+                });
                 match outcome {
-                    Some(outcome) => Poll::Ready(Ok(outcome)),
+                    Some(outcome) => Poll::Ready(outcome),
                     None => {
                         self.state = WaitState::Registered(token);
                         Poll::Pending
@@ -82,7 +86,8 @@ impl Drop for Wait {
         let shared = &self.shared;
         shared.with_state(|state| {
             if state.slots.remove(token) {
-                let _ = shared.call(state, |a| a.cancel(token));
+                // Queued, like a registration: no guest call of its own.
+                shared.queue_cancel(state, token);
             }
         });
     }
