@@ -164,13 +164,20 @@ impl<C: TimeSource> Registry<C> {
         reply: Reply,
     ) -> Result<Registered, RegistryError> {
         let now = self.clock.now_ns();
-        self.register_from(waiter, id, now, timeout_ns, reply)
+        match self.register_from(waiter, id, now, timeout_ns, reply)? {
+            Registered::Pending(deadline) => Ok(Registered::Pending(
+                self.next_deadline().unwrap_or(deadline),
+            )),
+            settled => Ok(settled),
+        }
     }
 
     /// Like [`Registry::register`], for a wait the host asked for at
     /// `start_ns` and queued (DESIGN.md section 8): the deadline is
     /// `start_ns + timeout_ns`, so the time in the queue does not lengthen
-    /// it; the verdict memory is read as of now.
+    /// it; the verdict memory is read as of now. `Pending` carries this
+    /// waiter's own deadline, not the earliest: a batch of registrations
+    /// asks for the earliest once, at its end.
     pub fn register_from(
         &mut self,
         waiter: u64,
@@ -206,8 +213,7 @@ impl<C: TimeSource> Registry<C> {
             },
         );
         self.deadlines.push(deadline, waiter);
-        let next = self.next_deadline().unwrap_or(deadline);
-        Ok(Registered::Pending(next))
+        Ok(Registered::Pending(deadline))
     }
 
     /// The deadline of a pending waiter.

@@ -222,6 +222,17 @@ async fn round_trip_rows(q: bool) -> Vec<Row> {
             bare.register_resolve(n as u64),
             "ns",
         ));
+        rows.push(Row::ours(
+            format!("  bare call: apply(empty list), {on}"),
+            bare.apply_empty(n as u64),
+            "ns",
+        ));
+        rows.push(Row::vs_native(
+            format!("  bare call: apply([register, resolve]), {on}"),
+            native,
+            bare.apply_round_trip(n as u64),
+            "ns",
+        ));
     }
     let m = if q { 2_000 } else { 20_000 };
     rows.push(Row::vs_native(

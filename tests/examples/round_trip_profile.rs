@@ -14,7 +14,10 @@ use approval_host::{ApprovalSink, Decision};
 use std::time::{Duration, Instant};
 
 fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("N").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;

@@ -20,7 +20,11 @@ async fn a_wait_queued_then_dropped_before_any_flush_is_cancelled() {
     drop(w);
     assert_eq!(sink.waiter_count(), 0);
     let s = sink.stats().await;
-    assert_eq!((s.waiters, s.cancelled), (0, 1), "registered, then cancelled");
+    assert_eq!(
+        (s.waiters, s.cancelled),
+        (0, 1),
+        "registered, then cancelled"
+    );
     assert_eq!(
         sink.deliver("req-1", Decision::Approved),
         Ok(0),
@@ -70,9 +74,17 @@ async fn a_verdict_through_ingest_sees_the_waits_queued_before_it() {
     let (sink, _clock) = manual_sink();
     let w = sink.wait("req-1", HOUR);
     let report = sink
-        .ingest_bytes(&stream(&[verdict_event(1, "req-1", wire(Decision::Denied))]))
+        .ingest_bytes(&stream(&[verdict_event(
+            1,
+            "req-1",
+            wire(Decision::Denied),
+        )]))
         .unwrap();
-    assert_eq!((report.events, report.completed), (1, 1), "it found the waiter");
+    assert_eq!(
+        (report.events, report.completed),
+        (1, 1),
+        "it found the waiter"
+    );
     assert_eq!(sink.stats().await.early_hits, 0, "not cached first");
     assert_eq!(w.await, Ok(Outcome::Decided(Decision::Denied)));
 
@@ -138,7 +150,9 @@ async fn a_trap_during_a_flush_resolves_every_queued_wait_as_reset() {
     let (sink, _clock) = manual_sink();
     let mut held = sink.wait("held", HOUR);
     assert_eq!(futures::poll!(&mut held), Poll::Pending, "in the guest");
-    let queued: Vec<_> = (0..100).map(|i| sink.wait(format!("q-{i}"), HOUR)).collect();
+    let queued: Vec<_> = (0..100)
+        .map(|i| sink.wait(format!("q-{i}"), HOUR))
+        .collect();
     sink.inject_trap();
     assert_eq!(sink.waiter_count(), 0, "the flush trapped: all reset");
     for w in queued {

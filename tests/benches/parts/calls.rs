@@ -3,7 +3,9 @@
 //! slots), with and without epoch interruption, so the adapter's figure can
 //! be split into wasmtime call machinery, guest work and host bookkeeping.
 
-use approval_tests::plugin::assembly::approval::types::Registered;
+use approval_guest::ops::OpWriter;
+use approval_guest::verdict::Verdict;
+use approval_tests::plugin::assembly::approval::types::{Applied, Registered};
 use approval_tests::plugin::{Batch, Decision, SinkError};
 use std::time::Instant;
 use wasmtime::component::{Component, Instance, Linker, TypedFunc};
@@ -14,12 +16,16 @@ type Register = TypedFunc<(u64, &'static str, u64), (Result<Registered, SinkErro
 /// `registry.resolve` with a borrowed id.
 type Resolve = TypedFunc<(&'static str, Decision), (Result<Batch, SinkError>,)>;
 
-/// A bare instance of `approval-registry` with typed handles on three exports.
+/// `registry.apply` with a borrowed buffer.
+type Apply = TypedFunc<(&'static [u8],), (Applied,)>;
+
+/// A bare instance of `approval-registry` with typed handles on four exports.
 pub struct Bare {
     store: Store<()>,
     register: Register,
     resolve: Resolve,
     cancel: TypedFunc<(u64,), (bool,)>,
+    apply: Apply,
     /// The next request id and token: every round trip is a new approval
     /// request (a verdict is final, S15, so a reused id settles at once).
     next: u64,
@@ -78,11 +84,13 @@ impl Bare {
             .typed(&store)
             .expect("resolve");
         let cancel = export(&mut store, "cancel").typed(&store).expect("cancel");
+        let apply = export(&mut store, "apply").typed(&store).expect("apply");
         Bare {
             store,
             register,
             resolve,
             cancel,
+            apply,
             next: 0,
         }
     }
@@ -117,6 +125,38 @@ impl Bare {
                 .call(&mut self.store, (id, Decision::Approved))
                 .expect("resolve");
             assert_eq!(b.map(|b| b.done.len()), Ok(1));
+        }
+        t.elapsed().as_nanos() as f64 / n as f64
+    }
+
+    /// ns per `apply` of an empty buffer: the call floor of the export a
+    /// round trip uses (a list in, a record of lists out).
+    pub fn apply_empty(&mut self, n: u64) -> f64 {
+        let t = Instant::now();
+        for _ in 0..n {
+            let (a,) = self.apply.call(&mut self.store, (&[],)).expect("apply");
+            assert!(a.errors.is_empty());
+        }
+        t.elapsed().as_nanos() as f64 / n as f64
+    }
+
+    /// ns per `apply([register, resolve])` on a new request id each: one
+    /// round trip as the adapter sends it, without the adapter.
+    pub fn apply_round_trip(&mut self, n: u64) -> f64 {
+        let bufs: Vec<Vec<u8>> = (self.next..self.next + n)
+            .map(|w| {
+                let id = format!("req-{w}");
+                let mut ops = OpWriter::new();
+                ops.register(w, 0, 30_000_000_000, &id);
+                ops.resolve(&id, Verdict::Approved);
+                ops.bytes().to_vec()
+            })
+            .collect();
+        self.next += n;
+        let t = Instant::now();
+        for buf in &bufs {
+            let (a,) = self.apply.call(&mut self.store, (buf,)).expect("apply");
+            assert_eq!((a.woken, a.batch.done.len()), (1, 1));
         }
         t.elapsed().as_nanos() as f64 / n as f64
     }
