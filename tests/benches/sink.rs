@@ -241,6 +241,11 @@ async fn round_trip_rows(q: bool) -> Vec<Row> {
         async_face::round_trip(m).await,
         "ns",
     ));
+    rows.push(Row::ours(
+        format!("  async face: one call_concurrent (stats), {m} sequential"),
+        async_face::concurrent_call_floor(m).await,
+        "ns",
+    ));
     rows
 }
 

@@ -43,9 +43,11 @@ impl CrashLoopGuard {
         }
     }
 
-    /// `Err(CrashLoop(remaining))` while quarantined at `now`.
-    pub(crate) fn admit(&mut self, now: Instant) -> Result<(), SinkError> {
+    /// `Err(CrashLoop(remaining))` while quarantined at `now()`. Reads the
+    /// clock only during a quarantine: this runs before every guest call.
+    pub(crate) fn admit(&mut self, now: impl FnOnce() -> Instant) -> Result<(), SinkError> {
         if let Some(until) = self.quarantined_until {
+            let now = now();
             if now < until {
                 return Err(SinkError::CrashLoop(until - now));
             }
@@ -143,6 +145,6 @@ mod tests {
         assert_eq!(guard.note_reset(t), None);
         assert_eq!(guard.note_reset(t), None);
         assert_eq!(guard.note_reset(t), Some(Duration::MAX), "third reset");
-        assert!(matches!(guard.admit(t), Err(SinkError::CrashLoop(_))));
+        assert!(matches!(guard.admit(|| t), Err(SinkError::CrashLoop(_))));
     }
 }

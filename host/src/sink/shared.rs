@@ -144,7 +144,7 @@ impl Shared {
         state: &mut State,
         f: impl FnOnce(&mut Adapter) -> Result<R, SinkError>,
     ) -> Result<R, SinkError> {
-        state.crash_loop.admit(std::time::Instant::now())?;
+        state.crash_loop.admit(std::time::Instant::now)?;
         let result = f(&mut state.adapter);
         if let Err(SinkError::GuestFault(why)) = &result {
             self.reset(state, why);
@@ -159,7 +159,9 @@ impl Shared {
         for (token, outcome) in batch.done {
             state.slots.complete(token, Ok(outcome));
         }
-        state.journal.extend(batch.remembered, self.clock.now_ns());
+        if !batch.remembered.is_empty() {
+            state.journal.extend(batch.remembered, self.clock.now_ns());
+        }
         self.note_deadline(state, batch.next_deadline);
         n
     }

@@ -53,6 +53,25 @@ pub async fn round_trip(n: u64) -> f64 {
     t.elapsed().as_nanos() as f64 / n as f64
 }
 
+/// ns per sequential `registry.stats` through `call_concurrent`: the floor
+/// of one call in the async ABI, of which the round trip above makes at
+/// least three (the wait, the harness's `until_waiters` check, the resolve).
+pub async fn concurrent_call_floor(n: u64) -> f64 {
+    let clock = ManualClock::new();
+    let mut p = plugin(&clock).await;
+    let c = p.calls().expect("calls");
+    let t = Instant::now();
+    p.store
+        .run_concurrent(async |acc| {
+            for _ in 0..n {
+                assert_eq!(c.stats(acc).await.waiters, 0);
+            }
+        })
+        .await
+        .expect("run_concurrent");
+    t.elapsed().as_nanos() as f64 / n as f64
+}
+
 /// ms until `n` concurrent waits with a 10 ms timeout have all timed out:
 /// the clock is virtual, so it is advanced by 10 ms once 10 ms of real time
 /// have passed since the first wait was started (what a real timer does).
