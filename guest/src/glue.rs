@@ -281,7 +281,9 @@ impl RegistryGuest for Component {
         })
     }
 
-    fn apply(buf: Vec<u8>) -> Applied {
+    fn apply(now: u64, buf: Vec<u8>) -> Applied {
+        // This scope's instant, from the host (see the WIT).
+        NOW.with(|n| n.set(Some(now)));
         with_registry(|r| {
             let mut errors = Vec::new();
             let mut woken = 0u32;

@@ -172,13 +172,13 @@ impl Adapter {
     }
 
     /// `registry.apply`: a buffer of queued operations (the guest's `ops`
-    /// format).
-    pub fn apply(&mut self, ops: &[u8]) -> Result<Applied, SinkError> {
+    /// format), at `now` on the sink's clock.
+    pub fn apply(&mut self, now: u64, ops: &[u8]) -> Result<Applied, SinkError> {
         self.refill_budget();
         let a: WitApplied = self
             .api
             .assembly_approval_registry()
-            .call_apply(&mut self.store, ops)
+            .call_apply(&mut self.store, now, ops)
             .map_err(fault)?;
         Ok(Applied {
             batch: a.batch.into(),

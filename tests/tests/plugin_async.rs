@@ -229,3 +229,42 @@ async fn async_ingest_stream_decodes_frames_split_across_writes() {
         assert_eq!(p.store.data().invalidations, vec!["agent-7".to_string()]);
     }
 }
+
+/// One timer serves every async wait (#15): it runs in one wait's task and
+/// is handed to another when that wait ends. Three waits end one after the
+/// other (a verdict, then two timeouts), so the timer outlives the waits it
+/// ran in and still fires for the last one, on time.
+#[tokio::test]
+async fn async_timer_is_handed_over_when_the_wait_running_it_ends() {
+    let clock = ManualClock::new();
+    let mut p = Plugin::embedded(clock.clone()).await.unwrap();
+    let c = p.calls().unwrap();
+    let (first, short, long) = p
+        .store
+        .run_concurrent(async |acc| {
+            let first = c.wait(acc, 1, "first", 60 * SEC_NS);
+            let short = c.wait(acc, 2, "short", 5 * SEC_NS);
+            let long = c.wait(acc, 3, "long", 20 * SEC_NS);
+            let driver = async {
+                c.until_waiters(acc, 3).await;
+                c.resolve(acc, "first", Decision::Approved).await.unwrap();
+                c.until_waiters(acc, 2).await;
+                clock.advance(Duration::from_secs(4));
+                for _ in 0..100 {
+                    tokio::task::yield_now().await;
+                }
+                assert_eq!(c.stats(acc).await.waiters, 2, "nothing due at 4 s");
+                clock.advance(Duration::from_secs(1));
+                c.until_waiters(acc, 1).await;
+                clock.advance(Duration::from_secs(15));
+                c.until_waiters(acc, 0).await;
+            };
+            let (first, short, long, ()) = futures::join!(first, short, long, driver);
+            (first, short, long)
+        })
+        .await
+        .unwrap();
+    assert_eq!(first, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(short, Ok(Outcome::TimedOut));
+    assert_eq!(long, Ok(Outcome::TimedOut));
+}

@@ -116,7 +116,9 @@ impl Shared {
             return Ok(Flushed::default());
         }
         let mut queue = std::mem::take(&mut state.queue);
-        let result = self.call_now(state, |a| a.apply(queue.writer.bytes()));
+        // The guest takes the time from here rather than calling back for it.
+        let now = self.clock.now_ns();
+        let result = self.call_now(state, |a| a.apply(now, queue.writer.bytes()));
         let flushed = match result {
             Ok(applied) => {
                 let mut flushed = Flushed {

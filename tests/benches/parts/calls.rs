@@ -17,7 +17,7 @@ type Register = TypedFunc<(u64, &'static str, u64), (Result<Registered, SinkErro
 type Resolve = TypedFunc<(&'static str, Decision), (Result<Batch, SinkError>,)>;
 
 /// `registry.apply` with a borrowed buffer.
-type Apply = TypedFunc<(&'static [u8],), (Applied,)>;
+type Apply = TypedFunc<(u64, &'static [u8]), (Applied,)>;
 
 /// A bare instance of `approval-registry` with typed handles on four exports.
 pub struct Bare {
@@ -134,7 +134,7 @@ impl Bare {
     pub fn apply_empty(&mut self, n: u64) -> f64 {
         let t = Instant::now();
         for _ in 0..n {
-            let (a,) = self.apply.call(&mut self.store, (&[],)).expect("apply");
+            let (a,) = self.apply.call(&mut self.store, (0, &[])).expect("apply");
             assert!(a.errors.is_empty());
         }
         t.elapsed().as_nanos() as f64 / n as f64
@@ -155,7 +155,7 @@ impl Bare {
         self.next += n;
         let t = Instant::now();
         for buf in &bufs {
-            let (a,) = self.apply.call(&mut self.store, (buf,)).expect("apply");
+            let (a,) = self.apply.call(&mut self.store, (0, buf)).expect("apply");
             assert_eq!((a.woken, a.batch.done.len()), (1, 1));
         }
         t.elapsed().as_nanos() as f64 / n as f64
