@@ -59,6 +59,13 @@ fn round_trips(c: &mut Criterion) {
         g.bench_function(format!("bare cancel(u64), epochs {on}"), |b| {
             b.iter(|| bare.empty_call(1))
         });
+        g.bench_function(
+            format!("bare apply([register, resolve]), epochs {on}"),
+            |b| b.iter(|| bare.apply_round_trip(1)),
+        );
+        g.bench_function(format!("bare apply(empty), epochs {on}"), |b| {
+            b.iter(|| bare.apply_empty(1))
+        });
     }
     g.finish();
 }
