@@ -165,3 +165,24 @@ async fn a_trap_during_a_flush_resolves_every_queued_wait_as_reset() {
     assert_eq!(sink.deliver("after", Decision::Approved), Ok(1));
     assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
 }
+
+/// A polled `Wait` whose registration is still queued does not flush
+/// inline; it asks the timer task to, which settles what the guest settles
+/// at once (an early verdict, a refused id) without any other call.
+#[tokio::test]
+async fn a_polled_queued_wait_is_settled_by_the_timer_tasks_flush() {
+    let (sink, _clock) = manual_sink();
+    assert_eq!(sink.deliver("early", Decision::Denied), Ok(0));
+    let mut early = sink.wait("early", HOUR);
+    let mut empty = sink.wait("", HOUR);
+    assert_eq!(futures::poll!(&mut early), Poll::Pending, "still queued");
+    let within = Duration::from_secs(10);
+    assert_eq!(
+        tokio::time::timeout(within, early).await,
+        Ok(Ok(Outcome::Decided(Decision::Denied)))
+    );
+    assert_eq!(
+        tokio::time::timeout(within, &mut empty).await,
+        Ok(Err(SinkError::RequestIdEmpty))
+    );
+}

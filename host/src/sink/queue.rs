@@ -4,6 +4,13 @@
 //! (`registry.apply`) before any other guest call. `deliver` appends its
 //! verdict and flushes, so a wait and its verdict cost one guest call.
 //!
+//! A `Wait` polled while waits are queued does not flush inline: it asks
+//! the timer task to flush (once per batch), so tasks spawned in a burst
+//! and polled by other workers meanwhile do not each make a guest call
+//! for a handful of registrations under the contended mutex; the timer
+//! task sends them in one call moments later. That flush is what settles a
+//! queued wait nothing else flushes (an early verdict, a refused id).
+//!
 //! # Invariants
 //!
 //! * Nothing reaches the guest without the flush: [`Shared::call`] flushes
@@ -38,6 +45,8 @@ pub(super) struct OpQueue {
     /// For each queued operation, the slot token of a registration (`None`
     /// for a cancel or a verdict): where its error goes.
     tokens: Vec<Option<u64>>,
+    /// The timer task was asked to flush this batch.
+    flush_requested: bool,
 }
 
 impl OpQueue {
@@ -50,6 +59,12 @@ impl OpQueue {
     pub(super) fn clear(&mut self) {
         self.writer.clear(FLUSH_BYTES);
         self.tokens.clear();
+        self.flush_requested = false;
+    }
+
+    /// The timer task must flush (see the module docs).
+    pub(super) fn flush_requested(&self) -> bool {
+        self.flush_requested
     }
 }
 
@@ -97,6 +112,15 @@ impl Shared {
         match flushed.resolve_error {
             Some(e) => Err(e),
             None => Ok(flushed.woken),
+        }
+    }
+
+    /// Asks the timer task to flush the queue soon, once per batch (a
+    /// polled `Wait` whose registration may still be queued).
+    pub(super) fn request_flush(&self, state: &mut State) {
+        if !state.queue.is_empty() && !state.queue.flush_requested {
+            state.queue.flush_requested = true;
+            self.timer.notify_one();
         }
     }
 

@@ -1,6 +1,7 @@
 //! The sink's timer task: sleeps on the sink's [`Clock`] until the earliest
-//! deadline the guest reported, then calls `expire`. With `ManualClock`,
-//! `advance` wakes it.
+//! deadline the guest reported (or a queued wait will have), then calls
+//! `expire`; also flushes the queue of waits when a polled `Wait` asks
+//! (`queue.rs`). With `ManualClock`, `advance` wakes it.
 
 use super::shared::Shared;
 use crate::clock::Clock;
@@ -66,6 +67,11 @@ async fn run(shared: Weak<Shared>, wake: Arc<Notify>, clock: Arc<dyn Clock>) {
                 return;
             };
             shared.with_state(|state| {
+                if state.queue.flush_requested() {
+                    // A polled wait asked for it (`queue.rs`); the outcomes
+                    // reach their slots.
+                    let _ = shared.flush(state);
+                }
                 state.timer_sleeping_until = state.next_deadline;
                 state.next_deadline
             })

@@ -60,9 +60,9 @@ impl Future for Wait {
             WaitState::Registered(token) => {
                 let shared = &self.shared;
                 let outcome = shared.with_state(|state| {
-                    // The wait may still be queued (and settled at once by
-                    // the guest): send the queue before reading the slot.
-                    let _ = shared.flush(state);
+                    // The wait may still be queued (and be settled at once
+                    // by the guest): have the timer task send the queue.
+                    shared.request_flush(state);
                     state.slots.poll(token, cx.waker())
                 });
                 match outcome {
