@@ -10,6 +10,9 @@
 //! ```
 //!
 //! The difference of the two counts over 1,000,000 is the cost per frame.
+//! Where `perf stat` has no instruction counter (this project's VM),
+//! `valgrind --tool=callgrind` gives the same counts, slower. The example
+//! also prints the ingest calls' own rate (wall clock, for A/B runs).
 //! `NO_INGEST=1` builds the same frames without ingesting them (compile,
 //! instantiate and encoding cost). `REUSE_IDS=1` sends the same 10,000
 //! request ids in every call (each verdict overwrites a cached one) instead
