@@ -51,6 +51,20 @@ async fn a_queued_wait_with_a_bad_id_fails_alone() {
     assert_eq!(sink.waiter_count(), 1, "req-2 still waits");
     assert_eq!(sink.deliver("req-2", Decision::Denied), Ok(1));
     assert_eq!(after.await, Ok(Outcome::Decided(Decision::Denied)));
+
+    // An id over the limit is refused before it is queued or copied into
+    // the guest, with the guest's own typed error, however large.
+    let huge = "x".repeat(16 << 20);
+    assert_eq!(
+        sink.wait(&huge, HOUR).await,
+        Err(SinkError::RequestIdTooLong(16 << 20))
+    );
+    assert_eq!(
+        sink.deliver(&huge, Decision::Approved),
+        Err(SinkError::RequestIdTooLong(16 << 20))
+    );
+    let s = sink.stats().await;
+    assert_eq!((s.traps, s.waiters), (0, 0));
 }
 
 #[tokio::test]

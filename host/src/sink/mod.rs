@@ -122,10 +122,8 @@ impl ApprovalSink {
     pub fn wait(&self, request_id: impl AsRef<str>, timeout: Duration) -> Wait {
         let request_id = request_id.as_ref();
         let shared = &self.shared;
-        let limit = shared.config.max_request_id_bytes;
-        if request_id.len() > limit as usize {
-            let len = u32::try_from(request_id.len()).unwrap_or(u32::MAX);
-            return Wait::settled(Arc::clone(shared), Err(SinkError::RequestIdTooLong(len)));
+        if let Err(e) = self.check_id_length(request_id) {
+            return Wait::settled(Arc::clone(shared), Err(e));
         }
         let lookup = shared.lookup_installed.load(Ordering::Acquire);
         let (token, pending) = shared.with_state(|state| {
@@ -181,6 +179,17 @@ impl ApprovalSink {
         })
     }
 
+    /// The guest's limit on a request id's length, checked before the id is
+    /// copied into the queue or the guest (a huge id would otherwise grow
+    /// the guest's memory for good); the same typed error the guest gives.
+    fn check_id_length(&self, request_id: &str) -> Result<(), SinkError> {
+        if request_id.len() > self.shared.config.max_request_id_bytes as usize {
+            let len = u32::try_from(request_id.len()).unwrap_or(u32::MAX);
+            return Err(SinkError::RequestIdTooLong(len));
+        }
+        Ok(())
+    }
+
     /// Delivers a verdict: every waiter on `request_id` gets it, or it is
     /// cached for a wait that comes later (S4). Returns how many waiters it
     /// woke. `Pending`/`Unspecified` are not verdicts: refused with
@@ -194,6 +203,7 @@ impl ApprovalSink {
                 state.counters.rejected_verdicts += 1;
                 return Err(SinkError::UnknownDecision(decision as i32));
             };
+            self.check_id_length(request_id)?;
             // One guest call: the queued waits, then this verdict.
             let woken = shared.flush_with_verdict(state, request_id, verdict)?;
             // `apply` returns no journal (S18): the host writes the entry
