@@ -1,0 +1,31 @@
+"""approval-sink for Python agent hosts: wait for a human approval without
+polling, with the waiter registry running in a sandboxed WebAssembly
+component (the same ``approval-registry`` the Rust adapter embeds).
+
+>>> sink = ApprovalSink()
+>>> decision = await sink.wait_for_approval("req-1", timeout=30)  # doctest: +SKIP
+"""
+
+from .clock import ManualClock, SystemClock
+from .sink import ApprovalSink, invalidation_frame
+from .types import (
+    APPROVED,
+    CANCELLED,
+    DENIED,
+    RESET,
+    TIMED_OUT,
+    Decision,
+    Ending,
+    GuestFault,
+    IngestReport,
+    Outcome,
+    SinkConfig,
+    SinkError,
+    Stats,
+)
+
+__all__ = [
+    "ApprovalSink", "ManualClock", "SystemClock", "Decision", "Ending", "Outcome",
+    "SinkConfig", "SinkError", "GuestFault", "Stats", "IngestReport", "invalidation_frame",
+    "APPROVED", "DENIED", "TIMED_OUT", "CANCELLED", "RESET",
+]

@@ -1,0 +1,376 @@
+"""``ApprovalSink``: the approval-waiter registry for asyncio agent hosts.
+
+One sink owns one instance of the ``approval-registry`` component. A wait
+is an ``asyncio.Future`` in this host's table of slots; the guest holds the
+waiter. As in the Rust adapter (DESIGN.md section 8), ``wait`` does not call
+the guest: it queues the registration in one flat byte buffer, which goes
+to the guest before any other guest call, and from the event loop soon
+after (``call_soon``); ``deliver`` appends its verdict and sends the lot, so
+a wait and its verdict cost one guest call (a call through wasmtime-py's
+ctypes layer costs far more than the guest's work). S1 holds because
+nothing reaches the guest ahead of the queue.
+
+The sink belongs to one event loop and is not thread-safe (asyncio's own
+rule); the Rust adapter is the one to share across threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections import deque
+from functools import partial
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Tuple, Union
+
+from ._ops import OpQueue
+from ._registry import Applied, Registry, WasmtimeError, default_component_path, sink_error
+from .clock import SystemClock
+from .types import (
+    RESET,
+    Decision,
+    GuestFault,
+    IngestReport,
+    Outcome,
+    SinkConfig,
+    SinkError,
+    Stats,
+)
+
+log = logging.getLogger("approval_sink")
+
+_U64_MAX = (1 << 64) - 1
+_JOURNAL_HEADER = struct.Struct("<BQI")
+
+
+def _ns(seconds: float) -> int:
+    if seconds != seconds or seconds < 0:  # NaN or negative: no time at all
+        return 0
+    return min(int(seconds * 1e9), _U64_MAX)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def invalidation_frame(agent_id: str) -> bytes:
+    """An ``InvalidationEvent`` with a ``PolicyInvalidated`` (field 2) for
+    ``agent_id`` (its field 1), unsequenced: the frame the guest forwards."""
+    agent = agent_id.encode()
+    inner = b"\x0a" + _varint(len(agent)) + agent if agent else b""
+    return b"\x12" + _varint(len(inner)) + inner
+
+
+class ApprovalSink:
+    """The registry of waits for human approvals, in a sandboxed component.
+
+    ``clock``: a :class:`~approval_sink.clock.SystemClock` (default) or a
+    :class:`~approval_sink.clock.ManualClock` for tests. ``component``: the
+    path of ``approval-registry.wasm`` (default: the one in this package, or
+    ``$APPROVAL_SINK_WASM``).
+    """
+
+    def __init__(
+        self,
+        config: Optional[SinkConfig] = None,
+        *,
+        clock: Any = None,
+        component: Union[str, Path, None] = None,
+    ) -> None:
+        self.config = config or SinkConfig()
+        self._clock = clock or SystemClock()
+        self._path = Path(component) if component else default_component_path()
+        self._queue = OpQueue()
+        self._slots: Dict[int, "asyncio.Future[Outcome]"] = {}
+        self._next_token = 1
+        self._listeners: List[Callable[[str], None]] = []
+        self._invalidated: List[str] = []
+        self._resume: Tuple[int, int] = (0, 0)
+        # What the guest remembers, for a fresh instance after a trap (S18).
+        self._journal: Deque[bytes] = deque(maxlen=max(1, self.config.verdict_cache_capacity))
+        self._traps = 0
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._flush_scheduled = False
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_at: Optional[int] = None
+        self._registry = self._new_registry()
+        self._clock.on_advance(self._on_clock_advanced)
+
+    # -- waits -----------------------------------------------------------
+
+    def wait(self, request_id: str, timeout: float) -> "asyncio.Future[Outcome]":
+        """Registers a wait at once (S1) and returns a future of how it
+        ended. Timeout in seconds; a timeout is ``Ending.TIMED_OUT``, never a
+        denial. Cancelling the future cancels the waiter (S7). Refusals
+        (an empty or over-long id, too many waiters) end it with a
+        :class:`SinkError`. Needs a running event loop."""
+        loop = self._loop_now()
+        fut: "asyncio.Future[Outcome]" = loop.create_future()
+        rid = request_id.encode()
+        if len(rid) > self.config.max_request_id_bytes:
+            # Refused before it is copied anywhere, as the guest would.
+            fut.set_exception(SinkError("request-id-too-long", len(rid)))
+            return fut
+        token = self._next_token
+        self._next_token += 1
+        self._slots[token] = fut
+        start = self._clock.now_ns()
+        timeout_ns = _ns(timeout)
+        self._queue.register(token, start, timeout_ns, rid)
+        fut.add_done_callback(partial(self._on_future_done, token))
+        self._arm(min(start + min(timeout_ns, _ns(self.config.max_timeout)), _U64_MAX))
+        self._request_flush()
+        return fut
+
+    def wait_for_approval(self, request_id: str, timeout: float) -> Awaitable[Decision]:
+        """The original API: registers at once and returns an awaitable of
+        the reviewer's decision, or ``Decision.PENDING`` when the timeout
+        passes, the wait is refused, or the guest is reset (never
+        ``DENIED`` without a reviewer)."""
+        return _decision(self.wait(request_id, timeout))
+
+    def _sweep_cancelled(self) -> None:
+        for token in [t for t, fut in self._slots.items() if fut.cancelled()]:
+            self._on_future_done(token, self._slots[token])
+
+    def _on_future_done(self, token: int, fut: "asyncio.Future[Outcome]") -> None:
+        if fut.cancelled() and self._slots.pop(token, None) is not None:
+            # Queued, like the registration: no guest call of its own.
+            self._queue.cancel(token)
+            self._request_flush()
+
+    # -- verdicts and events ---------------------------------------------
+
+    def deliver(self, request_id: str, decision: Decision) -> int:
+        """Delivers a verdict to every waiter on ``request_id``, or remembers
+        it for a later wait (S4, S15). Returns the waiters it woke. Raises
+        :class:`SinkError` for a non-verdict decision, a bad id, or the other
+        verdict already final for this id (``conflicting-verdict``)."""
+        decision = Decision(decision)
+        if decision not in (Decision.APPROVED, Decision.DENIED):
+            raise SinkError("unknown-decision", int(decision))
+        rid = request_id.encode()
+        if len(rid) > self.config.max_request_id_bytes:
+            raise SinkError("request-id-too-long", len(rid))
+        self._queue.resolve(rid, int(decision))
+        applied, refused = self._flush()
+        if refused is not None:
+            raise refused
+        self._journal.append(_JOURNAL_HEADER.pack(int(decision), self._clock.now_ns(), len(rid)) + rid)
+        return applied.woken if applied else 0
+
+    def on_approval_resolved(self, request_id: str, decision: Decision) -> None:
+        """The gateway's event interface: :meth:`deliver`, refusals logged."""
+        try:
+            self.deliver(request_id, decision)
+        except SinkError as e:
+            log.warning("verdict for %r rejected: %s", request_id, e)
+
+    def on_policy_invalidated(self, agent_id: str) -> None:
+        """An agent's policy changed (empty: every agent); listeners hear it."""
+        try:
+            self.push_frame(invalidation_frame(agent_id))
+        except SinkError as e:
+            log.warning("policy invalidation rejected: %s", e)
+
+    def add_invalidation_listener(self, listener: Callable[[str], None]) -> None:
+        """Calls ``listener(agent_id)`` for each policy invalidation (S10)."""
+        self._listeners.append(listener)
+
+    def push_frame(self, frame: bytes) -> None:
+        """Applies one encoded ``InvalidationEvent`` (no length prefix);
+        raises the first error it met."""
+        report = self._ingest("apply-frame", bytes(frame))
+        if report.errors:
+            raise report.errors[0]
+
+    def ingest_bytes(self, data: bytes) -> IngestReport:
+        """Feeds the next chunk of a length-delimited frame stream."""
+        return self._ingest("ingest-frames", bytes(data))
+
+    def _ingest(self, export: str, data: bytes) -> IngestReport:
+        raw, applied = self._call(lambda r: r.ingest(export, data))
+        self._apply(applied)
+        report = IngestReport(
+            events=getattr(raw, "events"),
+            duplicates=getattr(raw, "duplicates"),
+            rejected=getattr(raw, "rejected"),
+            completed=len(applied.done),
+            errors=[sink_error(e) for e in getattr(raw, "errors")],
+            fatal=None if getattr(raw, "fatal") is None else sink_error(getattr(raw, "fatal")),
+            last_seq=getattr(raw, "last-seq"),
+            log_id=getattr(raw, "log-id"),
+        )
+        self._resume = (report.log_id, report.last_seq)
+        return report
+
+    # -- state -----------------------------------------------------------
+
+    def waiter_count(self) -> int:
+        """Waits pending now; exact with registrations still queued and
+        with futures cancelled a moment ago (asyncio runs their callbacks
+        on the loop's next turn)."""
+        self._sweep_cancelled()
+        self._flush()
+        return len(self._slots)
+
+    def stats(self) -> Stats:
+        """The guest's counters plus this host's (traps, resets)."""
+        self._sweep_cancelled()
+        s = self._call(lambda r: r.stats())
+        s.traps = s.resets = self._traps
+        return s
+
+    def resume_point(self) -> Tuple[int, int]:
+        """``(log_id, last_seq)``: where a source resumes (S9, S16)."""
+        return self._resume
+
+    # -- the guest -------------------------------------------------------
+
+    def _loop_now(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("an ApprovalSink belongs to the event loop it was first used on")
+        return loop
+
+    def _new_registry(self) -> Registry:
+        return Registry(self._path, self.config, self._clock.now_ns, self._invalidated.append)
+
+    def _call(self, f: Callable[[Registry], Any]) -> Any:
+        """One guest call, after the queue; a fault resets the instance."""
+        self._flush()
+        return self._guarded(f)
+
+    def _guarded(self, f: Callable[[Registry], Any]) -> Any:
+        try:
+            return f(self._registry)
+        except WasmtimeError as e:
+            self._reset(str(e))
+            raise GuestFault(str(e)) from e
+        finally:
+            self._dispatch_invalidations()
+
+    def _request_flush(self) -> None:
+        if not self._flush_scheduled and self._queue and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        try:
+            self._flush()
+        except SinkError:
+            pass  # each queued wait got its own outcome
+
+    def _flush(self) -> Tuple[Optional[Applied], Optional[SinkError]]:
+        """Sends the queue; returns what it did and a queued verdict's error."""
+        if not self._queue:
+            return None, None
+        queue = self._queue.take()
+        try:
+            applied = self._guarded(lambda r: r.apply(self._clock.now_ns(), bytes(queue.buf)))
+        except GuestFault:
+            return None, None
+        refused = None
+        for op, error in applied.errors:
+            token = queue.tokens[op] if op < len(queue.tokens) else None
+            if token is None:
+                refused = error
+            else:
+                self._settle(token, exception=error)
+        self._apply(applied)
+        return applied, refused
+
+    def _apply(self, applied: Applied) -> None:
+        for token, outcome in applied.done:
+            self._settle(token, outcome)
+        self._remember(applied.remembered)
+        self._arm(applied.next_deadline)
+
+    def _settle(self, token: int, outcome: Optional[Outcome] = None, exception: Optional[BaseException] = None) -> None:
+        fut = self._slots.pop(token, None)
+        if fut is None or fut.done():
+            return
+        if exception is not None:
+            fut.set_exception(exception)
+        else:
+            fut.set_result(outcome)
+
+    def _remember(self, journal: bytes) -> None:
+        at = 0
+        while at + _JOURNAL_HEADER.size <= len(journal):
+            _, _, length = _JOURNAL_HEADER.unpack_from(journal, at)
+            end = at + _JOURNAL_HEADER.size + length
+            self._journal.append(bytes(journal[at:end]))
+            at = end
+
+    def _reset(self, why: str) -> None:
+        """A trap: a fresh instance that remembers the old one's verdicts
+        (S18) and resumes where it stood; every outstanding wait ends as
+        ``RESET`` (S12), which ``wait_for_approval`` reads as ``PENDING``."""
+        self._traps += 1
+        log.error("approval-sink guest faulted (%s); resetting its instance", why)
+        self._queue = OpQueue()
+        self._registry = self._new_registry()
+        self._registry.restore_verdicts(b"".join(self._journal))
+        self._registry.resume_from(*self._resume)
+        slots, self._slots = self._slots, {}
+        for fut in slots.values():
+            if not fut.done():
+                fut.set_result(RESET)
+
+    def _dispatch_invalidations(self) -> None:
+        # After the call: a listener may call back into the sink.
+        while self._invalidated:
+            agent = self._invalidated.pop(0)
+            for listener in list(self._listeners):
+                listener(agent)
+
+    # -- time ------------------------------------------------------------
+
+    def _arm(self, deadline: Optional[int]) -> None:
+        """Makes sure something expires waits at ``deadline``."""
+        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
+            return
+        self._timer_at = deadline
+        if self._clock.virtual or self._loop is None:
+            return  # `advance` drives expiry
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = max(0.0, (deadline - self._clock.now_ns()) / 1e9)
+        self._timer = self._loop.call_at(self._loop.time() + delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._expire()
+
+    def _on_clock_advanced(self) -> None:
+        if self._timer_at is not None and self._clock.now_ns() >= self._timer_at:
+            self._expire()
+
+    def _expire(self) -> None:
+        self._timer_at = None
+        try:
+            applied = self._call(lambda r: r.expire())
+        except SinkError:
+            return
+        self._apply(applied)
+
+
+async def _decision(fut: "asyncio.Future[Outcome]") -> Decision:
+    try:
+        return (await fut).verdict
+    except SinkError as e:
+        log.warning("wait failed (%s); falling back to PENDING", e)
+        return Decision.PENDING

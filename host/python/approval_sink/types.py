@@ -1,0 +1,133 @@
+"""The public types: decisions, outcomes, limits, counters and errors.
+
+They mirror the Rust adapter's (``approval_host``): a timeout is never a
+denial (``Decision.PENDING`` means "no human answered, apply the local
+fallback"), and every refusal is a typed exception.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+
+class Decision(enum.IntEnum):
+    """A reviewer's decision, as the wire enum numbers it."""
+
+    UNSPECIFIED = 0
+    APPROVED = 1
+    DENIED = 2
+    PENDING = 3
+
+
+class Ending(enum.Enum):
+    """How a wait ended."""
+
+    DECIDED = "decided"
+    TIMED_OUT = "timed-out"
+    CANCELLED = "cancelled"
+    RESET = "reset"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a wait ended and, when a reviewer decided, what they decided."""
+
+    ending: Ending
+    decision: Decision = Decision.PENDING
+
+    @property
+    def verdict(self) -> Decision:
+        """The decision, or ``PENDING`` for every ending without one."""
+        return self.decision if self.ending is Ending.DECIDED else Decision.PENDING
+
+
+TIMED_OUT = Outcome(Ending.TIMED_OUT)
+CANCELLED = Outcome(Ending.CANCELLED)
+RESET = Outcome(Ending.RESET)
+APPROVED = Outcome(Ending.DECIDED, Decision.APPROVED)
+DENIED = Outcome(Ending.DECIDED, Decision.DENIED)
+
+
+class SinkError(Exception):
+    """A typed refusal of the sink; ``kind`` is the WIT ``sink-error`` case."""
+
+    def __init__(self, kind: str, detail: Any = None) -> None:
+        super().__init__(kind if detail is None else f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, SinkError)
+            and self.kind == other.kind
+            and self.detail == other.detail
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.kind, str(self.detail)))
+
+
+class GuestFault(SinkError):
+    """The guest trapped or broke a limit; its instance was replaced and
+    every outstanding wait ended as ``RESET``."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__("guest-fault", why)
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    """Limits and cache settings of one sink (the guest's ``config``)."""
+
+    max_waiters: int = 1_000_000
+    max_request_id_bytes: int = 256
+    max_frame_bytes: int = 64 * 1024
+    verdict_cache_capacity: int = 10_000
+    verdict_cache_ttl: float = 60.0
+    """Seconds a verdict is remembered (S15's bound)."""
+    max_timeout: float = 24 * 3600.0
+    """Seconds: a longer timeout is cut to this (S11)."""
+
+
+@dataclass
+class Stats:
+    """The guest's counters plus this host's."""
+
+    waiters: int = 0
+    ids: int = 0
+    cached_verdicts: int = 0
+    delivered: int = 0
+    timed_out: int = 0
+    cancelled: int = 0
+    early_hits: int = 0
+    evictions: int = 0
+    conflicts: int = 0
+    unauthenticated: int = 0
+    malformed: int = 0
+    duplicates: int = 0
+    last_seq: int = 0
+    log_id: int = 0
+    log_changes: int = 0
+    invalidations: int = 0
+    traps: int = 0
+    """Guest faults this host recovered from (S12)."""
+    resets: int = 0
+
+
+GUEST_STATS = [f.name for f in fields(Stats)][:16]
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did."""
+
+    events: int
+    duplicates: int
+    rejected: int
+    completed: int
+    errors: list = field(default_factory=list)
+    fatal: Optional[SinkError] = None
+    last_seq: int = 0
+    log_id: int = 0

@@ -1,0 +1,27 @@
+"""Test helpers: `InvalidationEvent` frames encoded by hand (the proto's
+field numbers are fixed: seq 1, policy_invalidated 2, approval_resolved 3,
+log_id 4; ApprovalResolved: request_id 1, decision 2)."""
+
+import struct
+
+from approval_sink.sink import _varint
+
+
+def _field_bytes(number: int, data: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def verdict_event(seq: int, request_id: str, decision: int, log_id: int = 0) -> bytes:
+    resolved = _field_bytes(1, request_id.encode()) + _varint(2 << 3) + _varint(decision)
+    out = b""
+    if seq:
+        out += _varint(1 << 3) + _varint(seq)
+    out += _field_bytes(3, resolved)
+    if log_id:
+        out += _varint(4 << 3 | 1) + struct.pack("<Q", log_id)
+    return out
+
+
+def stream(*frames: bytes) -> bytes:
+    """Length-delimited frames, as the gateway's stream carries them."""
+    return b"".join(_varint(len(f)) + f for f in frames)

@@ -1,0 +1,376 @@
+"""The semantics S1-S11, S13, S15, S16 and S20 of DESIGN.md through the
+Python host and the real component, on a virtual clock."""
+
+import asyncio
+
+import pytest
+from conftest import run
+from frames import stream, verdict_event
+
+from approval_sink import (
+    APPROVED,
+    CANCELLED,
+    DENIED,
+    TIMED_OUT,
+    ApprovalSink,
+    Decision,
+    ManualClock,
+    SinkConfig,
+    SinkError,
+)
+
+
+def test_s1_a_wait_is_registered_before_it_is_awaited(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        wait = sink.wait("req-1", 30)
+        assert sink.waiter_count() == 1
+        assert sink.deliver("req-1", Decision.APPROVED) == 1
+        assert await wait == APPROVED
+
+    run(body())
+
+
+def test_s1_wait_for_approval_registers_at_the_call(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        decision = sink.wait_for_approval("req-1", 30)
+        sink.on_approval_resolved("req-1", Decision.DENIED)
+        assert await decision == Decision.DENIED
+
+    run(body())
+
+
+def test_s2_a_verdict_resolves_and_removes_its_waiters(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        wait = sink.wait("req-1", 30)
+        assert sink.deliver("req-1", Decision.DENIED) == 1
+        assert await wait == DENIED
+        assert sink.waiter_count() == 0
+        assert sink.stats().waiters == 0
+
+    run(body())
+
+
+def test_s3_a_timeout_is_pending_never_denied(make_sink):
+    async def body():
+        sink, clock = make_sink()
+        detailed = sink.wait("req-1", 5)
+        plain = sink.wait_for_approval("req-2", 5)
+        clock.advance(5)
+        assert await detailed == TIMED_OUT
+        assert await plain == Decision.PENDING
+        assert sink.stats().timed_out == 2
+
+    run(body())
+
+
+def test_s3_a_real_clock_times_out_too():
+    async def body():
+        sink = ApprovalSink()
+        assert await sink.wait_for_approval("req-1", 0.05) == Decision.PENDING
+
+    run(body())
+
+
+def test_s4_an_early_verdict_settles_every_later_wait(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        assert sink.deliver("req-1", Decision.APPROVED) == 0
+        for _ in range(2):
+            assert await sink.wait("req-1", 30) == APPROVED
+        s = sink.stats()
+        assert (s.early_hits, s.cached_verdicts) == (2, 1)
+
+    run(body())
+
+
+def test_s4_memory_ttl_and_capacity(make_sink):
+    async def body():
+        sink, clock = make_sink(SinkConfig(verdict_cache_capacity=2, verdict_cache_ttl=10))
+        for rid, d in (("a", Decision.APPROVED), ("b", Decision.DENIED), ("c", Decision.DENIED)):
+            sink.deliver(rid, d)
+        assert sink.stats().evictions == 1
+        assert await sink.wait("c", 1) == DENIED
+        evicted = sink.wait("a", 1)
+        clock.advance(11)
+        assert await evicted == TIMED_OUT, "the oldest was evicted"
+        stale = sink.wait("b", 1)
+        clock.advance(1)
+        assert await stale == TIMED_OUT, "past its TTL"
+
+    run(body())
+
+
+def test_s5_every_waiter_on_an_id_gets_the_verdict(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        waits = [sink.wait("shared", 30) for _ in range(5)]
+        assert sink.deliver("shared", Decision.APPROVED) == 5
+        assert await asyncio.gather(*waits) == [APPROVED] * 5
+
+    run(body())
+
+
+def test_s6_a_timeout_removes_only_its_own_waiter(make_sink):
+    async def body():
+        sink, clock = make_sink()
+        short = sink.wait("id", 1)
+        long = sink.wait("id", 60)
+        clock.advance(1)
+        assert await short == TIMED_OUT
+        assert sink.waiter_count() == 1
+        assert sink.deliver("id", Decision.APPROVED) == 1
+        assert await long == APPROVED
+
+    run(body())
+
+
+def test_s7_a_cancelled_task_removes_its_waiter(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        task = asyncio.ensure_future(sink.wait_for_approval("req-1", 30))
+        await asyncio.sleep(0)
+        assert sink.waiter_count() == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert sink.waiter_count() == 0
+        s = sink.stats()
+        assert (s.waiters, s.cancelled) == (0, 1)
+        assert sink.deliver("req-1", Decision.APPROVED) == 0
+
+    run(body())
+
+
+def test_s7_a_wait_cancelled_before_any_flush_never_waits(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        wait = sink.wait("req-1", 30)
+        wait.cancel()
+        assert sink.waiter_count() == 0
+        assert sink.stats().waiters == 0
+
+    run(body())
+
+
+def test_s7_wait_for_timeout_cancels_the_loser(make_sink):
+    async def body():
+        sink = ApprovalSink()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(sink.wait("req-1", 30), 0.02)
+        assert sink.waiter_count() == 0
+
+    run(body())
+
+
+def test_s8_pending_and_unspecified_are_not_verdicts(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        wait = sink.wait("req-1", 30)
+        for d in (Decision.PENDING, Decision.UNSPECIFIED):
+            with pytest.raises(SinkError) as e:
+                sink.deliver("req-1", d)
+            assert e.value.kind == "unknown-decision"
+        report = sink.ingest_bytes(stream(verdict_event(1, "req-1", 3)))
+        assert (report.events, report.rejected) == (0, 1)
+        assert report.errors[0].kind == "unknown-decision"
+        assert sink.waiter_count() == 1, "the waiter is untouched"
+        sink.deliver("req-1", Decision.APPROVED)
+        assert await wait == APPROVED
+
+    run(body())
+
+
+def test_s8_malformed_frames_are_counted_and_spare_others(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        wait = sink.wait("req-1", 30)
+        with pytest.raises(SinkError) as e:
+            sink.push_frame(b"\xff\xff\xff")
+        assert e.value.kind == "malformed-frame"
+        sink.push_frame(verdict_event(0, "req-1", 1))
+        assert await wait == APPROVED
+        assert sink.stats().malformed == 1
+
+    run(body())
+
+
+def test_s9_sequenced_duplicates_are_ignored_and_counted(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        wait = sink.wait("req-1", 30)
+        sink.ingest_bytes(stream(verdict_event(7, "x", 1)))
+        report = sink.ingest_bytes(stream(verdict_event(7, "req-1", 2)))
+        assert report.duplicates == 1
+        assert sink.waiter_count() == 1
+        sink.ingest_bytes(stream(verdict_event(0, "req-1", 1)))
+        assert await wait == APPROVED, "seq 0 is never a duplicate"
+        s = sink.stats()
+        assert (s.duplicates, s.last_seq) == (1, 7)
+        assert sink.resume_point() == (0, 7)
+
+    run(body())
+
+
+def test_s9_frames_split_across_chunks(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        waits = [sink.wait(f"r{i}", 30) for i in range(3)]
+        data = stream(*(verdict_event(i + 1, f"r{i}", 1) for i in range(3)))
+        for i in range(len(data)):
+            sink.ingest_bytes(data[i : i + 1])
+        assert await asyncio.gather(*waits) == [APPROVED] * 3
+
+    run(body())
+
+
+def test_s10_policy_invalidations_reach_every_listener(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        heard_a, heard_b = [], []
+        sink.add_invalidation_listener(heard_a.append)
+        sink.add_invalidation_listener(heard_b.append)
+        sink.on_policy_invalidated("agent-7")
+        sink.on_policy_invalidated("")
+        assert heard_a == heard_b == ["agent-7", ""]
+        assert sink.stats().invalidations == 2
+
+    run(body())
+
+
+def test_s11_a_huge_timeout_is_capped_not_forever(make_sink):
+    async def body():
+        sink, clock = make_sink(SinkConfig(max_timeout=3600))
+        wait = sink.wait("req-1", 1e30)
+        clock.advance(3599)
+        assert sink.waiter_count() == 1
+        clock.advance(1)
+        assert await wait == TIMED_OUT
+
+    run(body())
+
+
+def test_s11_the_deadline_counts_from_the_call_not_the_flush(make_sink):
+    async def body():
+        sink, clock = make_sink()
+        wait = sink.wait("req-1", 10)
+        clock.advance(6)
+        assert sink.waiter_count() == 1  # flushed 6 s after the call
+        clock.advance(4)
+        assert await wait == TIMED_OUT
+
+    run(body())
+
+
+def test_s13_bad_request_ids_get_typed_errors_and_spare_others(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        ok = sink.wait("ok", 30)
+        with pytest.raises(SinkError) as empty:
+            await sink.wait("", 1)
+        assert empty.value.kind == "request-id-empty"
+        with pytest.raises(SinkError) as long:
+            await sink.wait("x" * 257, 1)
+        assert long.value == SinkError("request-id-too-long", 257)
+        assert await sink.wait_for_approval("", 1) == Decision.PENDING
+        sink.deliver("ok", Decision.APPROVED)
+        assert await ok == APPROVED
+
+    run(body())
+
+
+def test_s13_max_waiters_is_a_typed_error(make_sink):
+    async def body():
+        sink, _ = make_sink(SinkConfig(max_waiters=2))
+        waits = [sink.wait(f"r{i}", 30) for i in range(3)]
+        assert sink.waiter_count() == 2
+        with pytest.raises(SinkError) as e:
+            await waits[2]
+        assert e.value == SinkError("too-many-waiters", 2)
+
+    run(body())
+
+
+def test_s15_a_verdict_is_final_and_the_opposite_is_a_counted_conflict(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        wait = sink.wait("req-1", 30)
+        assert sink.deliver("req-1", Decision.DENIED) == 1
+        assert await wait == DENIED
+        with pytest.raises(SinkError) as e:
+            sink.deliver("req-1", Decision.APPROVED)
+        assert e.value.kind == "conflicting-verdict"
+        report = sink.ingest_bytes(stream(verdict_event(1, "req-1", 1)))
+        assert report.errors[0].kind == "conflicting-verdict"
+        assert report.last_seq == 0, "a rejected frame never moves last_seq"
+        assert sink.deliver("req-1", Decision.DENIED) == 0, "a repeat"
+        assert await sink.wait("req-1", 30) == DENIED
+        assert sink.stats().conflicts == 2
+
+    run(body())
+
+
+def test_s16_an_event_of_another_log_opens_a_new_window(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        sink.ingest_bytes(stream(*(verdict_event(s, f"old-{s}", 1, log_id=11) for s in range(1, 6))))
+        wait = sink.wait("fresh-1", 30)
+        report = sink.ingest_bytes(stream(verdict_event(1, "fresh-1", 1, log_id=22)))
+        assert (report.events, report.duplicates) == (1, 0)
+        assert await wait == APPROVED
+        s = sink.stats()
+        assert (s.log_id, s.last_seq, s.log_changes) == (22, 1, 1)
+
+    run(body())
+
+
+def test_s20_each_instance_has_its_own_hash_seed():
+    # The seed is drawn per instance and never leaves it; what the host
+    # can check is that two sinks with the same ids behave the same.
+    async def body():
+        a, b = ApprovalSink(clock=ManualClock()), ApprovalSink(clock=ManualClock())
+        for sink in (a, b):
+            waits = [sink.wait(f"id-{i}", 30) for i in range(100)]
+            for i in range(100):
+                sink.deliver(f"id-{i}", Decision.APPROVED)
+            assert await asyncio.gather(*waits) == [APPROVED] * 100
+
+    run(body())
+
+
+def test_waiter_count_agrees_with_guest_stats(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        sink.deliver("early", Decision.APPROVED)
+        settled = sink.wait("early", 30)
+        pending = sink.wait("other", 30)
+        assert sink.waiter_count() == 1 == sink.stats().waiters
+        assert await settled == APPROVED
+        pending.cancel()
+        assert sink.waiter_count() == 0 == sink.stats().waiters
+
+    run(body())
+
+
+def test_a_polled_queued_wait_is_flushed_by_the_event_loop(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        sink.deliver("early", Decision.DENIED)
+        # Nothing but the event loop's own turn sends the queue.
+        assert await asyncio.wait_for(sink.wait("early", 30), 1) == DENIED
+
+    run(body())
+
+
+def test_a_wait_cancelled_after_its_verdict_keeps_it(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        wait = sink.wait("req-1", 30)
+        sink.deliver("req-1", Decision.APPROVED)
+        wait.cancel()  # too late: the outcome is already set
+        assert await wait == APPROVED
+        assert sink.stats().cancelled == 0
+
+    run(body())
