@@ -9,11 +9,12 @@ from frames import stream, verdict_event
 
 from approval_sink import (
     APPROVED,
-    CANCELLED,
     DENIED,
+    RESET,
     TIMED_OUT,
     ApprovalSink,
     Decision,
+    GuestFault,
     ManualClock,
     SinkConfig,
     SinkError,
@@ -372,5 +373,47 @@ def test_a_wait_cancelled_after_its_verdict_keeps_it(make_sink):
         wait.cancel()  # too late: the outcome is already set
         assert await wait == APPROVED
         assert sink.stats().cancelled == 0
+
+    run(body())
+
+
+def test_s12_a_trap_resets_and_outstanding_waits_end_pending(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        sink.deliver("decided-before", Decision.DENIED)
+        sink.ingest_bytes(stream(*(verdict_event(s, f"s{s}", 1) for s in range(1, 4))))
+        detailed = sink.wait("req-1", 30)
+        plain = sink.wait_for_approval("req-2", 30)
+        assert sink.waiter_count() == 2
+        sink.inject_trap()
+        with pytest.raises(GuestFault):
+            sink.deliver("req-1", Decision.APPROVED)
+        assert await detailed == RESET
+        assert await plain == Decision.PENDING, "a reset is never a denial"
+        s = sink.stats()
+        assert (s.traps, s.waiters, s.last_seq) == (1, 0, 3), "the resume point carries over"
+        # S18: what the old instance remembered stays final.
+        assert await sink.wait("decided-before", 30) == DENIED
+        assert await sink.wait("s2", 30) == APPROVED
+        with pytest.raises(SinkError) as e:
+            sink.deliver("decided-before", Decision.APPROVED)
+        assert e.value.kind == "conflicting-verdict"
+        report = sink.ingest_bytes(stream(verdict_event(3, "s3", 1)))
+        assert report.duplicates == 1
+        after = sink.wait("after", 30)
+        assert sink.deliver("after", Decision.APPROVED) == 1
+        assert await after == APPROVED
+
+    run(body())
+
+
+def test_s12_a_trap_while_waits_are_queued_resets_them(make_sink):
+    async def body():
+        sink, _ = make_sink()
+        waits = [sink.wait(f"q{i}", 30) for i in range(50)]
+        sink.inject_trap()
+        assert sink.waiter_count() == 0
+        assert await asyncio.gather(*waits) == [RESET] * 50
+        assert sink.stats().traps == 1
 
     run(body())

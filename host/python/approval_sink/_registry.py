@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from wasmtime import Engine, Store, WasmtimeError
+from wasmtime import Config, Engine, Store, WasmtimeError
 from wasmtime.component import Component, Linker, Record, Variant
 
 from .types import GUEST_STATS, Decision, Ending, Outcome, SinkConfig, SinkError, Stats
@@ -22,6 +22,20 @@ from .types import GUEST_STATS, Decision, Ending, Outcome, SinkConfig, SinkError
 _IFACE = "assembly:approval/registry@0.1.0"
 _COMPILED: Dict[str, Tuple[Engine, Component]] = {}
 _COMPILE_LOCK = threading.Lock()
+
+# S13's per-call budget, as in the Rust adapter: the engine's epoch ticks
+# every EPOCH_TICK seconds on a daemon thread, and each call may run
+# `call_budget` worth of ticks before it traps (a runaway guest becomes a
+# reset, never a hung agent host).
+EPOCH_TICK = 0.01
+
+
+def _tick(engine: Engine) -> None:
+    import time
+
+    while True:
+        time.sleep(EPOCH_TICK)
+        engine.increment_epoch()
 
 
 def default_component_path() -> Path:
@@ -44,8 +58,11 @@ def compiled(path: Path) -> Tuple[Engine, Component]:
                     f"{path}: write it with `approval-sink export -o {path}` "
                     "(or set APPROVAL_SINK_WASM)"
                 )
-            engine = Engine()
+            config = Config()
+            config.epoch_interruption = True
+            engine = Engine(config)
             _COMPILED[key] = (engine, Component.from_file(engine, str(path)))
+            threading.Thread(target=_tick, args=(engine,), name="approval-sink-epoch", daemon=True).start()
         return _COMPILED[key]
 
 
@@ -96,6 +113,9 @@ class Registry:
         on_invalidated: Callable[[str], None],
     ) -> None:
         engine, component = compiled(path)
+        # One tick may pass right after arming: round up and add one.
+        self._budget_ticks = int(config.call_budget / EPOCH_TICK + 0.999999) + 1
+        self.trap_next = False
         linker = Linker(engine)
         with linker.root() as root:
             with root.add_instance("assembly:approval/clock@0.1.0") as clock:
@@ -103,6 +123,8 @@ class Registry:
             with root.add_instance("assembly:approval/host-events@0.1.0") as events:
                 events.add_func("policy-invalidated", lambda _store, agent: on_invalidated(agent))
         self._store = Store(engine)
+        self._store.set_limits(memory_size=config.max_memory_bytes)
+        self._store.set_epoch_deadline(self._budget_ticks)
         instance = linker.instantiate(self._store, component)
         iface = instance.get_export_index(self._store, _IFACE)
         self._funcs: Dict[str, Any] = {}
@@ -131,6 +153,11 @@ class Registry:
             raise sink_error(refused)
 
     def _call(self, name: str, *args: Any) -> Any:
+        # A budget of 0 ticks traps at the guest's first check: the test
+        # hook for S12, the same trap a runaway call gets.
+        ticks = 0 if self.trap_next else self._budget_ticks
+        self.trap_next = False
+        self._store.set_epoch_deadline(ticks)
         func = self._funcs[name]
         out = func(self._store, *args)
         func.post_return(self._store)

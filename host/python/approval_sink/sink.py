@@ -162,7 +162,7 @@ class ApprovalSink:
         if len(rid) > self.config.max_request_id_bytes:
             raise SinkError("request-id-too-long", len(rid))
         self._queue.resolve(rid, int(decision))
-        applied, refused = self._flush()
+        applied, refused = self._flush(raise_fault=True)
         if refused is not None:
             raise refused
         self._journal.append(_JOURNAL_HEADER.pack(int(decision), self._clock.now_ns(), len(rid)) + rid)
@@ -230,6 +230,11 @@ class ApprovalSink:
         s.traps = s.resets = self._traps
         return s
 
+    def inject_trap(self) -> None:
+        """Makes the next guest call trap, as a guest bug would: for tests
+        of trap recovery (S12)."""
+        self._registry.trap_next = True
+
     def resume_point(self) -> Tuple[int, int]:
         """``(log_id, last_seq)``: where a source resumes (S9, S16)."""
         return self._resume
@@ -273,14 +278,18 @@ class ApprovalSink:
         except SinkError:
             pass  # each queued wait got its own outcome
 
-    def _flush(self) -> Tuple[Optional[Applied], Optional[SinkError]]:
-        """Sends the queue; returns what it did and a queued verdict's error."""
+    def _flush(self, raise_fault: bool = False) -> Tuple[Optional[Applied], Optional[SinkError]]:
+        """Sends the queue; returns what it did and a queued verdict's error.
+        A fault has reset every queued wait; it is raised only for a caller
+        whose own operation was in the queue (``deliver``)."""
         if not self._queue:
             return None, None
         queue = self._queue.take()
         try:
             applied = self._guarded(lambda r: r.apply(self._clock.now_ns(), bytes(queue.buf)))
         except GuestFault:
+            if raise_fault:
+                raise
             return None, None
         refused = None
         for op, error in applied.errors:

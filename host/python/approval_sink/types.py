@@ -89,6 +89,10 @@ class SinkConfig:
     """Seconds a verdict is remembered (S15's bound)."""
     max_timeout: float = 24 * 3600.0
     """Seconds: a longer timeout is cut to this (S11)."""
+    max_memory_bytes: int = 1 << 30
+    """The guest's linear memory cap; breaking it is a reset (S12, S13)."""
+    call_budget: float = 1.0
+    """Seconds one guest call may run before it traps (S13)."""
 
 
 @dataclass
