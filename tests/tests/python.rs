@@ -1,7 +1,8 @@
 //! A third component host: the `approval-registry` component, byte for
 //! byte the one the Rust adapter embeds, in Python through wasmtime-py,
 //! wrapped by the `approval_sink` package in `host/python/` and run against
-//! the pytest suite in `tests/py/`.
+//! the pytest suite in `tests/py/`, whose end-to-end cases run the
+//! `approval-sink` binary (built here) as the gateway and the reviewer.
 //!
 //! Needs `python3` (3.10+) with `venv` and `pip`: a missing one fails this
 //! test with a message, it is never skipped. The venv lives in
@@ -17,7 +18,7 @@ use std::process::{Command, Output};
 
 /// What the suite installs next to the package (the package pins its own
 /// `wasmtime` too).
-const PINNED: [&str; 2] = ["wasmtime==50.0.1", "pytest==8.3.4"];
+const PINNED: [&str; 3] = ["wasmtime==50.0.1", "grpcio==1.76.0", "pytest==8.3.4"];
 
 /// The fewest cases the suite must pass (the issue asks for at least 25).
 const MIN_CASES: u32 = 25;
@@ -90,15 +91,34 @@ fn pip(venv: &Path) -> Command {
     cmd
 }
 
+/// The `approval-sink` binary for the end-to-end cases: built here, since
+/// `CARGO_BIN_EXE_*` exists only in the crate that owns the binary. Built
+/// as the README's test command builds it (the workspace's test targets,
+/// which include the binary for the CLI's own suites), so inside that
+/// command this is a no-op rather than a second build with other features.
+fn cli_binary() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run(
+        "cargo test --workspace --no-run (builds target/debug/approval-sink)",
+        Command::new(cargo)
+            .args(["test", "--workspace", "--no-run", "--quiet"])
+            .current_dir(repo()),
+    );
+    repo().join("target/debug/approval-sink")
+}
+
 #[test]
 fn python_suite_passes_on_the_embedded_registry_component() {
     let venv = venv();
+    let cli = cli_binary();
     let package = repo().join("host/python");
     std::fs::write(
         package.join("approval_sink/approval-registry.wasm"),
         approval_host::component::REGISTRY_COMPONENT,
     )
     .expect("writing the component into the package");
+    // No dependency resolution: the pinned packages above include the
+    // package's own (and grpcio, its `grpc` extra).
     run(
         "pip install host/python",
         pip(&venv)
@@ -110,6 +130,7 @@ fn python_suite_passes_on_the_embedded_registry_component() {
         Command::new(venv.join("bin/python"))
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
             .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("APPROVAL_SINK_BIN", &cli)
             .env_remove("APPROVAL_SINK_WASM")
             .current_dir(repo().join("tests/py")),
     );

@@ -1,0 +1,120 @@
+"""End to end through the Rust gateway binary: the Python sink subscribes
+over gRPC (`approval_sink.grpc`), `approval-sink resolve` decides. Needs the
+binary in `$APPROVAL_SINK_BIN` (the harness builds it)."""
+
+import asyncio
+import os
+import socket
+import subprocess
+
+import pytest
+from conftest import run
+
+from approval_sink import ApprovalSink, Decision
+from approval_sink.grpc import GrpcSource, pump
+
+BIN = os.environ.get("APPROVAL_SINK_BIN")
+
+
+def binary() -> str:
+    if not BIN:
+        pytest.fail("set APPROVAL_SINK_BIN to the approval-sink binary (tests/tests/python.rs does)")
+    return BIN
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gateway:
+    """`approval-sink gateway` on a loopback port; stopped on exit."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.proc = None
+
+    def __enter__(self) -> "Gateway":
+        for _ in range(100):
+            self.proc = subprocess.Popen(
+                [binary(), "gateway", "--listen", f"127.0.0.1:{self.port}"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            line = self.proc.stdout.readline()
+            if "gateway listening" in line:
+                return self
+            self.stop()  # the port is still being released: retry
+        raise RuntimeError(f"the gateway never listened on {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+async def resolve(port: int, request_id: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        binary(), "resolve", "--gateway", f"http://127.0.0.1:{port}",
+        "--request-id", request_id, "--approve",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out
+    return out.decode()
+
+
+async def until(predicate, what: str) -> None:
+    for _ in range(3000):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")
+
+
+def test_a_verdict_from_the_rust_gateway_reaches_a_python_wait():
+    async def body():
+        port = free_port()
+        with Gateway(port):
+            sink = ApprovalSink()
+            source = GrpcSource(f"127.0.0.1:{port}")
+            task = pump(sink, source)
+            decision = sink.wait_for_approval("req-1", 30)
+            await until(lambda: source.connects == 1, "connected")
+            await resolve(port, "req-1")
+            assert await asyncio.wait_for(decision, 30) == Decision.APPROVED
+            task.cancel()
+
+    run(body())
+
+
+def test_a_wait_survives_a_gateway_restarted_with_a_fresh_log():
+    async def body():
+        port = free_port()
+        sink = ApprovalSink()
+        source = GrpcSource(f"127.0.0.1:{port}", initial_backoff=0.05, max_backoff=0.2)
+        with Gateway(port) as gateway:
+            for i in range(1, 6):
+                await resolve(port, f"old-{i}")
+            task = pump(sink, source)
+            await until(lambda: sink.resume_point()[1] == 5, "the backlog applied")
+            old_log = sink.resume_point()[0]
+            gateway.stop()
+            wait = sink.wait_for_approval("fresh-1", 60)
+            with Gateway(port):
+                await until(lambda: source.connects >= 2, "reconnected")
+                published = await resolve(port, "fresh-1")
+                assert "(seq 1)" in published, published
+                assert await asyncio.wait_for(wait, 60) == Decision.APPROVED
+                s = sink.stats()
+                assert (s.log_changes, s.last_seq) == (1, 1)
+                assert s.log_id != old_log
+            task.cancel()
+
+    run(body())
