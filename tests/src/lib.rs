@@ -6,6 +6,7 @@
 //!   component with a `ManualClock`;
 //! * [`events`] encodes gateway events and frames;
 //! * [`nats`] runs real `nats-server`s (single or a cluster) on loopback;
+//! * [`process`] runs other toolchains' commands (npm, pip, pytest, cargo);
 //! * [`time`] holds the time units and the settle helpers.
 //!
 //! The suites live in `tests/`; each is named for the semantics it proves.
@@ -15,5 +16,6 @@
 pub mod events;
 pub mod nats;
 pub mod plugin;
+pub mod process;
 pub mod sinks;
 pub mod time;

@@ -9,6 +9,7 @@
 //! `tests/js/node_modules`, with npm's cache under `target/tmp`, so nothing
 //! is cached outside the repo. Set `NPM` to use another npm binary.
 
+use approval_tests::process::run_or_fail;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -30,18 +31,11 @@ fn work_dir() -> PathBuf {
 
 /// Runs `cmd`, failing the test with its whole output if it does not succeed.
 fn run(what: &str, cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot start ({e}); the jco suite needs Node.js and npm on PATH (or NPM=/path/to/npm)"));
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
+    run_or_fail(
+        what,
+        "the jco suite needs Node.js and npm on PATH (or NPM=/path/to/npm)",
+        cmd,
+    )
 }
 
 /// `npm ci` only when `node_modules` is missing or older than the lockfile:

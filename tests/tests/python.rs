@@ -13,6 +13,7 @@
 //! does, and the README tells a user to do). Set `PYTHON` for another
 //! interpreter.
 
+use approval_tests::process::run_or_fail;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -36,18 +37,11 @@ fn home() -> PathBuf {
 
 /// Runs `cmd`, failing the test with its whole output if it does not succeed.
 fn run(what: &str, cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("{what}: cannot start ({e}); the Python suite needs python3 with venv and pip (or PYTHON=/path/to/python3)")
-    });
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
+    run_or_fail(
+        what,
+        "the Python suite needs python3 with venv and pip (or PYTHON=/path/to/python3)",
+        cmd,
+    )
 }
 
 /// The venv with the pinned packages, made once (in a fresh directory
