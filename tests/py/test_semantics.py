@@ -417,3 +417,22 @@ def test_s12_a_trap_while_waits_are_queued_resets_them(make_sink):
         assert sink.stats().traps == 1
 
     run(body())
+
+
+def test_s19_no_duration_or_decision_value_raises_anything_untyped(make_sink):
+    import math
+
+    async def body():
+        sink, clock = make_sink(SinkConfig(max_timeout=60, verdict_cache_ttl=math.nan))
+        forever = sink.wait("inf", math.inf)  # capped at max_timeout (S11)
+        never = sink.wait("nan", math.nan)  # no time at all: times out at once
+        clock.advance(0)
+        assert await never == TIMED_OUT
+        clock.advance(60)
+        assert await forever == TIMED_OUT
+        with pytest.raises(SinkError) as e:
+            sink.deliver("x", 7)
+        assert e.value == SinkError("unknown-decision", 7)
+        sink.on_approval_resolved("x", 7)  # logged, never raised
+
+    run(body())

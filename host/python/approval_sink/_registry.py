@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from wasmtime import Config, Engine, Store, WasmtimeError
 from wasmtime.component import Component, Linker, Record, Variant
 
+from .clock import seconds_to_ns
 from .types import GUEST_STATS, Decision, Ending, Outcome, SinkConfig, SinkError, Stats
 
 _IFACE = "assembly:approval/registry@0.1.0"
@@ -140,8 +141,8 @@ class Registry:
             ("max-request-id-bytes", config.max_request_id_bytes),
             ("max-frame-bytes", config.max_frame_bytes),
             ("verdict-cache-capacity", config.verdict_cache_capacity),
-            ("verdict-cache-ttl-ns", _ns(config.verdict_cache_ttl)),
-            ("max-timeout-ns", _ns(config.max_timeout)),
+            ("verdict-cache-ttl-ns", seconds_to_ns(config.verdict_cache_ttl)),
+            ("max-timeout-ns", seconds_to_ns(config.max_timeout)),
             # S20: a fresh random seed per instance.
             ("hash-seed", random.getrandbits(64)),
         ):
@@ -191,9 +192,6 @@ class Registry:
         s = self._call("stats")
         return Stats(**{n: _field(s, n.replace("_", "-")) for n in GUEST_STATS})
 
-
-def _ns(seconds: float) -> int:
-    return max(0, min(int(seconds * 1e9), (1 << 64) - 1))
 
 
 __all__ = ["Registry", "Applied", "WasmtimeError", "default_component_path", "sink_error"]

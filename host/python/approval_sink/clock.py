@@ -6,6 +6,19 @@ from __future__ import annotations
 import time
 from typing import Callable, List
 
+U64_MAX = (1 << 64) - 1
+
+
+def seconds_to_ns(seconds: float) -> int:
+    """Seconds as nanoseconds for the guest (a ``u64``): NaN and negative
+    are no time at all, and anything past ``u64`` (``math.inf`` included)
+    saturates, so no duration a caller or a config holds raises (S19)."""
+    if seconds != seconds or seconds <= 0:
+        return 0
+    if seconds >= U64_MAX / 1e9:
+        return U64_MAX
+    return min(int(seconds * 1e9), U64_MAX)
+
 
 class SystemClock:
     """Monotonic time (``time.monotonic_ns``)."""

@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Tuple,
 
 from ._ops import OpQueue
 from ._registry import Applied, Registry, WasmtimeError, default_component_path, sink_error
-from .clock import SystemClock
+from .clock import U64_MAX, SystemClock, seconds_to_ns
 from .types import (
     RESET,
     Decision,
@@ -40,14 +40,7 @@ from .types import (
 
 log = logging.getLogger("approval_sink")
 
-_U64_MAX = (1 << 64) - 1
 _JOURNAL_HEADER = struct.Struct("<BQI")
-
-
-def _ns(seconds: float) -> int:
-    if seconds != seconds or seconds < 0:  # NaN or negative: no time at all
-        return 0
-    return min(int(seconds * 1e9), _U64_MAX)
 
 
 def _varint(n: int) -> bytes:
@@ -124,10 +117,10 @@ class ApprovalSink:
         self._next_token += 1
         self._slots[token] = fut
         start = self._clock.now_ns()
-        timeout_ns = _ns(timeout)
+        timeout_ns = seconds_to_ns(timeout)
         self._queue.register(token, start, timeout_ns, rid)
         fut.add_done_callback(partial(self._on_future_done, token))
-        self._arm(min(start + min(timeout_ns, _ns(self.config.max_timeout)), _U64_MAX))
+        self._arm(min(start + min(timeout_ns, seconds_to_ns(self.config.max_timeout)), U64_MAX))
         self._request_flush()
         return fut
 
@@ -155,9 +148,11 @@ class ApprovalSink:
         it for a later wait (S4, S15). Returns the waiters it woke. Raises
         :class:`SinkError` for a non-verdict decision, a bad id, or the other
         verdict already final for this id (``conflicting-verdict``)."""
-        decision = Decision(decision)
         if decision not in (Decision.APPROVED, Decision.DENIED):
+            # Any other value, a wire number this enum lacks included, is
+            # not a verdict (S8): typed, as the guest would say it.
             raise SinkError("unknown-decision", int(decision))
+        decision = Decision(decision)
         rid = request_id.encode()
         if len(rid) > self.config.max_request_id_bytes:
             raise SinkError("request-id-too-long", len(rid))
