@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from conftest import run
 
-from approval_sink import ApprovalSink, Decision
+from approval_sink import ApprovalSink, Decision, SinkConfig
 from approval_sink.grpc import GrpcSource, pump
 
 BIN = os.environ.get("APPROVAL_SINK_BIN")
@@ -115,6 +115,27 @@ def test_a_wait_survives_a_gateway_restarted_with_a_fresh_log():
                 s = sink.stats()
                 assert (s.log_changes, s.last_seq) == (1, 1)
                 assert s.log_id != old_log
+            task.cancel()
+
+    run(body())
+
+
+def test_an_event_over_the_frame_limit_is_skipped_before_the_guest():
+    async def body():
+        port = free_port()
+        with Gateway(port):
+            # Every real event is over 16 bytes: each one must be skipped
+            # and counted by the source, never lowered into the guest.
+            sink = ApprovalSink(SinkConfig(max_frame_bytes=16))
+            source = GrpcSource(f"127.0.0.1:{port}")
+            task = pump(sink, source)
+            decision = sink.wait_for_approval("req-1", 1)
+            await until(lambda: source.connects == 1, "connected")
+            await resolve(port, "req-1")
+            await until(lambda: source.oversized == 1, "skipped")
+            assert await decision == Decision.PENDING, "unread, so never approved"
+            s = sink.stats()
+            assert (s.malformed, s.delivered, s.last_seq) == (0, 0, 0)
             task.cancel()
 
     run(body())

@@ -77,6 +77,8 @@ class GrpcSource:
         self.max_backoff = max(self.initial_backoff, max_backoff)
         self.connects = 0
         """Subscriptions opened so far."""
+        self.oversized = 0
+        """Messages skipped as over the sink's frame limit."""
 
     def _channel(self) -> grpc.aio.Channel:
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
@@ -106,6 +108,15 @@ class GrpcSource:
                     log.info("event source connected (log_id=%x, last_seq=%d)", log_id, last_seq)
                     async for frame in call:
                         backoff = self.initial_backoff
+                        if len(frame) > sink.config.max_frame_bytes:
+                            # The guest would refuse it anyway; skipped here
+                            # it is never lowered into the guest (wasmtime-py
+                            # lowers bytes one element at a time, so a 16 MiB
+                            # message from a hostile peer would stall the
+                            # event loop for seconds).
+                            self.oversized += 1
+                            log.warning("skipping a %d-byte event over the sink's frame limit", len(frame))
+                            continue
                         try:
                             sink.push_frame(frame)
                         except SinkError as e:
