@@ -1,6 +1,7 @@
 """Test helpers: `InvalidationEvent` frames encoded by hand (the proto's
 field numbers are fixed: seq 1, policy_invalidated 2, approval_resolved 3,
-log_id 4; ApprovalResolved: request_id 1, decision 2)."""
+log_id 4; ApprovalResolved: request_id 1, decision 2, reviewer 3,
+resolved_at_unix_ms 4, key_id 5, signature 6)."""
 
 import struct
 
@@ -11,8 +12,26 @@ def _field_bytes(number: int, data: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(data)) + data
 
 
-def verdict_event(seq: int, request_id: str, decision: int, log_id: int = 0) -> bytes:
+def verdict_event(
+    seq: int,
+    request_id: str,
+    decision: int,
+    log_id: int = 0,
+    *,
+    reviewer: str = "",
+    resolved_at_unix_ms: int = 0,
+    key_id: str = "",
+    signature: bytes = b"",
+) -> bytes:
     resolved = _field_bytes(1, request_id.encode()) + _varint(2 << 3) + _varint(decision)
+    if reviewer:
+        resolved += _field_bytes(3, reviewer.encode())
+    if resolved_at_unix_ms:
+        resolved += _varint(4 << 3) + _varint(resolved_at_unix_ms)
+    if key_id:
+        resolved += _field_bytes(5, key_id.encode())
+    if signature:
+        resolved += _field_bytes(6, signature)
     out = b""
     if seq:
         out += _varint(1 << 3) + _varint(seq)

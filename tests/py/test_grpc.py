@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from conftest import run
 
-from approval_sink import ApprovalSink, Decision, SinkConfig
+from approval_sink import APPROVED, TIMED_OUT, ApprovalSink, Decision, SinkConfig, TrustedKey
 from approval_sink.grpc import GrpcSource, pump
 
 BIN = os.environ.get("APPROVAL_SINK_BIN")
@@ -59,10 +59,10 @@ class Gateway:
         self.stop()
 
 
-async def resolve(port: int, request_id: str) -> str:
+async def resolve(port: int, request_id: str, *extra: str) -> str:
     proc = await asyncio.create_subprocess_exec(
         binary(), "resolve", "--gateway", f"http://127.0.0.1:{port}",
-        "--request-id", request_id, "--approve",
+        "--request-id", request_id, "--approve", *extra,
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await proc.communicate()
@@ -136,6 +136,37 @@ def test_an_event_over_the_frame_limit_is_skipped_before_the_guest():
             assert await decision == Decision.PENDING, "unread, so never approved"
             s = sink.stats()
             assert (s.malformed, s.delivered, s.last_seq) == (0, 0, 0)
+            task.cancel()
+
+    run(body())
+
+
+def test_a_signed_verdict_is_applied_and_an_unsigned_one_is_not(tmp_path):
+    async def body():
+        keygen = await asyncio.create_subprocess_exec(
+            binary(), "keygen", "--id", "alice", "--dir", str(tmp_path), stdout=asyncio.subprocess.DEVNULL
+        )
+        assert await keygen.wait() == 0
+        sink = ApprovalSink(SinkConfig(trusted_keys=(TrustedKey.from_file(tmp_path / "alice.pub"),)))
+        port = free_port()
+        with Gateway(port):
+            source = GrpcSource(f"127.0.0.1:{port}")
+            task = pump(sink, source)
+            signed = sink.wait("send-email", 30)
+            forged = sink.wait("wire-money", 2)
+            await until(lambda: source.connects == 1, "connected")
+            # Anyone who reaches the gateway can publish; only a trusted
+            # reviewer's signature makes a verdict count.
+            await resolve(port, "wire-money")
+            await resolve(port, "send-email", "--signing-key", str(tmp_path / "alice.key"))
+            outcome = await asyncio.wait_for(signed, 30)
+            assert outcome == APPROVED
+            by = outcome.decided_by
+            assert (by.decision, by.reviewer, by.key_id) == (Decision.APPROVED, "alice", "alice")
+            assert by.resolved_at_unix_ms and by.resolved_at_unix_ms > 1_600_000_000_000
+            assert await forged == TIMED_OUT
+            s = sink.stats()
+            assert (s.unauthenticated, s.delivered) == (1, 1)
             task.cancel()
 
     run(body())

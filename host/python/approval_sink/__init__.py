@@ -8,10 +8,12 @@ component (the same ``approval-registry`` the Rust adapter embeds).
 
 from .clock import ManualClock, SystemClock
 from .sink import ApprovalSink, invalidation_frame
+from .trust import TrustedKey
 from .types import (
     APPROVED,
     CANCELLED,
     DENIED,
+    DecidedBy,
     RESET,
     TIMED_OUT,
     Decision,
@@ -25,7 +27,7 @@ from .types import (
 )
 
 __all__ = [
-    "ApprovalSink", "ManualClock", "SystemClock", "Decision", "Ending", "Outcome",
+    "ApprovalSink", "ManualClock", "TrustedKey", "DecidedBy", "SystemClock", "Decision", "Ending", "Outcome",
     "SinkConfig", "SinkError", "GuestFault", "Stats", "IngestReport", "invalidation_frame",
     "APPROVED", "DENIED", "TIMED_OUT", "CANCELLED", "RESET",
 ]

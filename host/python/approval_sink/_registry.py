@@ -18,7 +18,7 @@ from wasmtime import Config, Engine, Store, WasmtimeError
 from wasmtime.component import Component, Linker, Record, Variant
 
 from .clock import seconds_to_ns
-from .types import GUEST_STATS, Decision, Ending, Outcome, SinkConfig, SinkError, Stats
+from .types import GUEST_STATS, DecidedBy, Decision, Ending, Outcome, SinkConfig, SinkError, Stats
 
 _IFACE = "assembly:approval/registry@0.1.0"
 _COMPILED: Dict[str, Tuple[Engine, Component]] = {}
@@ -131,7 +131,7 @@ class Registry:
         self._funcs: Dict[str, Any] = {}
         for name in (
             "configure", "apply", "expire", "ingest-frames", "apply-frame", "reset-stream",
-            "resume-from", "restore-verdicts", "stats", "decided-by",
+            "resume-from", "restore-verdicts", "stats", "decided-by", "set-trusted-keys",
         ):
             index = instance.get_export_index(self._store, name, iface)
             self._funcs[name] = instance.get_func(self._store, index)
@@ -152,6 +152,18 @@ class Registry:
         refused = self._call("configure", cfg)
         if refused is not None:
             raise sink_error(refused)
+        if config.trusted_keys:
+            # Only with keys, as the Rust adapter: an empty list would mean
+            # "trust none", and every verdict would be refused.
+            keys = []
+            for key in config.trusted_keys:
+                record = Record()
+                record.id = key.id
+                setattr(record, "public-key", bytes(key.public_key))
+                keys.append(record)
+            refused = self._call("set-trusted-keys", keys)
+            if refused is not None:
+                raise sink_error(refused)
 
     def _call(self, name: str, *args: Any) -> Any:
         # A budget of 0 ticks traps at the guest's first check: the test
@@ -185,8 +197,17 @@ class Registry:
     def restore_verdicts(self, journal: bytes) -> int:
         return self._call("restore-verdicts", journal)
 
-    def decided_by(self, request_id: str) -> Optional[Any]:
-        return self._call("decided-by", request_id)
+    def decided_by(self, request_id: str) -> Optional[DecidedBy]:
+        d = self._call("decided-by", request_id)
+        if d is None:
+            return None
+        at = _field(d, "resolved-at-unix-ms")
+        return DecidedBy(
+            Decision.APPROVED if _field(d, "decision") == "approved" else Decision.DENIED,
+            _field(d, "reviewer") or None,
+            _field(d, "key-id") or None,
+            at or None,
+        )
 
     def stats(self) -> Stats:
         s = self._call("stats")

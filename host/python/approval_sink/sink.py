@@ -20,6 +20,7 @@ import asyncio
 import logging
 import struct
 from collections import deque
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Tuple, Union
@@ -29,7 +30,9 @@ from ._registry import Applied, Registry, WasmtimeError, default_component_path,
 from .clock import U64_MAX, SystemClock, seconds_to_ns
 from .types import (
     RESET,
+    DecidedBy,
     Decision,
+    Ending,
     GuestFault,
     IngestReport,
     Outcome,
@@ -41,6 +44,19 @@ from .types import (
 log = logging.getLogger("approval_sink")
 
 _JOURNAL_HEADER = struct.Struct("<BQI")
+
+
+# A pessimistic cost of one Ed25519 verification in the guest, the share of
+# the call budget verification may take, and the smallest signed verdict
+# frame: the Rust adapter's figures (`trust.rs`).
+_VERIFY_COST = 500e-6
+_VERIFY_SHARE_OF_BUDGET = 4
+_MIN_SIGNED_FRAME_BYTES = 87
+
+
+def _signed_chunk_bytes(call_budget: float) -> int:
+    verifications = int(call_budget / _VERIFY_SHARE_OF_BUDGET / _VERIFY_COST)
+    return max(1, verifications) * _MIN_SIGNED_FRAME_BYTES
 
 
 def _varint(n: int) -> bytes:
@@ -84,6 +100,7 @@ class ApprovalSink:
         self._path = Path(component) if component else default_component_path()
         self._queue = OpQueue()
         self._slots: Dict[int, "asyncio.Future[Outcome]"] = {}
+        self._detailed: Dict[int, str] = {}
         self._next_token = 1
         self._listeners: List[Callable[[str], None]] = []
         self._invalidated: List[str] = []
@@ -103,9 +120,21 @@ class ApprovalSink:
     def wait(self, request_id: str, timeout: float) -> "asyncio.Future[Outcome]":
         """Registers a wait at once (S1) and returns a future of how it
         ended. Timeout in seconds; a timeout is ``Ending.TIMED_OUT``, never a
-        denial. Cancelling the future cancels the waiter (S7). Refusals
+        denial. A decided outcome says who decided (``decided_by``: the
+        reviewer, the signing key's id, when; S17) while the sink remembers
+        the verdict. Cancelling the future cancels the waiter (S7). Refusals
         (an empty or over-long id, too many waiters) end it with a
         :class:`SinkError`. Needs a running event loop."""
+        return self._register(request_id, timeout, detailed=True)
+
+    def wait_for_approval(self, request_id: str, timeout: float) -> Awaitable[Decision]:
+        """The original API: registers at once and returns an awaitable of
+        the reviewer's decision, or ``Decision.PENDING`` when the timeout
+        passes, the wait is refused, or the guest is reset (never
+        ``DENIED`` without a reviewer)."""
+        return _decision(self._register(request_id, timeout, detailed=False))
+
+    def _register(self, request_id: str, timeout: float, detailed: bool) -> "asyncio.Future[Outcome]":
         loop = self._loop_now()
         fut: "asyncio.Future[Outcome]" = loop.create_future()
         rid = request_id.encode()
@@ -116,6 +145,9 @@ class ApprovalSink:
         token = self._next_token
         self._next_token += 1
         self._slots[token] = fut
+        if detailed:
+            # Who decided is one more guest call: only for waits that ask.
+            self._detailed[token] = request_id
         start = self._clock.now_ns()
         timeout_ns = seconds_to_ns(timeout)
         self._queue.register(token, start, timeout_ns, rid)
@@ -124,18 +156,12 @@ class ApprovalSink:
         self._request_flush()
         return fut
 
-    def wait_for_approval(self, request_id: str, timeout: float) -> Awaitable[Decision]:
-        """The original API: registers at once and returns an awaitable of
-        the reviewer's decision, or ``Decision.PENDING`` when the timeout
-        passes, the wait is refused, or the guest is reset (never
-        ``DENIED`` without a reviewer)."""
-        return _decision(self.wait(request_id, timeout))
-
     def _sweep_cancelled(self) -> None:
         for token in [t for t, fut in self._slots.items() if fut.cancelled()]:
             self._on_future_done(token, self._slots[token])
 
     def _on_future_done(self, token: int, fut: "asyncio.Future[Outcome]") -> None:
+        self._detailed.pop(token, None)
         if fut.cancelled() and self._slots.pop(token, None) is not None:
             # Queued, like the registration: no guest call of its own.
             self._queue.cancel(token)
@@ -189,8 +215,18 @@ class ApprovalSink:
             raise report.errors[0]
 
     def ingest_bytes(self, data: bytes) -> IngestReport:
-        """Feeds the next chunk of a length-delimited frame stream."""
-        return self._ingest("ingest-frames", bytes(data))
+        """Feeds the next chunk of a length-delimited frame stream. With
+        trusted keys, a long chunk goes to the guest in pieces small enough
+        that verifying every signature in one stays well inside the call
+        budget (S13, S17), as the Rust adapter does."""
+        data = bytes(data)
+        step = _signed_chunk_bytes(self.config.call_budget) if self.config.trusted_keys else len(data)
+        report = self._ingest("ingest-frames", data[:step])
+        for at in range(step, len(data), step):
+            if report.fatal is not None:
+                break
+            report = report.merge(self._ingest("ingest-frames", data[at : at + step]))
+        return report
 
     def _ingest(self, export: str, data: bytes) -> IngestReport:
         raw, applied = self._call(lambda r: r.ingest(export, data))
@@ -224,6 +260,12 @@ class ApprovalSink:
         s = self._call(lambda r: r.stats())
         s.traps = s.resets = self._traps
         return s
+
+    def decided_by(self, request_id: str) -> Optional[DecidedBy]:
+        """Who decided ``request_id``, while the sink remembers its verdict
+        (S15's bound); ``None`` if it has none."""
+        self._flush()
+        return self._decided_by(request_id)
 
     def inject_trap(self) -> None:
         """Makes the next guest call trap, as a guest bug would: for tests
@@ -297,10 +339,22 @@ class ApprovalSink:
         return applied, refused
 
     def _apply(self, applied: Applied) -> None:
+        deciders: Dict[str, Optional[DecidedBy]] = {}
         for token, outcome in applied.done:
+            request_id = self._detailed.pop(token, None)
+            if request_id is not None and outcome.ending is Ending.DECIDED:
+                if request_id not in deciders:
+                    deciders[request_id] = self._decided_by(request_id)
+                outcome = replace(outcome, decided_by=deciders[request_id])
             self._settle(token, outcome)
         self._remember(applied.remembered)
         self._arm(applied.next_deadline)
+
+    def _decided_by(self, request_id: str) -> Optional[DecidedBy]:
+        try:
+            return self._guarded(lambda r: r.decided_by(request_id))
+        except SinkError:
+            return None  # the fault reset the instance; the outcome stands
 
     def _settle(self, token: int, outcome: Optional[Outcome] = None, exception: Optional[BaseException] = None) -> None:
         fut = self._slots.pop(token, None)
@@ -330,6 +384,7 @@ class ApprovalSink:
         self._registry.restore_verdicts(b"".join(self._journal))
         self._registry.resume_from(*self._resume)
         slots, self._slots = self._slots, {}
+        self._detailed.clear()
         for fut in slots.values():
             if not fut.done():
                 fut.set_result(RESET)

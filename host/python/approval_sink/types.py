@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Tuple
+
+if TYPE_CHECKING:
+    from .trust import TrustedKey
 
 
 class Decision(enum.IntEnum):
@@ -31,11 +34,29 @@ class Ending(enum.Enum):
 
 
 @dataclass(frozen=True)
+class DecidedBy:
+    """Who decided a verdict, as its event said (S17)."""
+
+    decision: Decision
+    reviewer: Optional[str] = None
+    """The reviewer the gateway named, if any."""
+    key_id: Optional[str] = None
+    """The trusted key that signed the verdict; ``None`` when unsigned."""
+    resolved_at_unix_ms: Optional[int] = None
+    """When the reviewer decided (Unix ms), if the event said."""
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """How a wait ended and, when a reviewer decided, what they decided."""
+    """How a wait ended and, when a reviewer decided, what they decided.
+
+    ``decided_by`` is filled for a decided :meth:`ApprovalSink.wait` while
+    the sink remembers the verdict (S15's bound); it takes no part in
+    equality, so ``outcome == APPROVED`` reads as it says."""
 
     ending: Ending
     decision: Decision = Decision.PENDING
+    decided_by: Optional[DecidedBy] = field(default=None, compare=False)
 
     @property
     def verdict(self) -> Decision:
@@ -93,6 +114,9 @@ class SinkConfig:
     """The guest's linear memory cap; breaking it is a reset (S12, S13)."""
     call_budget: float = 1.0
     """Seconds one guest call may run before it traps (S13)."""
+    trusted_keys: Tuple["TrustedKey", ...] = ()
+    """Reviewer keys (S17): when given, only verdicts signed by one of them
+    are applied; the rest are counted as ``unauthenticated``."""
 
 
 @dataclass
@@ -135,3 +159,16 @@ class IngestReport:
     fatal: Optional[SinkError] = None
     last_seq: int = 0
     log_id: int = 0
+
+    def merge(self, later: "IngestReport") -> "IngestReport":
+        """This report followed by ``later`` (one stream, two guest calls)."""
+        return IngestReport(
+            events=self.events + later.events,
+            duplicates=self.duplicates + later.duplicates,
+            rejected=self.rejected + later.rejected,
+            completed=self.completed + later.completed,
+            errors=self.errors + later.errors,
+            fatal=self.fatal or later.fatal,
+            last_seq=later.last_seq,
+            log_id=later.log_id,
+        )
