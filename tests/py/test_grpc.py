@@ -31,14 +31,15 @@ def free_port() -> int:
 class Gateway:
     """`approval-sink gateway` on a loopback port; stopped on exit."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *extra: str) -> None:
         self.port = port
+        self.extra = extra
         self.proc = None
 
     def __enter__(self) -> "Gateway":
         for _ in range(100):
             self.proc = subprocess.Popen(
-                [binary(), "gateway", "--listen", f"127.0.0.1:{self.port}"],
+                [binary(), "gateway", "--listen", f"127.0.0.1:{self.port}", *self.extra],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 text=True,

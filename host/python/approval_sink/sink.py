@@ -101,6 +101,7 @@ class ApprovalSink:
         self._queue = OpQueue()
         self._slots: Dict[int, "asyncio.Future[Outcome]"] = {}
         self._detailed: Dict[int, str] = {}
+        self._lookup: Optional[Callable[[str, "asyncio.Future[Outcome]"], None]] = None
         self._next_token = 1
         self._listeners: List[Callable[[str], None]] = []
         self._invalidated: List[str] = []
@@ -154,7 +155,16 @@ class ApprovalSink:
         fut.add_done_callback(partial(self._on_future_done, token))
         self._arm(min(start + min(timeout_ns, seconds_to_ns(self.config.max_timeout)), U64_MAX))
         self._request_flush()
+        if self._lookup is not None:
+            self._lookup(request_id, fut)
         return fut
+
+    def set_lookup(self, lookup: Optional[Callable[[str, "asyncio.Future[Outcome]"], None]]) -> None:
+        """Durable waits: ``lookup(request_id, wait)`` is called for each new
+        wait, to find a verdict a log stored before the wait began and
+        hand it to :meth:`push_frame` (a source that has a log does it:
+        :class:`approval_sink.nats.NatsSource`). One at a time."""
+        self._lookup = lookup
 
     def _sweep_cancelled(self) -> None:
         for token in [t for t, fut in self._slots.items() if fut.cancelled()]:

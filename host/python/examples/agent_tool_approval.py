@@ -12,7 +12,8 @@ never "go ahead": here the tool's output is kept as a draft for later.
     approval-sink resolve --gateway http://127.0.0.1:50051 --request-id demo:send_email --approve
     approval-sink resolve --gateway http://127.0.0.1:50051 --request-id demo:delete_files --deny
 
-Needs the package with its ``grpc`` extra (``pip install './host/python[grpc]'``).
+Needs the package with its ``grpc`` extra (``pip install './host/python[grpc]'``),
+or ``nats`` for ``--nats nats://127.0.0.1:4222`` (the JetStream log).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, List
 
 from approval_sink import ApprovalSink, Decision, Ending, SinkConfig, TrustedKey
-from approval_sink.grpc import GrpcSource, pump
 
 
 @dataclass
@@ -91,6 +91,7 @@ async def agent(sink: ApprovalSink, run_id: str, timeout: float) -> int:
 async def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--gateway", default="127.0.0.1:50051", help="the gateway's host:port")
+    args.add_argument("--nats", help="follow this NATS JetStream log (URL[,URL]) instead of a gateway")
     args.add_argument("--run-id", default="demo", help="prefix of this run's request ids")
     args.add_argument("--timeout", type=float, default=30.0, help="seconds to wait per approval")
     args.add_argument("--token-file", help="bearer token for Subscribe (file)")
@@ -103,8 +104,15 @@ async def main() -> int:
     keys = tuple(TrustedKey.from_file(path) for path in opts.trusted_key)
     sink = ApprovalSink(SinkConfig(trusted_keys=keys))
     token = open(opts.token_file).read().strip() if opts.token_file else None
-    roots = open(opts.ca, "rb").read() if opts.ca else None
-    source = pump(sink, GrpcSource(opts.gateway, token=token, root_certificates=roots))
+    if opts.nats:
+        from approval_sink import nats
+
+        source = nats.pump(sink, nats.NatsSource(opts.nats, token=token, ca_file=opts.ca))
+    else:
+        from approval_sink import grpc
+
+        roots = open(opts.ca, "rb").read() if opts.ca else None
+        source = grpc.pump(sink, grpc.GrpcSource(opts.gateway, token=token, root_certificates=roots))
     try:
         ran = await agent(sink, opts.run_id, opts.timeout)
     finally:
