@@ -1,4 +1,4 @@
-"""The semantics S1-S11, S13, S15, S16 and S20 of DESIGN.md through the
+"""The semantics S1-S13, S15, S16 and S18-S20 of DESIGN.md through the
 Python host and the real component, on a virtual clock."""
 
 import asyncio
@@ -403,6 +403,30 @@ def test_s12_a_trap_resets_and_outstanding_waits_end_pending(make_sink):
         after = sink.wait("after", 30)
         assert sink.deliver("after", Decision.APPROVED) == 1
         assert await after == APPROVED
+
+    run(body())
+
+
+def test_s18_the_journal_carried_over_is_bounded_and_keeps_the_newest(make_sink):
+    async def body():
+        sink, _ = make_sink(SinkConfig(verdict_cache_capacity=10, max_request_id_bytes=16))
+        for chunk in range(100):
+            frames = (verdict_event(chunk * 10 + i + 1, f"r{chunk * 10 + i}", 1) for i in range(10))
+            sink.ingest_bytes(stream(*frames))
+        for i in range(5):
+            sink.deliver(f"d{i}", Decision.DENIED)
+        # At least the newest 10 entries of the longest id, and not much more.
+        assert sink._journal_bytes <= 2 * 10 * (13 + 16) + 200
+        sink.inject_trap()
+        with pytest.raises(GuestFault):
+            sink.stats()
+        # The newest verdicts are final in the fresh instance (S15 and S18).
+        for request_id, verdict in [("d4", DENIED), ("d0", DENIED), ("r999", APPROVED), ("r995", APPROVED)]:
+            assert await asyncio.wait_for(sink.wait(request_id, 30), 5) == verdict
+        with pytest.raises(SinkError) as e:
+            sink.deliver("d4", Decision.APPROVED)
+        assert e.value.kind == "conflicting-verdict"
+        assert sink.stats().cached_verdicts == 10
 
     run(body())
 

@@ -17,6 +17,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from wasmtime import Config, Engine, Store, WasmtimeError
 from wasmtime.component import Component, Linker, Record, Variant
 
+from ._abi import Call, Err, add_clock, self_check
+
 from .clock import seconds_to_ns
 from .types import GUEST_STATS, DecidedBy, Decision, Ending, Outcome, SinkConfig, SinkError, Stats
 
@@ -61,6 +63,7 @@ def compiled(path: Path) -> Tuple[Engine, Component]:
                 )
             config = Config()
             config.epoch_interruption = True
+            self_check()
             engine = Engine(config)
             _COMPILED[key] = (engine, Component.from_file(engine, str(path)))
             threading.Thread(target=_tick, args=(engine,), name="approval-sink-epoch", daemon=True).start()
@@ -68,7 +71,7 @@ def compiled(path: Path) -> Tuple[Engine, Component]:
 
 
 def _field(record: Any, name: str) -> Any:
-    return getattr(record, name)
+    return record[name]
 
 
 def _outcome(v: Any) -> Outcome:
@@ -120,7 +123,7 @@ class Registry:
         linker = Linker(engine)
         with linker.root() as root:
             with root.add_instance("assembly:approval/clock@0.1.0") as clock:
-                clock.add_func("now", lambda _store: now_ns())
+                add_clock(clock, now_ns)
             with root.add_instance("assembly:approval/host-events@0.1.0") as events:
                 events.add_func("policy-invalidated", lambda _store, agent: on_invalidated(agent))
         self._store = Store(engine)
@@ -128,13 +131,13 @@ class Registry:
         self._store.set_epoch_deadline(self._budget_ticks)
         instance = linker.instantiate(self._store, component)
         iface = instance.get_export_index(self._store, _IFACE)
-        self._funcs: Dict[str, Any] = {}
+        self._funcs: Dict[str, Call] = {}
         for name in (
             "configure", "apply", "expire", "ingest-frames", "apply-frame", "reset-stream",
             "resume-from", "restore-verdicts", "stats", "decided-by", "set-trusted-keys",
         ):
             index = instance.get_export_index(self._store, name, iface)
-            self._funcs[name] = instance.get_func(self._store, index)
+            self._funcs[name] = Call(instance.get_func(self._store, index), self._store)
         cfg = Record()
         for name, value in (
             ("max-waiters", config.max_waiters),
@@ -147,11 +150,9 @@ class Registry:
             ("hash-seed", random.getrandbits(64)),
         ):
             setattr(cfg, name, value)
-        # `result<_, sink-error>` comes back untagged: `None` for ok, the
-        # error's own (tagged) variant otherwise.
         refused = self._call("configure", cfg)
-        if refused is not None:
-            raise sink_error(refused)
+        if isinstance(refused, Err):
+            raise sink_error(refused.value)
         if config.trusted_keys:
             # Only with keys, as the Rust adapter: an empty list would mean
             # "trust none", and every verdict would be refused.
@@ -162,8 +163,8 @@ class Registry:
                 setattr(record, "public-key", bytes(key.public_key))
                 keys.append(record)
             refused = self._call("set-trusted-keys", keys)
-            if refused is not None:
-                raise sink_error(refused)
+            if isinstance(refused, Err):
+                raise sink_error(refused.value)
 
     def _call(self, name: str, *args: Any) -> Any:
         # A budget of 0 ticks traps at the guest's first check: the test

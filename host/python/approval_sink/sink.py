@@ -107,7 +107,16 @@ class ApprovalSink:
         self._invalidated: List[str] = []
         self._resume: Tuple[int, int] = (0, 0)
         # What the guest remembers, for a fresh instance after a trap (S18).
-        self._journal: Deque[bytes] = deque(maxlen=max(1, self.config.verdict_cache_capacity))
+        # Each call's journal is kept whole (parsing it per entry cost more
+        # than the rest of an ingest's host side), bounded by bytes: the
+        # newest chunks holding at least `verdict_cache_capacity` entries of
+        # the longest id, so never fewer than the guest can remember; the
+        # fresh guest keeps the newest within its own bounds.
+        self._journal: Deque[bytes] = deque()
+        self._journal_bytes = 0
+        self._journal_bound = max(1, self.config.verdict_cache_capacity) * (
+            _JOURNAL_HEADER.size + max(1, self.config.max_request_id_bytes)
+        )
         self._traps = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._flush_scheduled = False
@@ -196,7 +205,7 @@ class ApprovalSink:
         applied, refused = self._flush(raise_fault=True)
         if refused is not None:
             raise refused
-        self._journal.append(_JOURNAL_HEADER.pack(int(decision), self._clock.now_ns(), len(rid)) + rid)
+        self._remember(_JOURNAL_HEADER.pack(int(decision), self._clock.now_ns(), len(rid)) + rid)
         return applied.woken if applied else 0
 
     def on_approval_resolved(self, request_id: str, decision: Decision) -> None:
@@ -242,14 +251,14 @@ class ApprovalSink:
         raw, applied = self._call(lambda r: r.ingest(export, data))
         self._apply(applied)
         report = IngestReport(
-            events=getattr(raw, "events"),
-            duplicates=getattr(raw, "duplicates"),
-            rejected=getattr(raw, "rejected"),
+            events=raw["events"],
+            duplicates=raw["duplicates"],
+            rejected=raw["rejected"],
             completed=len(applied.done),
-            errors=[sink_error(e) for e in getattr(raw, "errors")],
-            fatal=None if getattr(raw, "fatal") is None else sink_error(getattr(raw, "fatal")),
-            last_seq=getattr(raw, "last-seq"),
-            log_id=getattr(raw, "log-id"),
+            errors=[sink_error(e) for e in raw["errors"]],
+            fatal=None if raw["fatal"] is None else sink_error(raw["fatal"]),
+            last_seq=raw["last-seq"],
+            log_id=raw["log-id"],
         )
         self._resume = (report.log_id, report.last_seq)
         return report
@@ -376,12 +385,12 @@ class ApprovalSink:
             fut.set_result(outcome)
 
     def _remember(self, journal: bytes) -> None:
-        at = 0
-        while at + _JOURNAL_HEADER.size <= len(journal):
-            _, _, length = _JOURNAL_HEADER.unpack_from(journal, at)
-            end = at + _JOURNAL_HEADER.size + length
-            self._journal.append(bytes(journal[at:end]))
-            at = end
+        if not journal:
+            return
+        self._journal.append(journal)
+        self._journal_bytes += len(journal)
+        while self._journal_bytes - len(self._journal[0]) >= self._journal_bound:
+            self._journal_bytes -= len(self._journal.popleft())
 
     def _reset(self, why: str) -> None:
         """A trap: a fresh instance that remembers the old one's verdicts
