@@ -5,7 +5,10 @@ byte-lowering study and a profile of a round trip.
 
 Run (after the test command made the venv and installed the package):
 
-    target/python/venv/bin/python tests/py/bench_python.py [--profile]
+    target/python/venv/bin/python tests/py/bench_python.py [--profile] [--sources]
+
+``--sources`` adds the sources' replay of a backlog (needs the gateway
+binary in ``$APPROVAL_SINK_BIN`` and ``nats-server`` in ``$NATS_SERVER``).
 
 Not a test: it asserts only that every wait ended as it should, and prints
 a markdown table for BENCHMARKS.md. Each row runs ours and the baseline
@@ -182,7 +185,73 @@ def spread(values: List[float], fmt: str) -> str:
     return f"{lo:{fmt}}-{hi:{fmt}}" if f"{lo:{fmt}}" != f"{hi:{fmt}}" else f"{lo:{fmt}}"
 
 
-async def main(profile: bool) -> None:
+async def source_rows() -> List[Tuple[str, str, str, str]]:
+    """Events/s for the gRPC and NATS sources replaying a 10,000-event
+    backlog into a sink, and grpc.aio's own read rate (the floor)."""
+    import grpc
+    import nats as nats_client
+    from test_grpc import Gateway, free_port
+    from test_nats import NatsServer
+
+    from approval_sink.grpc import SUBSCRIBE, GrpcSource, subscribe_request
+    from approval_sink.nats import NatsSource, resolved_subject
+    from approval_sink.sink import _varint as varint
+
+    n = FRAMES
+    rows = []
+
+    async def replay(source) -> float:
+        sink = ApprovalSink(big_config())
+        t = time.perf_counter()
+        task = asyncio.ensure_future(source.run(sink))
+        while sink.resume_point()[1] < n:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return n / (time.perf_counter() - t)
+
+    port = free_port()
+    with Gateway(port, "--retention", str(2 * n)):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            resolve = channel.unary_unary(
+                "/assembly.gateway.v1.ReviewService/Resolve",
+                request_serializer=lambda b: b, response_deserializer=lambda b: b,
+            )
+            for i in range(0, n, 100):
+                await asyncio.gather(*[
+                    resolve(b"\x0a" + varint(len(f"r{j}")) + f"r{j}".encode() + b"\x10\x01") for j in range(i, i + 100)
+                ])
+            subscribe = channel.unary_stream(SUBSCRIBE, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+            floor = []
+            for _ in range(PAIRS):
+                call, t = subscribe(subscribe_request("", 0, 0)), time.perf_counter()
+                for _ in range(n):
+                    await call.read()
+                floor.append(n / (time.perf_counter() - t))
+                call.cancel()
+        rates = [await replay(GrpcSource(f"127.0.0.1:{port}")) for _ in range(PAIRS)]
+    rows.append((f"gRPC source: replay of a {n:,}-event backlog from the Rust gateway",
+                 spread([r / 1e3 for r in rates], ".1f") + "k events/s", "", ""))
+    rows.append(("  floor: grpc.aio reading the same stream, nothing else",
+                 spread([r / 1e3 for r in floor], ".1f") + "k events/s", "", ""))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as store, NatsServer(store) as server:
+        nc = await nats_client.connect(server.url)
+        js = nc.jetstream()
+        await js.add_stream(name="APPROVALS", subjects=["approvals.v1.>"])
+        for i in range(0, n, 500):
+            await asyncio.gather(*[
+                js.publish(resolved_subject(f"r{j}"), verdict_event(0, f"r{j}", Decision.APPROVED)) for j in range(i, i + 500)
+            ])
+        await nc.close()
+        rates = [await replay(NatsSource(server.url)) for _ in range(PAIRS)]
+    rows.append((f"NATS source: replay of a {n:,}-event JetStream backlog",
+                 spread([r / 1e3 for r in rates], ".1f") + "k events/s", "", ""))
+    return rows
+
+
+async def main(profile: bool, sources: bool) -> None:
     rows: List[Tuple[str, str, str, str]] = []
     frames = [verdict_event(i + 1, f"req-{i}", Decision.APPROVED) for i in range(FRAMES)]
     data = stream(*frames)
@@ -231,7 +300,7 @@ async def main(profile: bool) -> None:
         for f in frames:
             s.push_frame(f)
         rates.append(FRAMES / (time.perf_counter() - t))
-    rows.append(("  one `push_frame` per event (the gRPC source's path)", spread([r / 1e3 for r in rates], ".1f") + "k frames/s", "", ""))
+    rows.append(("  one `push_frame` per event (one guest call each)", spread([r / 1e3 for r in rates], ".1f") + "k frames/s", "", ""))
 
     # The lowering study: the same bytes through wasmtime-py's own
     # `Func.__call__` (one ctypes value per byte), and the floor: `apply`
@@ -257,9 +326,12 @@ async def main(profile: bool) -> None:
     rows.append((f"  floor: {len(data):,} B lowered into one `apply` the guest stops reading at once",
                  spread([r / 1e3 for r in floor], ".0f") + "k frames/s (" + spread([len(data) / (FRAMES / r) / 1e6 for r in floor], ".0f") + " MB/s)", "", ""))
 
+    if sources:
+        rows.extend(await source_rows())
+
     print(f"Python {platform.python_version()}, wasmtime-py {wasmtime.__version__ if hasattr(wasmtime, '__version__') else '50.0.1'}, {platform.machine()}")
     print()
-    print("| workload | approval_sink (component) | pure Python dict of futures | ratio |")
+    print("| workload | approval_sink (component) | pure Python dict of futures | time, ours / baseline |")
     print("|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
@@ -280,4 +352,6 @@ async def main(profile: bool) -> None:
 if __name__ == "__main__":
     args = argparse.ArgumentParser(description="approval_sink Python benchmark")
     args.add_argument("--profile", action="store_true", help="also print a cProfile of the round trip")
-    asyncio.run(main(args.parse_args().profile))
+    args.add_argument("--sources", action="store_true", help="also the sources' replay (gateway and nats-server)")
+    opts = args.parse_args()
+    asyncio.run(main(opts.profile, opts.sources))

@@ -57,6 +57,7 @@ import nats
 from nats.js import api
 from nats.js.errors import NotFoundError
 
+from ._batch import FrameBatch
 from .sink import ApprovalSink, _varint
 from .types import SinkError
 
@@ -291,15 +292,8 @@ class NatsSource:
                 since = _EPOCH
             config.deliver_policy = api.DeliverPolicy.BY_START_TIME
             config.opt_start_time = since
-        batch: List[bytes] = []
+        batch = FrameBatch(sink)
         limit = sink.config.max_frame_bytes
-
-        def drain() -> None:
-            frames, batch[:] = b"".join(batch), []
-            if frames:
-                report = sink.ingest_bytes(frames)
-                for error in report.errors:
-                    log.warning("event rejected: %s", error)
 
         async def on_message(msg: Any) -> None:
             self._arrived = True
@@ -309,17 +303,7 @@ class NatsSource:
                 self.oversized += 1
                 log.warning("skipping a %d-byte NATS message over the sink's frame limit", len(msg.data))
                 return
-            body = frame(msg.data, msg.metadata.sequence.stream, log_id)
-            if not batch:
-                # Messages that arrive together reach the guest in one call.
-                asyncio.get_running_loop().call_soon(_guarded_drain)
-            batch.append(_varint(len(body)) + body)
-
-        def _guarded_drain() -> None:
-            try:
-                drain()
-            except SinkError as e:
-                log.warning("ingest failed: %s", e)
+            batch.add(frame(msg.data, msg.metadata.sequence.stream, log_id))
 
         js = nc.jetstream(timeout=self.connect_timeout)
         sub = await js.subscribe(
@@ -343,7 +327,7 @@ class NatsSource:
                 await sub.unsubscribe()
             except Exception:  # noqa: BLE001 - the connection may be gone
                 pass
-            _guarded_drain()
+            batch.flush()
 
     # -- durable waits ---------------------------------------------------
 
