@@ -1,4 +1,5 @@
-"""`host/python/examples/agent_tool_approval.py`, run exactly as the README
+"""The README's Python snippet, and
+`host/python/examples/agent_tool_approval.py` run exactly as the README
 shows it: the shell block after the README's `python-example` marker, line
 by line (`approval-sink` is the binary the harness built, `python` this
 interpreter, and the gateway's port a free one instead of 50051)."""
@@ -57,3 +58,13 @@ def test_the_readme_runs_the_agent_example():
     assert "delete_files: DENIED -> skipped" in got, out
     assert "post_announcement: PENDING (nobody answered in time) -> local fallback: kept as a draft" in got, out
     assert got[-1] == "done: 1 risky calls ran; 2 verdicts, 1 timed out", out
+
+
+def test_the_readme_python_snippet_runs_as_written():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Python\n", 1)[1]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S)
+    assert snippet, "the Python section shows a snippet"
+    done = subprocess.run([sys.executable, "-c", snippet.group(1)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done
+    assert done.stdout.split() == ["APPROVED", "PENDING"], done
