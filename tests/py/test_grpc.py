@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from conftest import run
 
-from approval_sink import APPROVED, TIMED_OUT, ApprovalSink, Decision, SinkConfig, TrustedKey
+from approval_sink import APPROVED, TIMED_OUT, ApprovalSink, Decision, SinkConfig, SinkError, TrustedKey
 from approval_sink.grpc import GrpcSource, pump
 
 BIN = os.environ.get("APPROVAL_SINK_BIN")
@@ -169,5 +169,28 @@ def test_a_signed_verdict_is_applied_and_an_unsigned_one_is_not(tmp_path):
             s = sink.stats()
             assert (s.unauthenticated, s.delivered) == (1, 1)
             task.cancel()
+
+    run(body())
+
+
+def test_one_source_per_sink():
+    async def body():
+        sink = ApprovalSink()
+        first = pump(sink, GrpcSource(f"127.0.0.1:{free_port()}", initial_backoff=0.01))
+        # One stream decoder and one resume point per sink: refused at once.
+        with pytest.raises(SinkError) as refused:
+            pump(sink, GrpcSource("127.0.0.1:1"))
+        assert refused.value.kind == "invalid-config"
+        with pytest.raises(SinkError):
+            await GrpcSource("127.0.0.1:1").run(sink)
+        # A pump cancelled before it ever ran lets go as well.
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        never_ran = pump(sink, GrpcSource("127.0.0.1:1"))
+        never_ran.cancel()
+        await asyncio.gather(never_ran, return_exceptions=True)
+        again = pump(sink, GrpcSource(f"127.0.0.1:{free_port()}"))
+        again.cancel()
+        await asyncio.gather(again, return_exceptions=True)
 
     run(body())

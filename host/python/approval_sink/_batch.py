@@ -1,12 +1,13 @@
-"""Frames that arrive in one turn of the event loop reach the guest in one
-``ingest-frames`` call (a guest call from Python costs ~25 us before any
-work; a frame's own work is a few microseconds). Shared by the sources."""
+"""What the sources share: frames that arrive in one turn of the event loop
+reach the guest in one ``ingest-frames`` call (a guest call from Python
+costs ~25 us before any work; a frame's own work is a few microseconds),
+and a pump holds its sink's event stream from the call that starts it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import List
+from typing import Any, Coroutine, List
 
 from .sink import ApprovalSink, _varint
 from .types import SinkError
@@ -42,3 +43,18 @@ class FrameBatch:
             return
         for error in report.errors:
             log.warning("event rejected: %s", error)
+
+
+def start_pump(sink: ApprovalSink, source: object, run: "Coroutine[Any, Any, None]") -> "asyncio.Task[None]":
+    """Runs ``run`` (``source.run(sink)``) as a task holding ``sink``'s
+    event stream from now on: a second source is refused at once, with
+    :class:`SinkError`, and the hold ends with the task, even one
+    cancelled before it first ran."""
+    try:
+        sink.attach_source(source)
+    except SinkError:
+        run.close()
+        raise
+    task = asyncio.ensure_future(run)
+    task.add_done_callback(lambda _: sink.detach_source(source))
+    return task

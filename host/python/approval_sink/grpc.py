@@ -22,7 +22,7 @@ from typing import Optional, Sequence, Tuple
 
 import grpc
 
-from ._batch import FrameBatch
+from ._batch import FrameBatch, start_pump
 from .sink import ApprovalSink, _varint
 
 log = logging.getLogger("approval_sink.grpc")
@@ -93,6 +93,13 @@ class GrpcSource:
 
     async def run(self, sink: ApprovalSink) -> None:
         """Feeds the stream into ``sink``, reconnecting for ever."""
+        sink.attach_source(self)
+        try:
+            await self._run(sink)
+        finally:
+            sink.detach_source(self)
+
+    async def _run(self, sink: ApprovalSink) -> None:
         backoff = self.initial_backoff
         while True:
             try:
@@ -132,5 +139,6 @@ class GrpcSource:
 
 
 def pump(sink: ApprovalSink, source: GrpcSource) -> "asyncio.Task[None]":
-    """Runs ``source`` into ``sink`` as a task; cancel it to stop."""
-    return asyncio.ensure_future(source.run(sink))
+    """Runs ``source`` into ``sink`` as a task; cancel it to stop. Raises
+    :class:`SinkError` (``invalid-config``) if the sink has a source."""
+    return start_pump(sink, source, source.run(sink))

@@ -57,7 +57,7 @@ import nats
 from nats.js import api
 from nats.js.errors import NotFoundError
 
-from ._batch import FrameBatch
+from ._batch import FrameBatch, start_pump
 from .sink import ApprovalSink, _varint
 from .types import SinkError
 
@@ -246,7 +246,7 @@ class NatsSource:
     async def run(self, sink: ApprovalSink) -> None:
         """Feeds the log into ``sink`` and looks up the stored verdict of
         each new wait, reconnecting for ever."""
-        sink.set_lookup(lambda request_id, wait: self._start_lookup(sink, request_id, wait))
+        sink.attach_source(self, lambda request_id, wait: self._start_lookup(sink, request_id, wait))
         backoff = self.initial_backoff
         try:
             while True:
@@ -264,7 +264,7 @@ class NatsSource:
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, self.max_backoff)
         finally:
-            sink.set_lookup(None)
+            sink.detach_source(self)
             for task in list(self._lookups):
                 task.cancel()
             if self._nc is not None and not self._nc.is_closed:
@@ -365,5 +365,6 @@ class NatsSource:
 
 
 def pump(sink: ApprovalSink, source: NatsSource) -> "asyncio.Task[None]":
-    """Runs ``source`` into ``sink`` as a task; cancel it to stop."""
-    return asyncio.ensure_future(source.run(sink))
+    """Runs ``source`` into ``sink`` as a task; cancel it to stop. Raises
+    :class:`SinkError` (``invalid-config``) if the sink has a source."""
+    return start_pump(sink, source, source.run(sink))

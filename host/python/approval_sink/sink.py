@@ -102,6 +102,7 @@ class ApprovalSink:
         self._slots: Dict[int, "asyncio.Future[Outcome]"] = {}
         self._detailed: Dict[int, str] = {}
         self._lookup: Optional[Callable[[str, "asyncio.Future[Outcome]"], None]] = None
+        self._source: Optional[object] = None
         self._next_token = 1
         self._listeners: List[Callable[[str], None]] = []
         self._invalidated: List[str] = []
@@ -168,12 +169,28 @@ class ApprovalSink:
             self._lookup(request_id, fut)
         return fut
 
-    def set_lookup(self, lookup: Optional[Callable[[str, "asyncio.Future[Outcome]"], None]]) -> None:
-        """Durable waits: ``lookup(request_id, wait)`` is called for each new
-        wait, to find a verdict a log stored before the wait began and
-        hand it to :meth:`push_frame` (a source that has a log does it:
-        :class:`approval_sink.nats.NatsSource`). One at a time."""
+    def attach_source(
+        self,
+        source: object,
+        lookup: Optional[Callable[[str, "asyncio.Future[Outcome]"], None]] = None,
+    ) -> None:
+        """Gives ``source`` this sink's event stream: one source per sink,
+        as in the Rust adapter (one stream decoder, one resume point); a
+        second is refused with :class:`SinkError` (``invalid-config``).
+        ``lookup(request_id, wait)``, for durable waits, is called for each
+        new wait to find a verdict the source's log stored before the wait
+        began (:class:`approval_sink.nats.NatsSource` has one). The
+        sources' ``pump`` functions attach and detach."""
+        if self._source is not None and self._source is not source:
+            raise SinkError("invalid-config", "this sink already has an event source (one per sink)")
+        self._source = source
         self._lookup = lookup
+
+    def detach_source(self, source: object) -> None:
+        """Ends ``source``'s hold on the event stream (no-op for another)."""
+        if self._source is source:
+            self._source = None
+            self._lookup = None
 
     def _sweep_cancelled(self) -> None:
         for token in [t for t, fut in self._slots.items() if fut.cancelled()]:
@@ -237,7 +254,9 @@ class ApprovalSink:
         """Feeds the next chunk of a length-delimited frame stream. With
         trusted keys, a long chunk goes to the guest in pieces small enough
         that verifying every signature in one stays well inside the call
-        budget (S13, S17), as the Rust adapter does."""
+        budget (S13, S17), as the Rust adapter does. While a source runs
+        it owns this stream (it sends whole frames only); feed a sink
+        either from a source or by hand."""
         data = bytes(data)
         step = _signed_chunk_bytes(self.config.call_budget) if self.config.trusted_keys else len(data)
         report = self._ingest("ingest-frames", data[:step])
