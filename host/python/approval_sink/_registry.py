@@ -1,7 +1,8 @@
 """One instance of the ``approval-registry`` component in wasmtime-py.
 
-This module owns the store and every conversion between wasmtime-py's
-component values and this package's types; nothing else touches them.
+This module owns the store and the instance, and turns the WIT values the
+calls return (``_abi``'s dicts and variants) into this package's types;
+nothing else touches them.
 A wasmtime error from a call is a guest fault: the instance is then
 unusable and the sink replaces it (S12).
 """
