@@ -373,6 +373,11 @@ async fn three_sinks_get_every_verdict_exactly_once_while_a_cluster_node_dies_an
             );
         }
     }
+    for sink in &sinks {
+        // A wait may have settled by its lookup ahead of the stream: the
+        // stream catches up.
+        eventually(|| std::future::ready(sink.resume_point().last_seq == VERDICTS as u64)).await;
+    }
     for (n, sink) in sinks.iter().enumerate() {
         let stats = sink.stats().await;
         assert_eq!(stats.delivered, VERDICTS as u64, "sink {n}: {stats:?}");
