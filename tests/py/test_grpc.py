@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import run
@@ -192,5 +193,97 @@ def test_one_source_per_sink():
         again = pump(sink, GrpcSource(f"127.0.0.1:{free_port()}"))
         again.cancel()
         await asyncio.gather(again, return_exceptions=True)
+
+    run(body())
+
+
+def tls_dir():
+    path = os.environ.get("APPROVAL_TLS_DIR")
+    if not path:
+        pytest.fail("set APPROVAL_TLS_DIR to the test PKI (tests/tests/python.rs writes it)")
+    return Path(path)
+
+
+def secured_gateway(port: int, tmp_path, mtls: bool = False) -> Gateway:
+    """A gateway on TLS with a subscriber and a reviewer token."""
+    pki = tls_dir()
+    (tmp_path / "sub.tok").write_text("subscriber-s3cret\n")
+    (tmp_path / "rev.tok").write_text("reviewer-s3cret\n")
+    extra = [
+        "--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"),
+        "--subscribe-token-file", str(tmp_path / "sub.tok"),
+        "--review-token-file", str(tmp_path / "rev.tok"),
+    ]
+    if mtls:
+        extra += ["--client-ca", str(pki / "ca.pem")]
+    return Gateway(port, *extra)
+
+
+async def resolve_securely(port: int, tmp_path, request_id: str, mtls: bool = False) -> None:
+    pki = tls_dir()
+    extra = ["--ca", str(pki / "ca.pem"), "--token-file", str(tmp_path / "rev.tok")]
+    if mtls:
+        extra += ["--client-cert", str(pki / "client.pem"), "--client-key", str(pki / "client.key")]
+    proc = await asyncio.create_subprocess_exec(
+        binary(), "resolve", "--gateway", f"https://127.0.0.1:{port}",
+        "--request-id", request_id, "--approve", *extra,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out
+
+
+def test_tls_and_a_subscriber_token_are_required_and_a_refused_agent_is_never_decided(tmp_path):
+    async def body():
+        port = free_port()
+        roots = (tls_dir() / "ca.pem").read_bytes()
+        with secured_gateway(port, tmp_path):
+            tokenless_sink = ApprovalSink()
+            tokenless = GrpcSource(f"127.0.0.1:{port}", root_certificates=roots, initial_backoff=0.05)
+            untrusting_sink = ApprovalSink()
+            untrusting = GrpcSource(f"127.0.0.1:{port}", token="subscriber-s3cret", initial_backoff=0.05)
+            tasks = [pump(tokenless_sink, tokenless), pump(untrusting_sink, untrusting)]
+            waits = [tokenless_sink.wait("req-1", 3600), untrusting_sink.wait("req-1", 3600)]
+            sink = ApprovalSink()
+            source = GrpcSource(f"127.0.0.1:{port}", root_certificates=roots, token="subscriber-s3cret")
+            tasks.append(pump(sink, source))
+            served = sink.wait("req-1", 30)
+            await resolve_securely(port, tmp_path, "req-1")
+            assert await asyncio.wait_for(served, 30) == APPROVED
+            await until(lambda: tokenless.refused > 0 and untrusting.failures > 0, "both refused")
+            assert "UNAUTHENTICATED" in tokenless.last_error, tokenless.last_error
+            assert (tokenless.connects, untrusting.connects, source.connects) == (0, 0, 1)
+            # Neither refused agent was decided by anything.
+            assert not any(w.done() for w in waits)
+            assert (tokenless_sink.waiter_count(), untrusting_sink.waiter_count()) == (1, 1)
+            for task in tasks:
+                task.cancel()
+
+    run(body())
+
+
+def test_a_gateway_requiring_client_certificates_serves_only_those(tmp_path):
+    async def body():
+        port = free_port()
+        pki = tls_dir()
+        roots = (pki / "ca.pem").read_bytes()
+        with secured_gateway(port, tmp_path, mtls=True):
+            anonymous_sink = ApprovalSink()
+            anonymous = GrpcSource(
+                f"127.0.0.1:{port}", root_certificates=roots, token="subscriber-s3cret", initial_backoff=0.05
+            )
+            sink = ApprovalSink()
+            source = GrpcSource(
+                f"127.0.0.1:{port}", root_certificates=roots, token="subscriber-s3cret",
+                certificate_chain=(pki / "client.pem").read_bytes(), private_key=(pki / "client.key").read_bytes(),
+            )
+            tasks = [pump(anonymous_sink, anonymous), pump(sink, source)]
+            unserved, served = anonymous_sink.wait("req-1", 3600), sink.wait("req-1", 30)
+            await resolve_securely(port, tmp_path, "req-1", mtls=True)
+            assert await asyncio.wait_for(served, 30) == APPROVED
+            await until(lambda: anonymous.failures > 0, "the anonymous client refused")
+            assert anonymous.connects == 0 and not unserved.done()
+            for task in tasks:
+                task.cancel()
 
     run(body())

@@ -35,6 +35,11 @@ SUBSCRIBE = "/assembly.gateway.v1.InvalidationService/Subscribe"
 MAX_MESSAGE_BYTES = 16 << 20
 
 
+# Refusals for credentials: retried at the backoff like any failure (a
+# token may be rotated), and counted apart so an operator sees them.
+_REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
 def subscribe_request(agent_id: str, last_seq: int, log_id: int) -> bytes:
     """``SubscribeRequest{agent_id = 1, last_seq_seen = 2, log_id = 3}``."""
     out = b""
@@ -58,6 +63,13 @@ class GrpcSource:
 
     ``target``: ``host:port``. ``token``: the Subscribe bearer token.
     ``root_certificates``: PEM roots; with them the channel uses TLS.
+    ``certificate_chain`` and ``private_key``: a client certificate (PEM)
+    for a gateway that requires one (mTLS; needs ``root_certificates``).
+
+    Counters, as the Rust pump's stats: ``connects`` (subscriptions the
+    gateway accepted), ``failures`` (attempts that ended in an error),
+    ``refused`` (of those, refused for credentials: ``UNAUTHENTICATED``,
+    ``PERMISSION_DENIED``, or a TLS handshake), ``last_error``.
     """
 
     def __init__(
@@ -67,6 +79,8 @@ class GrpcSource:
         agent_id: str = "",
         token: Optional[str] = None,
         root_certificates: Optional[bytes] = None,
+        certificate_chain: Optional[bytes] = None,
+        private_key: Optional[bytes] = None,
         initial_backoff: float = 0.1,
         max_backoff: float = 5.0,
     ) -> None:
@@ -74,17 +88,29 @@ class GrpcSource:
         self.agent_id = agent_id
         self.token = token
         self.root_certificates = root_certificates
+        self.certificate_chain = certificate_chain
+        self.private_key = private_key
         self.initial_backoff = max(0.001, initial_backoff)
         self.max_backoff = max(self.initial_backoff, max_backoff)
         self.connects = 0
-        """Subscriptions opened so far."""
+        """Subscriptions the gateway accepted so far."""
+        self.failures = 0
+        """Attempts that ended in an error."""
+        self.refused = 0
+        """Attempts refused for credentials or TLS."""
+        self.last_error: Optional[str] = None
+        """The last attempt's error."""
         self.oversized = 0
         """Messages skipped as over the sink's frame limit."""
 
     def _channel(self) -> grpc.aio.Channel:
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         if self.root_certificates is not None:
-            creds = grpc.ssl_channel_credentials(root_certificates=self.root_certificates)
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=self.root_certificates,
+                private_key=self.private_key,
+                certificate_chain=self.certificate_chain,
+            )
             return grpc.aio.secure_channel(self.target, creds, options=options)
         return grpc.aio.insecure_channel(self.target, options=options)
 
@@ -112,8 +138,13 @@ class GrpcSource:
                         subscribe_request(self.agent_id, last_seq, log_id),
                         metadata=self._metadata(),
                     )
-                    self.connects += 1
-                    log.info("event source connected (log_id=%x, last_seq=%d)", log_id, last_seq)
+                    # The gateway's headers: it accepted the subscription.
+                    # A refused or failed call ends before any (reading it
+                    # below raises its error).
+                    await call.initial_metadata()
+                    if not call.done():
+                        self.connects += 1
+                        log.info("event source connected (log_id=%x, last_seq=%d)", log_id, last_seq)
                     batch = FrameBatch(sink)
                     try:
                         async for frame in call:
@@ -133,7 +164,11 @@ class GrpcSource:
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as e:
-                log.warning("event stream failed: %s %s", e.code(), e.details())
+                self.failures += 1
+                self.last_error = f"{e.code().name}: {e.details()}"
+                if e.code() in _REFUSED or "handshake" in (e.details() or "").lower():
+                    self.refused += 1
+                log.warning("event stream failed: %s", self.last_error)
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self.max_backoff)
 
