@@ -18,6 +18,7 @@ from approval_sink import (
     ManualClock,
     SinkConfig,
     SinkError,
+    invalidation_frame,
 )
 
 
@@ -231,11 +232,20 @@ def test_s10_policy_invalidations_reach_every_listener(make_sink):
     async def body():
         sink, _ = make_sink()
         heard_a, heard_b = [], []
+
+        def broken(agent):
+            raise RuntimeError("a listener's bug")
+
         sink.add_invalidation_listener(heard_a.append)
+        sink.add_invalidation_listener(broken)
         sink.add_invalidation_listener(heard_b.append)
+        wait = sink.wait("req-1", 30)
         sink.on_policy_invalidated("agent-7")
-        sink.on_policy_invalidated("")
+        # A verdict event and an invalidation in one call: the broken
+        # listener costs neither the other listeners nor the verdict.
+        sink.ingest_bytes(stream(invalidation_frame(""), verdict_event(1, "req-1", Decision.APPROVED)))
         assert heard_a == heard_b == ["agent-7", ""]
+        assert await wait == APPROVED
         assert sink.stats().invalidations == 2
 
     run(body())

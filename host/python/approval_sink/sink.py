@@ -432,7 +432,10 @@ class ApprovalSink:
         while self._invalidated:
             agent = self._invalidated.pop(0)
             for listener in list(self._listeners):
-                listener(agent)
+                try:
+                    listener(agent)
+                except Exception:  # noqa: BLE001 - one listener's bug stays its own
+                    log.exception("policy invalidation listener failed for %r", agent)
 
     # -- time ------------------------------------------------------------
 
