@@ -453,6 +453,34 @@ def test_s12_a_trap_while_waits_are_queued_resets_them(make_sink):
     run(body())
 
 
+def test_s19_no_config_value_raises_anything_untyped(make_sink):
+    import math
+
+    bad = [
+        ("max_waiters", -1), ("max_waiters", 1 << 32), ("max_frame_bytes", 1.5),
+        ("verdict_cache_capacity", None), ("max_memory_bytes", 0), ("max_memory_bytes", 1 << 70),
+        ("call_budget", math.inf), ("call_budget", math.nan), ("call_budget", 0), ("call_budget", -1),
+        ("verdict_cache_ttl", "60"),
+    ]
+    for field, value in bad:
+        with pytest.raises(SinkError) as refused:
+            make_sink(SinkConfig(**{field: value}))
+        assert refused.value.kind == "invalid-config" and field in refused.value.detail, (field, value)
+
+    async def body():
+        # Extreme but meaningful values run: saturated, never an error.
+        sink, clock = make_sink(
+            SinkConfig(call_budget=1e300, verdict_cache_ttl=math.inf, max_timeout=math.inf, max_waiters=(1 << 32) - 1)
+        )
+        wait = sink.wait("req-1", 3600)
+        assert sink.deliver("req-1", Decision.APPROVED) == 1
+        assert await wait == APPROVED
+        clock.advance(1e9)
+        assert await sink.wait("req-1", 1) == APPROVED, "remembered for as long as a u64 of ns"
+
+    run(body())
+
+
 def test_s19_no_duration_or_decision_value_raises_anything_untyped(make_sink):
     import math
 

@@ -119,7 +119,8 @@ class Registry:
     ) -> None:
         engine, component = compiled(path)
         # One tick may pass right after arming: round up and add one.
-        self._budget_ticks = int(config.call_budget / EPOCH_TICK + 0.999999) + 1
+        # Saturated: a budget of centuries is "no budget", never an error.
+        self._budget_ticks = min(int(config.call_budget / EPOCH_TICK + 0.999999) + 1, 1 << 62)
         self.trap_next = False
         linker = Linker(engine)
         with linker.root() as root:

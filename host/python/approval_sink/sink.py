@@ -96,6 +96,7 @@ class ApprovalSink:
         component: Union[str, Path, None] = None,
     ) -> None:
         self.config = config or SinkConfig()
+        self.config.check()
         self._clock = clock or SystemClock()
         self._path = Path(component) if component else default_component_path()
         self._queue = OpQueue()

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from .trust import TrustedKey
 
 
+U32_MAX = (1 << 32) - 1
+
+
 class Decision(enum.IntEnum):
     """A reviewer's decision, as the wire enum numbers it."""
 
@@ -117,6 +120,29 @@ class SinkConfig:
     trusted_keys: Tuple["TrustedKey", ...] = ()
     """Reviewer keys (S17): when given, only verdicts signed by one of them
     are applied; the rest are counted as ``unauthenticated``."""
+
+    def check(self) -> None:
+        """Raises :class:`SinkError` (``invalid-config``, naming the field)
+        for a value no sink can run with (S19): a count that is not an
+        integer in the guest's ``u32`` range, a memory cap that is not a
+        positive integer, a call budget that is not a positive finite
+        number of seconds. Durations the guest takes (``verdict_cache_ttl``,
+        ``max_timeout``) saturate instead: ``math.inf`` is "as long as a
+        ``u64`` of nanoseconds", NaN or negative is none."""
+        for name in ("max_waiters", "max_request_id_bytes", "max_frame_bytes", "verdict_cache_capacity"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U32_MAX:
+                raise SinkError("invalid-config", f"{name} must be an integer in 0..={U32_MAX}, not {value!r}")
+        memory = self.max_memory_bytes
+        if isinstance(memory, bool) or not isinstance(memory, int) or not 0 < memory < 1 << 63:
+            raise SinkError("invalid-config", f"max_memory_bytes must be a positive integer, not {memory!r}")
+        budget = self.call_budget
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < float("inf"):
+            raise SinkError("invalid-config", f"call_budget must be a positive finite number of seconds, not {budget!r}")
+        for name in ("verdict_cache_ttl", "max_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SinkError("invalid-config", f"{name} must be a number of seconds, not {value!r}")
 
 
 @dataclass
