@@ -180,3 +180,35 @@ def test_a_message_over_the_frame_limit_is_skipped_and_the_next_applied(tmp_path
             task.cancel()
 
     run(body())
+
+
+def test_a_burst_of_durable_waits_before_the_first_connect_shares_one_connection(tmp_path):
+    async def body():
+        with NatsServer(tmp_path / "js") as server:
+            await resolve(server.url, "req-7")
+            await asyncio.sleep(1.5)
+            # Older than the consumer's start (TTL ago): only a lookup finds
+            # it, so waits made right after `pump` get lookups too.
+            sink = ApprovalSink(SinkConfig(verdict_cache_ttl=0.5))
+            source = NatsSource(server.url)
+            opened = []
+            real_open = source._open
+
+            async def counting_open():
+                opened.append(1)
+                return await real_open()
+
+            source._open = counting_open
+            task = nats_source.pump(sink, source)
+            # 200 waits whose lookups all start before any connection exists.
+            waits = [sink.wait(f"req-{i}", 30) for i in range(200)]
+            assert await asyncio.wait_for(waits[7], 30) == APPROVED
+            await until(lambda: source.connects == 1, "subscribed")
+            assert len(opened) == 1
+            assert source.lookups == 1
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.sleep(0)
+            assert not source._lookups, "the source's end leaves no lookup behind"
+
+    run(body())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Coroutine, List
+from typing import Any, Callable, Coroutine, List, Optional
 
 from .sink import ApprovalSink, _varint
 from .types import SinkError
@@ -45,13 +45,19 @@ class FrameBatch:
             log.warning("event rejected: %s", error)
 
 
-def start_pump(sink: ApprovalSink, source: object, run: "Coroutine[Any, Any, None]") -> "asyncio.Task[None]":
+def start_pump(
+    sink: ApprovalSink,
+    source: object,
+    run: "Coroutine[Any, Any, None]",
+    lookup: Optional[Callable[[str, Any], None]] = None,
+) -> "asyncio.Task[None]":
     """Runs ``run`` (``source.run(sink)``) as a task holding ``sink``'s
     event stream from now on: a second source is refused at once, with
-    :class:`SinkError`, and the hold ends with the task, even one
-    cancelled before it first ran."""
+    :class:`SinkError`; waits made from now on get the source's ``lookup``
+    (before the task first runs too); the hold ends with the task, even
+    one cancelled before it first ran."""
     try:
-        sink.attach_source(source)
+        sink.attach_source(source, lookup)
     except SinkError:
         run.close()
         raise

@@ -51,7 +51,7 @@ import random
 import re
 import ssl
 import struct
-from typing import Any, Dict, List, Optional, Sequence, Set, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 
 import nats
 from nats.js import api
@@ -181,6 +181,7 @@ class NatsSource:
         self.log_id = 0
         """The log id of the stream last opened."""
         self._nc: Any = None
+        self._connect_lock: Optional[asyncio.Lock] = None
         self._arrived = False
         self._lookups: Set["asyncio.Task[None]"] = set()
 
@@ -189,22 +190,31 @@ class NatsSource:
     async def _connect(self) -> Any:
         """The client, connecting on first use; it reconnects on its own
         (to any server of the list) for as long as it lives."""
-        if self._nc is None or self._nc.is_closed:
-            options: Dict[str, Any] = dict(
-                servers=self.servers,
-                connect_timeout=self.connect_timeout,
-                max_reconnect_attempts=-1,
-                allow_reconnect=True,
-                ping_interval=max(1, int(self.connect_timeout)),
-            )
-            if self.token:
-                options["token"] = self.token
-            if self.user_credentials:
-                options["user_credentials"] = self.user_credentials
-            if self.ca_file:
-                options["tls"] = ssl.create_default_context(cafile=self.ca_file)
-            self._nc = await nats.connect(**options)
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        # One connection for the subscription and every lookup: a burst of
+        # waits before the first connect must not open one each.
+        async with self._connect_lock:
+            if self._nc is None or self._nc.is_closed:
+                self._nc = await self._open()
         return self._nc
+
+    async def _open(self) -> Any:
+        """A new client with this source's servers and credentials."""
+        options: Dict[str, Any] = dict(
+            servers=self.servers,
+            connect_timeout=self.connect_timeout,
+            max_reconnect_attempts=-1,
+            allow_reconnect=True,
+            ping_interval=max(1, int(self.connect_timeout)),
+        )
+        if self.token:
+            options["token"] = self.token
+        if self.user_credentials:
+            options["user_credentials"] = self.user_credentials
+        if self.ca_file:
+            options["tls"] = ssl.create_default_context(cafile=self.ca_file)
+        return await nats.connect(**options)
 
     async def _stream_info(self, nc: Any) -> Optional[Dict[str, Any]]:
         """The raw stream info (its ``created`` keeps nanoseconds), or
@@ -246,7 +256,7 @@ class NatsSource:
     async def run(self, sink: ApprovalSink) -> None:
         """Feeds the log into ``sink`` and looks up the stored verdict of
         each new wait, reconnecting for ever."""
-        sink.attach_source(self, lambda request_id, wait: self._start_lookup(sink, request_id, wait))
+        sink.attach_source(self, self.lookup_hook(sink))
         backoff = self.initial_backoff
         try:
             while True:
@@ -331,6 +341,11 @@ class NatsSource:
 
     # -- durable waits ---------------------------------------------------
 
+    def lookup_hook(self, sink: ApprovalSink) -> Callable[[str, "asyncio.Future[Any]"], None]:
+        """What ``sink`` calls for each new wait (durable waits): starts
+        the lookup of its id's stored verdict."""
+        return lambda request_id, wait: self._start_lookup(sink, request_id, wait)
+
     def _start_lookup(self, sink: ApprovalSink, request_id: str, wait: "asyncio.Future[Any]") -> None:
         task = asyncio.ensure_future(self._lookup(sink, request_id, wait))
         self._lookups.add(task)
@@ -367,4 +382,4 @@ class NatsSource:
 def pump(sink: ApprovalSink, source: NatsSource) -> "asyncio.Task[None]":
     """Runs ``source`` into ``sink`` as a task; cancel it to stop. Raises
     :class:`SinkError` (``invalid-config``) if the sink has a source."""
-    return start_pump(sink, source, source.run(sink))
+    return start_pump(sink, source, source.run(sink), source.lookup_hook(sink))
