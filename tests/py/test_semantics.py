@@ -286,6 +286,17 @@ def test_s13_bad_request_ids_get_typed_errors_and_spare_others(make_sink):
             await sink.wait("x" * 257, 1)
         assert long.value == SinkError("request-id-too-long", 257)
         assert await sink.wait_for_approval("", 1) == Decision.PENDING
+        # A str UTF-8 cannot hold (a lone surrogate): the guest's typed
+        # refusal, for a wait and for a verdict, never a UnicodeEncodeError.
+        with pytest.raises(SinkError) as surrogate:
+            await sink.wait("req-\udc80", 1)
+        assert surrogate.value.kind == "malformed-frame"
+        with pytest.raises(SinkError) as surrogate:
+            sink.deliver("req-\udc80", Decision.APPROVED)
+        assert surrogate.value.kind == "malformed-frame"
+        sink.on_approval_resolved("req-\udc80", Decision.APPROVED)  # logged
+        sink.on_policy_invalidated("agent-\udc80")  # logged too
+        assert sink.decided_by("req-\udc80") is None
         sink.deliver("ok", Decision.APPROVED)
         assert await ok == APPROVED
 

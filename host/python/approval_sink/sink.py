@@ -71,10 +71,18 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+def _id_bytes(request_id: str) -> bytes:
+    # A Python str may hold lone surrogates, which UTF-8 cannot: passed
+    # through as the bytes they would be, the guest refuses the operation
+    # with its typed error (not UTF-8) instead of this host raising
+    # UnicodeEncodeError.
+    return request_id.encode("utf-8", "surrogatepass")
+
+
 def invalidation_frame(agent_id: str) -> bytes:
     """An ``InvalidationEvent`` with a ``PolicyInvalidated`` (field 2) for
     ``agent_id`` (its field 1), unsequenced: the frame the guest forwards."""
-    agent = agent_id.encode()
+    agent = _id_bytes(agent_id)
     inner = b"\x0a" + _varint(len(agent)) + agent if agent else b""
     return b"\x12" + _varint(len(inner)) + inner
 
@@ -149,7 +157,7 @@ class ApprovalSink:
     def _register(self, request_id: str, timeout: float, detailed: bool) -> "asyncio.Future[Outcome]":
         loop = self._loop_now()
         fut: "asyncio.Future[Outcome]" = loop.create_future()
-        rid = request_id.encode()
+        rid = _id_bytes(request_id)
         if len(rid) > self.config.max_request_id_bytes:
             # Refused before it is copied anywhere, as the guest would.
             fut.set_exception(SinkError("request-id-too-long", len(rid)))
@@ -216,7 +224,7 @@ class ApprovalSink:
             # not a verdict (S8): typed, as the guest would say it.
             raise SinkError("unknown-decision", int(decision))
         decision = Decision(decision)
-        rid = request_id.encode()
+        rid = _id_bytes(request_id)
         if len(rid) > self.config.max_request_id_bytes:
             raise SinkError("request-id-too-long", len(rid))
         self._queue.resolve(rid, int(decision))
@@ -390,6 +398,11 @@ class ApprovalSink:
         self._arm(applied.next_deadline)
 
     def _decided_by(self, request_id: str) -> Optional[DecidedBy]:
+        if not request_id.isascii():
+            try:
+                request_id.encode()
+            except UnicodeEncodeError:
+                return None  # no verdict can be remembered for it
         try:
             return self._guarded(lambda r: r.decided_by(request_id))
         except SinkError:
