@@ -137,7 +137,7 @@ def test_an_event_over_the_frame_limit_is_skipped_before_the_guest():
             await until(lambda: source.oversized == 1, "skipped")
             assert await decision == Decision.PENDING, "unread, so never approved"
             s = sink.stats()
-            assert (s.malformed, s.delivered, s.last_seq) == (0, 0, 0)
+            assert (s.malformed, s.delivered, s.last_seq, s.oversized_frames) == (0, 0, 0, 1)
             task.cancel()
 
     run(body())

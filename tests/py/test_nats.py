@@ -175,7 +175,7 @@ def test_a_message_over_the_frame_limit_is_skipped_and_the_next_applied(tmp_path
             await js.publish(resolved_subject("req-2"), verdict_event(0, "req-2", 1))
             await nc.close()
             assert await asyncio.wait_for(wait, 30) == APPROVED
-            assert source.oversized == 1
+            assert source.oversized == sink.stats().oversized_frames == 1
             assert sink.resume_point()[1] == 2, "the next applied event moved past the skipped one"
             task.cancel()
 

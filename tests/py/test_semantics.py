@@ -303,6 +303,25 @@ def test_s13_bad_request_ids_get_typed_errors_and_spare_others(make_sink):
     run(body())
 
 
+def test_s13_an_oversized_frame_is_refused_before_the_guest_and_a_long_stream_goes_in_pieces(make_sink):
+    async def body():
+        sink, _ = make_sink(SinkConfig(max_frame_bytes=1024, verdict_cache_capacity=100_000))
+        with pytest.raises(SinkError) as refused:
+            sink.push_frame(verdict_event(1, "x" * 2000, Decision.APPROVED))
+        assert refused.value == SinkError("frame-too-large", len(verdict_event(1, "x" * 2000, 1)))
+        assert sink.stats().oversized_frames == 1
+        # Over a megabyte of frames: several guest calls, frames straddling
+        # their edges, every one applied in order.
+        frames = [verdict_event(seq, f"req-{seq:08}", Decision.APPROVED) for seq in range(1, 60_001)]
+        data = stream(*frames)
+        assert len(data) > 1 << 20
+        report = sink.ingest_bytes(data)
+        assert (report.events, report.rejected, report.last_seq, report.fatal) == (60_000, 0, 60_000, None)
+        assert await sink.wait("req-00031337", 1) == APPROVED
+
+    run(body())
+
+
 def test_s13_max_waiters_is_a_typed_error(make_sink):
     async def body():
         sink, _ = make_sink(SinkConfig(max_waiters=2))

@@ -155,6 +155,7 @@ class GrpcSource:
                                 # 16 MiB message from a hostile peer would
                                 # cost ~0.5 GiB of lowering buffers).
                                 self.oversized += 1
+                                sink.count_oversized()
                                 log.warning("skipping a %d-byte event over the sink's frame limit", len(frame))
                                 continue
                             batch.add(frame)

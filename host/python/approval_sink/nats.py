@@ -311,6 +311,7 @@ class NatsSource:
                 # Over the guest's limit it would be fatal to the stream and
                 # come back on every reopen: skipped before the guest.
                 self.oversized += 1
+                sink.count_oversized()
                 log.warning("skipping a %d-byte NATS message over the sink's frame limit", len(msg.data))
                 return
             batch.add(frame(msg.data, msg.metadata.sequence.stream, log_id))

@@ -49,6 +49,7 @@ _JOURNAL_HEADER = struct.Struct("<BQI")
 # A pessimistic cost of one Ed25519 verification in the guest, the share of
 # the call budget verification may take, and the smallest signed verdict
 # frame: the Rust adapter's figures (`trust.rs`).
+_MAX_INGEST_CALL_BYTES = 1 << 20
 _VERIFY_COST = 500e-6
 _VERIFY_SHARE_OF_BUDGET = 4
 _MIN_SIGNED_FRAME_BYTES = 87
@@ -128,6 +129,7 @@ class ApprovalSink:
             _JOURNAL_HEADER.size + max(1, self.config.max_request_id_bytes)
         )
         self._traps = 0
+        self._oversized = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._flush_scheduled = False
         self._timer: Optional[asyncio.TimerHandle] = None
@@ -254,8 +256,15 @@ class ApprovalSink:
 
     def push_frame(self, frame: bytes) -> None:
         """Applies one encoded ``InvalidationEvent`` (no length prefix);
-        raises the first error it met."""
-        report = self._ingest("apply-frame", bytes(frame))
+        raises the first error it met. A frame over ``max_frame_bytes`` is
+        refused here, before it is copied into the guest, with the guest's
+        own error (``frame-too-large``), and counted in
+        ``stats().oversized_frames``."""
+        frame = bytes(frame)
+        if len(frame) > self.config.max_frame_bytes:
+            self.count_oversized()
+            raise SinkError("frame-too-large", len(frame))
+        report = self._ingest("apply-frame", frame)
         if report.errors:
             raise report.errors[0]
 
@@ -267,7 +276,10 @@ class ApprovalSink:
         it owns this stream (it sends whole frames only); feed a sink
         either from a source or by hand."""
         data = bytes(data)
-        step = _signed_chunk_bytes(self.config.call_budget) if self.config.trusted_keys else len(data)
+        # Pieces bound the lowering's buffers (32 bytes a byte, `_abi`).
+        step = _MAX_INGEST_CALL_BYTES
+        if self.config.trusted_keys:
+            step = min(step, _signed_chunk_bytes(self.config.call_budget))
         report = self._ingest("ingest-frames", data[:step])
         for at in range(step, len(data), step):
             if report.fatal is not None:
@@ -302,11 +314,18 @@ class ApprovalSink:
         return len(self._slots)
 
     def stats(self) -> Stats:
-        """The guest's counters plus this host's (traps, resets)."""
+        """The guest's counters plus this host's (traps, resets, frames
+        skipped as oversized before the guest)."""
         self._sweep_cancelled()
         s = self._call(lambda r: r.stats())
         s.traps = s.resets = self._traps
+        s.oversized_frames = self._oversized
         return s
+
+    def count_oversized(self, frames: int = 1) -> None:
+        """Counts frames skipped before the guest for being over
+        ``max_frame_bytes`` (the sources call it for each they skip)."""
+        self._oversized += frames
 
     def decided_by(self, request_id: str) -> Optional[DecidedBy]:
         """Who decided ``request_id``, while the sink remembers its verdict

@@ -168,6 +168,9 @@ class Stats:
     traps: int = 0
     """Guest faults this host recovered from (S12)."""
     resets: int = 0
+    oversized_frames: int = 0
+    """Frames skipped before the guest for being over ``max_frame_bytes``
+    (``push_frame`` and the sources; host-side)."""
 
 
 GUEST_STATS = [f.name for f in fields(Stats)][:16]
