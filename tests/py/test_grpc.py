@@ -61,9 +61,10 @@ class Gateway:
         self.stop()
 
 
-async def resolve(port: int, request_id: str, *extra: str) -> str:
+async def resolve(port: int, request_id: str, *extra: str, scheme: str = "http") -> str:
+    """`approval-sink resolve ... --approve` against the gateway on `port`."""
     proc = await asyncio.create_subprocess_exec(
-        binary(), "resolve", "--gateway", f"http://127.0.0.1:{port}",
+        binary(), "resolve", "--gateway", f"{scheme}://127.0.0.1:{port}",
         "--request-id", request_id, "--approve", *extra,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -224,13 +225,7 @@ async def resolve_securely(port: int, tmp_path, request_id: str, mtls: bool = Fa
     extra = ["--ca", str(pki / "ca.pem"), "--token-file", str(tmp_path / "rev.tok")]
     if mtls:
         extra += ["--client-cert", str(pki / "client.pem"), "--client-key", str(pki / "client.key")]
-    proc = await asyncio.create_subprocess_exec(
-        binary(), "resolve", "--gateway", f"https://127.0.0.1:{port}",
-        "--request-id", request_id, "--approve", *extra,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await proc.communicate()
-    assert proc.returncode == 0, out
+    await resolve(port, request_id, *extra, scheme="https")
 
 
 def test_tls_and_a_subscriber_token_are_required_and_a_refused_agent_is_never_decided(tmp_path):
