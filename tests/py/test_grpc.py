@@ -282,3 +282,27 @@ def test_a_gateway_requiring_client_certificates_serves_only_those(tmp_path):
                 task.cancel()
 
     run(body())
+
+
+def test_a_half_open_gateway_is_given_up_and_retried():
+    async def body():
+        # Accepts TCP connections and never says a word.
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        try:
+            sink = ApprovalSink()
+            source = GrpcSource(f"127.0.0.1:{port}", idle_timeout=0.5, initial_backoff=0.05, max_backoff=0.1)
+            wait = sink.wait_for_approval("req-1", 1)
+            task = pump(sink, source)
+            await until(lambda: source.failures >= 2, "given up twice")
+            assert source.connects == 0
+            assert source.last_error == "no answer within 0.5 s", source.last_error
+            assert await wait == Decision.PENDING, "never decided by a gateway that said nothing"
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        finally:
+            silent.close()
+
+    run(body())

@@ -40,6 +40,10 @@ MAX_MESSAGE_BYTES = 16 << 20
 _REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 
+class _Idle(Exception):
+    """The gateway accepted the connection but never answered."""
+
+
 def subscribe_request(agent_id: str, last_seq: int, log_id: int) -> bytes:
     """``SubscribeRequest{agent_id = 1, last_seq_seen = 2, log_id = 3}``."""
     out = b""
@@ -65,6 +69,9 @@ class GrpcSource:
     ``root_certificates``: PEM roots; with them the channel uses TLS.
     ``certificate_chain`` and ``private_key``: a client certificate (PEM)
     for a gateway that requires one (mTLS; needs ``root_certificates``).
+    ``idle_timeout``: a gateway that does not accept the subscription, or
+    a connection that stops answering HTTP/2 keepalive pings, is given up
+    within it and reconnected (default 30 s, as the Rust pump).
 
     Counters, as the Rust pump's stats: ``connects`` (subscriptions the
     gateway accepted), ``failures`` (attempts that ended in an error),
@@ -83,6 +90,7 @@ class GrpcSource:
         private_key: Optional[bytes] = None,
         initial_backoff: float = 0.1,
         max_backoff: float = 5.0,
+        idle_timeout: float = 30.0,
     ) -> None:
         self.target = target
         self.agent_id = agent_id
@@ -92,6 +100,9 @@ class GrpcSource:
         self.private_key = private_key
         self.initial_backoff = max(0.001, initial_backoff)
         self.max_backoff = max(self.initial_backoff, max_backoff)
+        # NaN, negative or absurd values clamp (S19): at least 0.1 s, at
+        # most a day.
+        self.idle_timeout = min(max(idle_timeout, 0.1), 86400.0) if idle_timeout == idle_timeout else 30.0
         self.connects = 0
         """Subscriptions the gateway accepted so far."""
         self.failures = 0
@@ -104,7 +115,17 @@ class GrpcSource:
         """Messages skipped as over the sink's frame limit."""
 
     def _channel(self) -> grpc.aio.Channel:
-        options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+        # HTTP/2 keepalive: a connection that went silent (a half-open TCP
+        # connection behind a NAT or a dead gateway) fails its call within
+        # `idle_timeout` instead of leaving the stream waiting for ever.
+        half = max(1, int(self.idle_timeout * 500))
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_time_ms", half),
+            ("grpc.keepalive_timeout_ms", half),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+        ]
         if self.root_certificates is not None:
             creds = grpc.ssl_channel_credentials(
                 root_certificates=self.root_certificates,
@@ -141,7 +162,11 @@ class GrpcSource:
                     # The gateway's headers: it accepted the subscription.
                     # A refused or failed call ends before any (reading it
                     # below raises its error).
-                    await call.initial_metadata()
+                    try:
+                        await asyncio.wait_for(call.initial_metadata(), self.idle_timeout)
+                    except asyncio.TimeoutError:
+                        call.cancel()
+                        raise _Idle(f"no answer within {self.idle_timeout:g} s") from None
                     if not call.done():
                         self.connects += 1
                         log.info("event source connected (log_id=%x, last_seq=%d)", log_id, last_seq)
@@ -164,6 +189,10 @@ class GrpcSource:
                 log.info("event stream ended; reconnecting")
             except asyncio.CancelledError:
                 raise
+            except _Idle as e:
+                self.failures += 1
+                self.last_error = str(e)
+                log.warning("event stream failed: %s", self.last_error)
             except grpc.aio.AioRpcError as e:
                 self.failures += 1
                 self.last_error = f"{e.code().name}: {e.details()}"
