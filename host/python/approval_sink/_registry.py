@@ -71,25 +71,20 @@ def compiled(path: Path) -> Tuple[Engine, Component]:
         return _COMPILED[key]
 
 
-def _field(record: Any, name: str) -> Any:
-    return record[name]
+def _decision(name: str) -> Decision:
+    # `_abi` lifts an enum as its case name.
+    return Decision.APPROVED if name == "approved" else Decision.DENIED
 
 
-def _outcome(v: Any) -> Outcome:
-    # wasmtime-py hands a variant back as `Variant(tag, payload)`; an enum
-    # (the decision) as its case name.
-    if isinstance(v, Variant):
-        if v.tag == "decided":
-            return Outcome(Ending.DECIDED, Decision.APPROVED if v.payload == "approved" else Decision.DENIED)
-        return Outcome(Ending(v.tag))
-    return Outcome(Ending(v))
+def _outcome(v: Variant) -> Outcome:
+    if v.tag == "decided":
+        return Outcome(Ending.DECIDED, _decision(v.payload))
+    return Outcome(Ending(v.tag))
 
 
-def sink_error(v: Any) -> SinkError:
+def sink_error(v: Variant) -> SinkError:
     """The typed error of a WIT ``sink-error`` value."""
-    if isinstance(v, Variant):
-        return SinkError(v.tag, v.payload)
-    return SinkError(str(v))
+    return SinkError(v.tag, v.payload)
 
 
 class Applied:
@@ -98,11 +93,9 @@ class Applied:
     __slots__ = ("done", "next_deadline", "remembered", "errors", "woken")
 
     def __init__(self, batch: Any, errors: List[Tuple[int, SinkError]], woken: int) -> None:
-        self.done: List[Tuple[int, Outcome]] = [
-            (_field(c, "waiter"), _outcome(_field(c, "outcome"))) for c in _field(batch, "done")
-        ]
-        self.next_deadline: Optional[int] = _field(batch, "next-deadline")
-        self.remembered: bytes = _field(batch, "remembered")
+        self.done: List[Tuple[int, Outcome]] = [(c["waiter"], _outcome(c["outcome"])) for c in batch["done"]]
+        self.next_deadline: Optional[int] = batch["next-deadline"]
+        self.remembered: bytes = batch["remembered"]
         self.errors = errors
         self.woken = woken
 
@@ -135,8 +128,7 @@ class Registry:
         iface = instance.get_export_index(self._store, _IFACE)
         self._funcs: Dict[str, Call] = {}
         for name in (
-            "configure", "apply", "expire", "ingest-frames", "apply-frame", "reset-stream",
-            "resume-from", "restore-verdicts", "stats", "decided-by", "set-trusted-keys",
+            "configure", "apply", "expire", "ingest-frames", "apply-frame", "resume-from", "restore-verdicts", "stats", "decided-by", "set-trusted-keys",
         ):
             index = instance.get_export_index(self._store, name, iface)
             self._funcs[name] = Call(instance.get_func(self._store, index), self._store)
@@ -152,9 +144,7 @@ class Registry:
             ("hash-seed", random.getrandbits(64)),
         ):
             setattr(cfg, name, value)
-        refused = self._call("configure", cfg)
-        if isinstance(refused, Err):
-            raise sink_error(refused.value)
+        self._call_or_raise("configure", cfg)
         if config.trusted_keys:
             # Only with keys, as the Rust adapter: an empty list would mean
             # "trust none", and every verdict would be refused.
@@ -164,9 +154,7 @@ class Registry:
                 record.id = key.id
                 setattr(record, "public-key", bytes(key.public_key))
                 keys.append(record)
-            refused = self._call("set-trusted-keys", keys)
-            if isinstance(refused, Err):
-                raise sink_error(refused.value)
+            self._call_or_raise("set-trusted-keys", keys)
 
     def _call(self, name: str, *args: Any) -> Any:
         # A budget of 0 ticks traps at the guest's first check: the test
@@ -179,20 +167,23 @@ class Registry:
         func.post_return(self._store)
         return out
 
+    def _call_or_raise(self, name: str, *args: Any) -> None:
+        """A call returning ``result<_, sink-error>``; raises the error."""
+        refused = self._call(name, *args)
+        if isinstance(refused, Err):
+            raise sink_error(refused.value)
+
     def apply(self, now: int, ops: bytes) -> Applied:
         a = self._call("apply", now, ops)
-        errors = [(_field(e, "op"), sink_error(_field(e, "error"))) for e in _field(a, "errors")]
-        return Applied(_field(a, "batch"), errors, _field(a, "woken"))
+        errors = [(e["op"], sink_error(e["error"])) for e in a["errors"]]
+        return Applied(a["batch"], errors, a["woken"])
 
     def expire(self) -> Applied:
         return Applied(self._call("expire"), [], 0)
 
     def ingest(self, name: str, data: bytes) -> Tuple[Any, Applied]:
         r = self._call(name, data)
-        return r, Applied(_field(r, "batch"), [], 0)
-
-    def reset_stream(self) -> int:
-        return self._call("reset-stream")
+        return r, Applied(r["batch"], [], 0)
 
     def resume_from(self, log_id: int, seq: int) -> None:
         self._call("resume-from", log_id, seq)
@@ -204,17 +195,16 @@ class Registry:
         d = self._call("decided-by", request_id)
         if d is None:
             return None
-        at = _field(d, "resolved-at-unix-ms")
         return DecidedBy(
-            Decision.APPROVED if _field(d, "decision") == "approved" else Decision.DENIED,
-            _field(d, "reviewer") or None,
-            _field(d, "key-id") or None,
-            at or None,
+            _decision(d["decision"]),
+            d["reviewer"] or None,
+            d["key-id"] or None,
+            d["resolved-at-unix-ms"] or None,
         )
 
     def stats(self) -> Stats:
         s = self._call("stats")
-        return Stats(**{n: _field(s, n.replace("_", "-")) for n in GUEST_STATS})
+        return Stats(**{n: s[n.replace("_", "-")] for n in GUEST_STATS})
 
 
 
