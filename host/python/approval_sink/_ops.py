@@ -16,10 +16,11 @@ from __future__ import annotations
 import struct
 from typing import List, Optional
 
+from .clock import U64_MAX
+
 _REGISTER = struct.Struct("<BQQQI")
 _CANCEL = struct.Struct("<BQ")
 _RESOLVE = struct.Struct("<BBI")
-_U64_MAX = (1 << 64) - 1
 
 
 class OpQueue:
@@ -33,7 +34,7 @@ class OpQueue:
         self.tokens: List[Optional[int]] = []
 
     def register(self, waiter: int, start_ns: int, timeout_ns: int, request_id: bytes) -> None:
-        self.buf += _REGISTER.pack(1, waiter, start_ns, min(timeout_ns, _U64_MAX), len(request_id))
+        self.buf += _REGISTER.pack(1, waiter, start_ns, min(timeout_ns, U64_MAX), len(request_id))
         self.buf += request_id
         self.tokens.append(waiter)
 

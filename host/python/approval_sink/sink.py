@@ -46,10 +46,13 @@ log = logging.getLogger("approval_sink")
 _JOURNAL_HEADER = struct.Struct("<BQI")
 
 
+# The most stream bytes one `ingest-frames` call takes: lowering costs 32
+# bytes of buffers a byte (`_abi`).
+_MAX_INGEST_CALL_BYTES = 1 << 20
+
 # A pessimistic cost of one Ed25519 verification in the guest, the share of
 # the call budget verification may take, and the smallest signed verdict
 # frame: the Rust adapter's figures (`trust.rs`).
-_MAX_INGEST_CALL_BYTES = 1 << 20
 _VERIFY_COST = 500e-6
 _VERIFY_SHARE_OF_BUDGET = 4
 _MIN_SIGNED_FRAME_BYTES = 87
@@ -159,10 +162,10 @@ class ApprovalSink:
     def _register(self, request_id: str, timeout: float, detailed: bool) -> "asyncio.Future[Outcome]":
         loop = self._loop_now()
         fut: "asyncio.Future[Outcome]" = loop.create_future()
-        rid = _id_bytes(request_id)
-        if len(rid) > self.config.max_request_id_bytes:
-            # Refused before it is copied anywhere, as the guest would.
-            fut.set_exception(SinkError("request-id-too-long", len(rid)))
+        try:
+            rid = self._checked_id(request_id)
+        except SinkError as refused:
+            fut.set_exception(refused)
             return fut
         token = self._next_token
         self._next_token += 1
@@ -203,6 +206,14 @@ class ApprovalSink:
             self._source = None
             self._lookup = None
 
+    def _checked_id(self, request_id: str) -> bytes:
+        """The id's bytes for the queue; an id over the limit is refused
+        before it is copied anywhere, with the guest's own error."""
+        rid = _id_bytes(request_id)
+        if len(rid) > self.config.max_request_id_bytes:
+            raise SinkError("request-id-too-long", len(rid))
+        return rid
+
     def _sweep_cancelled(self) -> None:
         for token in [t for t, fut in self._slots.items() if fut.cancelled()]:
             self._on_future_done(token, self._slots[token])
@@ -226,9 +237,7 @@ class ApprovalSink:
             # not a verdict (S8): typed, as the guest would say it.
             raise SinkError("unknown-decision", int(decision))
         decision = Decision(decision)
-        rid = _id_bytes(request_id)
-        if len(rid) > self.config.max_request_id_bytes:
-            raise SinkError("request-id-too-long", len(rid))
+        rid = self._checked_id(request_id)
         self._queue.resolve(rid, int(decision))
         applied, refused = self._flush(raise_fault=True)
         if refused is not None:
@@ -276,7 +285,6 @@ class ApprovalSink:
         it owns this stream (it sends whole frames only); feed a sink
         either from a source or by hand."""
         data = bytes(data)
-        # Pieces bound the lowering's buffers (32 bytes a byte, `_abi`).
         step = _MAX_INGEST_CALL_BYTES
         if self.config.trusted_keys:
             step = min(step, _signed_chunk_bytes(self.config.call_budget))
