@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import struct
 from typing import Optional, Sequence, Tuple
 
 import grpc
 
-from ._batch import FrameBatch, start_pump
+from ._sources import Backoff, FrameBatch, start_pump
 from .sink import ApprovalSink, _varint
 
 log = logging.getLogger("approval_sink.grpc")
@@ -98,8 +97,8 @@ class GrpcSource:
         self.root_certificates = root_certificates
         self.certificate_chain = certificate_chain
         self.private_key = private_key
-        self.initial_backoff = max(0.001, initial_backoff)
-        self.max_backoff = max(self.initial_backoff, max_backoff)
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
         # NaN, negative or absurd values clamp (S19): at least 0.1 s, at
         # most a day.
         self.idle_timeout = min(max(idle_timeout, 0.1), 86400.0) if idle_timeout == idle_timeout else 30.0
@@ -147,7 +146,7 @@ class GrpcSource:
             sink.detach_source(self)
 
     async def _run(self, sink: ApprovalSink) -> None:
-        backoff = self.initial_backoff
+        backoff = Backoff(self.initial_backoff, self.max_backoff)
         while True:
             try:
                 async with self._channel() as channel:
@@ -173,17 +172,11 @@ class GrpcSource:
                     batch = FrameBatch(sink)
                     try:
                         async for frame in call:
-                            backoff = self.initial_backoff
-                            if len(frame) > sink.config.max_frame_bytes:
-                                # The guest would refuse it anyway; skipped
-                                # here it is never copied into the guest (a
-                                # 16 MiB message from a hostile peer would
-                                # cost ~0.5 GiB of lowering buffers).
+                            backoff.reset()
+                            if batch.fits(len(frame)):
+                                batch.add(frame)
+                            else:
                                 self.oversized += 1
-                                sink.count_oversized()
-                                log.warning("skipping a %d-byte event over the sink's frame limit", len(frame))
-                                continue
-                            batch.add(frame)
                     finally:
                         batch.flush()
                 log.info("event stream ended; reconnecting")
@@ -199,8 +192,7 @@ class GrpcSource:
                 if e.code() in _REFUSED or "handshake" in (e.details() or "").lower():
                     self.refused += 1
                 log.warning("event stream failed: %s", self.last_error)
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, self.max_backoff)
+            await backoff.sleep()
 
 
 def pump(sink: ApprovalSink, source: GrpcSource) -> "asyncio.Task[None]":

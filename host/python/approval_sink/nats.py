@@ -47,7 +47,6 @@ import datetime
 import hashlib
 import json
 import logging
-import random
 import re
 import ssl
 import struct
@@ -57,7 +56,7 @@ import nats
 from nats.js import api
 from nats.js.errors import NotFoundError
 
-from ._batch import FrameBatch, start_pump
+from ._sources import Backoff, FrameBatch, start_pump
 from .sink import ApprovalSink, _varint
 from .types import SinkError
 
@@ -130,6 +129,11 @@ def frame(payload: bytes, seq: int, log_id: int) -> bytes:
     return payload + b"\x08" + _varint(seq) + b"\x21" + struct.pack("<Q", log_id)
 
 
+def _log_id(info: Dict[str, Any]) -> int:
+    """The log id of a raw stream info."""
+    return log_id_of(info["config"]["name"], rfc3339_unix_ns(info["created"]))
+
+
 class _LogReplaced(Exception):
     """The stream was deleted or created again: reopen in the new log."""
 
@@ -170,8 +174,8 @@ class NatsSource:
         self.ca_file = ca_file
         self.replicas = max(1, replicas)
         self.connect_timeout = max(0.1, connect_timeout)
-        self.initial_backoff = max(0.001, initial_backoff)
-        self.max_backoff = max(self.initial_backoff, max_backoff)
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
         self.connects = 0
         """Subscriptions opened so far."""
         self.oversized = 0
@@ -182,7 +186,6 @@ class NatsSource:
         """The log id of the stream last opened."""
         self._nc: Any = None
         self._connect_lock: Optional[asyncio.Lock] = None
-        self._arrived = False
         self._lookups: Set["asyncio.Task[None]"] = set()
 
     # -- the connection --------------------------------------------------
@@ -249,7 +252,7 @@ class NatsSource:
             info = await self._stream_info(nc)
             if info is None:
                 raise RuntimeError(f"stream {self.stream} could not be created")
-        return log_id_of(info["config"]["name"], rfc3339_unix_ns(info["created"]))
+        return _log_id(info)
 
     # -- following the log -----------------------------------------------
 
@@ -257,22 +260,19 @@ class NatsSource:
         """Feeds the log into ``sink`` and looks up the stored verdict of
         each new wait, reconnecting for ever."""
         sink.attach_source(self, self.lookup_hook(sink))
-        backoff = self.initial_backoff
+        backoff = Backoff(self.initial_backoff, self.max_backoff)
         try:
             while True:
                 try:
-                    await self._follow(sink)
+                    await self._follow(sink, backoff)
                 except asyncio.CancelledError:
                     raise
                 except _LogReplaced as e:
                     log.warning("%s; reopening", e)
-                    backoff = self.initial_backoff
+                    backoff.reset()
                 except Exception as e:  # noqa: BLE001 - every failure reopens
                     log.warning("NATS source failed: %s: %s", type(e).__name__, e)
-                if self._arrived:
-                    backoff, self._arrived = self.initial_backoff, False
-                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-                backoff = min(backoff * 2, self.max_backoff)
+                await backoff.sleep()
         finally:
             sink.detach_source(self)
             for task in list(self._lookups):
@@ -280,9 +280,9 @@ class NatsSource:
             if self._nc is not None and not self._nc.is_closed:
                 await self._nc.close()
 
-    async def _follow(self, sink: ApprovalSink) -> None:
+    async def _follow(self, sink: ApprovalSink, backoff: Backoff) -> None:
         """One subscription, until the log is replaced or the connection
-        fails (it ends only by raising)."""
+        fails (it ends only by raising); a message resets ``backoff``."""
         nc = await self._connect()
         log_id = await self._bind(nc)
         self.log_id = log_id
@@ -303,18 +303,14 @@ class NatsSource:
             config.deliver_policy = api.DeliverPolicy.BY_START_TIME
             config.opt_start_time = since
         batch = FrameBatch(sink)
-        limit = sink.config.max_frame_bytes
 
         async def on_message(msg: Any) -> None:
-            self._arrived = True
-            if len(msg.data) + APPENDED_MAX > limit:
-                # Over the guest's limit it would be fatal to the stream and
-                # come back on every reopen: skipped before the guest.
+            backoff.reset()
+            # The bound before the appended fields, as the Rust source.
+            if batch.fits(len(msg.data) + APPENDED_MAX):
+                batch.add(frame(msg.data, msg.metadata.sequence.stream, log_id))
+            else:
                 self.oversized += 1
-                sink.count_oversized()
-                log.warning("skipping a %d-byte NATS message over the sink's frame limit", len(msg.data))
-                return
-            batch.add(frame(msg.data, msg.metadata.sequence.stream, log_id))
 
         js = nc.jetstream(timeout=self.connect_timeout)
         sub = await js.subscribe(
@@ -331,7 +327,7 @@ class NatsSource:
                     continue
                 if info is None:
                     raise _LogReplaced("the stream was deleted")
-                if log_id_of(info["config"]["name"], rfc3339_unix_ns(info["created"])) != log_id:
+                if _log_id(info) != log_id:
                     raise _LogReplaced("the stream was created again: a new log")
         finally:
             try:

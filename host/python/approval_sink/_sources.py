@@ -1,12 +1,15 @@
 """What the sources share: frames that arrive in one turn of the event loop
 reach the guest in one ``ingest-frames`` call (a guest call from Python
 costs ~25 us before any work; a frame's own work is a few microseconds),
-and a pump holds its sink's event stream from the call that starts it."""
+a frame over the sink's limit never reaches the guest, attempts are spaced
+by exponential backoff with jitter, and a pump holds its sink's event
+stream from the call that starts it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any, Callable, Coroutine, List, Optional
 
 from .sink import ApprovalSink, _varint
@@ -21,6 +24,19 @@ class FrameBatch:
     def __init__(self, sink: ApprovalSink) -> None:
         self._sink = sink
         self._frames: List[bytes] = []
+
+    def fits(self, size: int) -> bool:
+        """Whether a frame of ``size`` bytes is within the sink's frame
+        limit. One over it is counted (``stats().oversized_frames``),
+        logged and never copied into the guest: the guest would refuse it
+        anyway (in the stream it would be fatal, and come back on every
+        reopen), and lowering a 16 MiB message from a hostile peer would
+        cost ~0.5 GiB of buffers."""
+        if size <= self._sink.config.max_frame_bytes:
+            return True
+        self._sink.count_oversized()
+        log.warning("skipping a %d-byte event over the sink's frame limit", size)
+        return False
 
     def add(self, body: bytes) -> None:
         """Queues one frame body (no length prefix); the caller has checked
@@ -43,6 +59,26 @@ class FrameBatch:
             return
         for error in report.errors:
             log.warning("event rejected: %s", error)
+
+
+class Backoff:
+    """The pause before a source's next attempt: from ``initial`` seconds,
+    doubling up to ``maximum``, each drawn from its upper half (jitter, so
+    many agent hosts do not reconnect in step)."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self._initial = max(0.001, initial)
+        self._maximum = max(self._initial, maximum)
+        self._next = self._initial
+
+    def reset(self) -> None:
+        """The source made progress: the next pause is the first again."""
+        self._next = self._initial
+
+    async def sleep(self) -> None:
+        """Pauses, and doubles the next pause."""
+        await asyncio.sleep(self._next * random.uniform(0.5, 1.0))
+        self._next = min(self._next * 2, self._maximum)
 
 
 def start_pump(
