@@ -528,3 +528,31 @@ def test_s19_no_duration_or_decision_value_raises_anything_untyped(make_sink):
         sink.on_approval_resolved("x", 7)  # logged, never raised
 
     run(body())
+
+
+def test_s19_a_source_backoff_is_clamped_never_infinite():
+    import math
+
+    from approval_sink._sources import MAX_BACKOFF, Backoff
+
+    async def body(initial, maximum):
+        backoff = Backoff(initial, maximum)
+        slept = []
+
+        async def fake_sleep(seconds):
+            slept.append(seconds)
+
+        real_sleep, asyncio.sleep = asyncio.sleep, fake_sleep
+        try:
+            for _ in range(40):
+                await backoff.sleep()
+        finally:
+            asyncio.sleep = real_sleep
+        return slept
+
+    for initial, maximum in [(math.inf, math.inf), (math.nan, math.nan), (1e300, 5), (-1, math.inf), (0.1, math.nan)]:
+        slept = asyncio.run(body(initial, maximum))
+        assert all(0.0005 <= s <= MAX_BACKOFF for s in slept), (initial, maximum, slept[:3])
+        if initial == math.inf:
+            # The 1 h ceiling, jittered into its upper half: the source retries.
+            assert min(slept) >= MAX_BACKOFF / 2, slept[:3]

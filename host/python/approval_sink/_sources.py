@@ -61,14 +61,28 @@ class FrameBatch:
             log.warning("event rejected: %s", error)
 
 
+#: Longest pause between a source's attempts, in seconds, whatever it was
+#: configured with (the Rust host's ``MAX_BACKOFF``): an infinite or huge
+#: backoff would otherwise stop the source for good after one failure.
+MAX_BACKOFF = 3600.0
+
+
+def _pause(seconds: float, floor: float) -> float:
+    """``seconds`` clamped to ``floor ..= MAX_BACKOFF``; NaN is the floor."""
+    if not seconds >= floor:  # also NaN
+        return floor
+    return min(seconds, MAX_BACKOFF)
+
+
 class Backoff:
     """The pause before a source's next attempt: from ``initial`` seconds,
     doubling up to ``maximum``, each drawn from its upper half (jitter, so
-    many agent hosts do not reconnect in step)."""
+    many agent hosts do not reconnect in step). Both are clamped to
+    1 ms ..= :data:`MAX_BACKOFF` (NaN: the floor), as the Rust pump does."""
 
     def __init__(self, initial: float, maximum: float) -> None:
-        self._initial = max(0.001, initial)
-        self._maximum = max(self._initial, maximum)
+        self._initial = _pause(initial, 0.001)
+        self._maximum = _pause(maximum, self._initial)
         self._next = self._initial
 
     def reset(self) -> None:
