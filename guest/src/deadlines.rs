@@ -41,14 +41,30 @@ impl DeadlineQueue {
     }
 
     /// `n` waiters finished before their deadline: their entries are stale.
-    /// Rebuilds the heap once stale entries outnumber the `live_count`
-    /// pending waiters.
-    pub fn retire(&mut self, n: usize, live_count: usize, live: impl Fn(u64, u64) -> bool) {
+    /// Says whether stale entries now outnumber the `live_count` pending
+    /// waiters, so the owner should [`DeadlineQueue::compact`] or
+    /// [`DeadlineQueue::rebuild`] the queue.
+    pub fn retire(&mut self, n: usize, live_count: usize) -> bool {
         self.stale = self.stale.saturating_add(n);
-        if self.stale > COMPACT_MIN_STALE && self.stale > live_count {
-            self.heap.retain(|Reverse((d, t))| live(*t, *d));
-            self.stale = 0;
-        }
+        self.stale > COMPACT_MIN_STALE && self.stale > live_count
+    }
+
+    /// Drops every stale entry, asking `live` of each entry.
+    pub fn compact(&mut self, live: impl Fn(u64, u64) -> bool) {
+        self.heap.retain(|Reverse((d, t))| live(*t, *d));
+        self.stale = 0;
+    }
+
+    /// Replaces every entry by `pending`, the owner's pending waiters as
+    /// `(deadline, token)`: the same live entries as [`DeadlineQueue::compact`]
+    /// keeps, read in the owner's order instead of asked for one by one
+    /// (a random lookup per entry). Reuses the heap's buffer.
+    pub fn rebuild(&mut self, pending: impl IntoIterator<Item = (u64, u64)>) {
+        let mut entries = core::mem::take(&mut self.heap).into_vec();
+        entries.clear();
+        entries.extend(pending.into_iter().map(Reverse));
+        self.heap = BinaryHeap::from(entries);
+        self.stale = 0;
     }
 
     /// Removes and returns the token of the earliest live entry due at
@@ -96,14 +112,34 @@ mod tests {
         }
         // Only odd tokens stay live.
         let live = |t: u64, _d: u64| t % 2 == 1;
-        q.retire(100, 100, live);
-        assert_eq!(q.len(), 200, "not yet more stale than live");
-        q.retire(1, 99, live);
-        assert_eq!(q.len(), 100, "rebuilt once stale outnumber live");
+        assert!(!q.retire(100, 100), "not yet more stale than live");
+        assert!(q.retire(1, 99), "stale outnumber live");
+        q.compact(live);
+        assert_eq!(q.len(), 100, "compacted");
         assert_eq!(q.next(live), Some(1));
         assert_eq!(q.pop_due(0, live), None, "nothing due at 0");
         assert_eq!(q.pop_due(3, live), Some(1));
         assert_eq!(q.pop_due(3, live), Some(3));
         assert_eq!(q.pop_due(3, live), None);
+    }
+
+    #[test]
+    fn a_rebuild_holds_exactly_the_pending_entries() {
+        let mut q = DeadlineQueue::default();
+        for t in 0..200u64 {
+            q.push(1000 - t, t);
+        }
+        assert!(q.retire(150, 50));
+        let pending: alloc::vec::Vec<(u64, u64)> = (150..200u64).map(|t| (1000 - t, t)).collect();
+        q.rebuild(pending.iter().copied());
+        assert_eq!(q.len(), 50);
+        assert!(!q.retire(1, 49), "the stale count starts again");
+        let live = |t: u64, _d: u64| t >= 150;
+        let order: alloc::vec::Vec<u64> = core::iter::from_fn(|| q.pop_due(1000, live)).collect();
+        assert_eq!(
+            order,
+            (150..200u64).rev().collect::<alloc::vec::Vec<_>>(),
+            "earliest first"
+        );
     }
 }

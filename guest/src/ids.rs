@@ -10,9 +10,11 @@
 //! # Invariants
 //!
 //! * An entry exists iff a waiter on its id is pending (`live > 0`) or a
-//!   verdict is remembered for it. Its `id` is the one interned copy: every
-//!   waiter on it holds a clone of that `Rc<str>`, so "is this waiter on
-//!   this id" is a pointer compare.
+//!   verdict is remembered for it, never both: a registration on a
+//!   remembered id settles at once, and a verdict turns the id's waiters
+//!   into its memory. The entry holds the id itself (inline when short) and
+//!   a stamp no other entry ever gets; a waiter holds `(hash, stamp)`, so
+//!   "is this waiter on this id" is an integer compare.
 //! * `tokens` lists the tokens registered on the id, with lazy deletion: a
 //!   token counts only while the registry's waiter map has it on this very
 //!   id (tokens may be reused); the list is compacted once stale tokens
@@ -33,7 +35,6 @@ use crate::config::{SeededState, seeded};
 use crate::verdict::{Decider, Verdict};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
-use alloc::rc::Rc;
 use alloc::vec::Vec;
 use core::hash::BuildHasher;
 use hashbrown::HashTable;
@@ -120,22 +121,111 @@ struct Memory {
     generation: u32,
 }
 
-/// One request id, in at most 64 bytes: one cache line (the oldest
-/// entry's line is what evicting at capacity costs).
-struct IdState {
-    id: Rc<str>,
-    tokens: Tokens,
-    live: u32,
-    memory: Option<Memory>,
+/// Longest id kept inside its entry; longer ones are boxed.
+const INLINE_ID: usize = 23;
+
+/// A request id, kept inside its entry when it is short (most are), so
+/// finding, comparing and dropping it touches the entry's own cache line
+/// and no allocation: the evicted entry's separate `Rc<str>` was one more
+/// cold line and a `free` per verdict at capacity (BENCHMARKS.md Run N).
+enum Key {
+    /// Up to [`INLINE_ID`] bytes; `len` is the length plus one (its zero
+    /// is the niche that tells a boxed key apart).
+    Inline {
+        len: core::num::NonZeroU8,
+        bytes: [u8; INLINE_ID],
+    },
+    /// A longer id.
+    Boxed(Box<str>),
 }
 
+impl Key {
+    fn new(id: &str) -> Key {
+        let len = u8::try_from(id.len() + 1)
+            .ok()
+            .and_then(core::num::NonZeroU8::new);
+        match (len, id.len() <= INLINE_ID) {
+            (Some(len), true) => {
+                let mut bytes = [0; INLINE_ID];
+                if let Some(head) = bytes.get_mut(..id.len()) {
+                    head.copy_from_slice(id.as_bytes());
+                }
+                Key::Inline { len, bytes }
+            }
+            _ => Key::Boxed(Box::from(id)),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => {
+                bytes.get(..usize::from(len.get() - 1)).unwrap_or_default()
+            }
+            Key::Boxed(id) => id.as_bytes(),
+        }
+    }
+
+    fn is(&self, id: &str) -> bool {
+        self.bytes() == id.as_bytes()
+    }
+
+    /// The id (made from a `&str`, so always UTF-8).
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(self.bytes()).unwrap_or_default()
+    }
+}
+
+/// What the table holds for an id: waiters, or its remembered verdict,
+/// never both (a registration on a remembered id settles at once; a
+/// verdict turns the id's waiters into its memory).
+enum State {
+    /// At least one waiter is pending (`live > 0`) on the id.
+    Waiting { tokens: Tokens, live: u32 },
+    /// The id's verdict is remembered; nobody waits on it.
+    Remembered(Memory),
+}
+
+/// One request id, in one cache line (the oldest entry's line is what
+/// evicting at capacity costs).
+struct IdState {
+    key: Key,
+    /// Unique for the table's lifetime: how a waiter names its id's entry
+    /// ([`IdRef`]) without holding a copy of the id.
+    stamp: u64,
+    state: State,
+}
+
+#[cfg(target_pointer_width = "32")]
 const _: () = assert!(core::mem::size_of::<IdState>() <= 64);
 
-/// The waiters that a newly remembered verdict must now resolve: the
-/// interned id (waiters on it hold the same pointer) and its token list.
+impl IdState {
+    fn memory(&self) -> Option<&Memory> {
+        match &self.state {
+            State::Remembered(memory) => Some(memory),
+            State::Waiting { .. } => None,
+        }
+    }
+
+    fn remembers(&self, generation: u32) -> bool {
+        self.memory().is_some_and(|m| m.generation == generation)
+    }
+}
+
+/// How a waiter names its id's entry: the id's hash and the entry's stamp,
+/// so cancel and expiry find it without hashing or comparing the id, and a
+/// token is "on this id" iff its waiter holds this very `IdRef` (tokens
+/// may be reused; stamps are never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRef {
+    hash: u64,
+    stamp: u64,
+}
+
+/// The waiters that a newly remembered verdict must now resolve: their
+/// id's [`IdRef`] (waiters on it hold the same) and its token list.
 pub struct Waiting {
-    /// The interned id.
-    pub id: Rc<str>,
+    /// The id's entry.
+    pub id: IdRef,
     /// Tokens registered on it (some may be stale).
     pub tokens: Tokens,
 }
@@ -146,6 +236,7 @@ pub struct IdTable {
     hasher: SeededState,
     order: VecDeque<(u64, u32, u64)>,
     generation: u32,
+    stamp: u64,
     remembered: usize,
     waiting: usize,
     capacity: usize,
@@ -162,6 +253,7 @@ impl IdTable {
             hasher: seeded(hash_seed),
             order: VecDeque::new(),
             generation: 0,
+            stamp: 0,
             remembered: 0,
             waiting: 0,
             capacity: capacity as usize,
@@ -171,21 +263,22 @@ impl IdTable {
     }
 
     /// Rehashes every entry with a new seed (S20) and makes room for
-    /// `additional` more ids.
+    /// `additional` more ids. Only while nobody waits: a waiter's
+    /// [`IdRef`] holds its id's hash.
     pub fn reseed(&mut self, hash_seed: u64, additional: usize) {
         self.hasher = seeded(hash_seed);
         let mut entries: Vec<IdState> = self.table.drain().collect();
         let mut table = HashTable::with_capacity(entries.len().saturating_add(additional));
         // `order` follows the memory's age, which is the generation's order.
-        entries.sort_unstable_by_key(|e| e.memory.as_ref().map_or(0, |m| m.generation));
+        entries.sort_unstable_by_key(|e| e.memory().map_or(0, |m| m.generation));
         self.order.clear();
         let hasher = &self.hasher;
         for entry in entries {
-            let hash = hasher.hash_one(&*entry.id);
-            if let Some(m) = &entry.memory {
+            let hash = hasher.hash_one(entry.key.as_str());
+            if let Some(m) = entry.memory() {
                 self.order.push_back((hash, m.generation, m.stored_at));
             }
-            table.insert_unique(hash, entry, |e| hasher.hash_one(&*e.id));
+            table.insert_unique(hash, entry, |e| hasher.hash_one(e.key.as_str()));
         }
         self.table = table;
     }
@@ -209,78 +302,89 @@ impl IdTable {
             return None;
         }
         let hash = self.hasher.hash_one(id);
-        let Ok(mut entry) = self.table.find_entry(hash, |e| *e.id == *id) else {
+        let Ok(entry) = self.table.find_entry(hash, |e| e.key.is(id)) else {
             return None;
         };
         let stale = entry
             .get()
-            .memory
-            .as_ref()
+            .memory()
             .map(|m| now.saturating_sub(m.stored_at) > self.ttl_ns)?;
         if stale {
-            entry.get_mut().memory = None;
+            // Remembered: nobody waits on it, so the entry goes whole.
+            entry.remove();
             self.remembered -= 1;
             self.evictions += 1;
-            if entry.get().live == 0 {
-                entry.remove();
-            }
             return None;
         }
-        let memory = entry.into_mut().memory.as_ref()?;
+        let memory = entry.into_mut().memory()?;
         Some((memory.verdict, memory.decider.as_deref()))
     }
 
-    /// Adds `token` to `id`'s waiters; returns the interned id (for
-    /// [`IdTable::remove_token`]).
-    pub fn add_token(&mut self, id: &str, token: u64) -> Rc<str> {
+    /// Adds `token` to `id`'s waiters; returns the id's [`IdRef`] (for
+    /// [`IdTable::remove_token`]), or the verdict remembered for `id`, which
+    /// never takes a waiter (callers ask [`IdTable::remembered`] first, which
+    /// also drops a memory past its TTL).
+    pub fn add_token(&mut self, id: &str, token: u64) -> Result<IdRef, Verdict> {
         let hasher = &self.hasher;
         let hash = hasher.hash_one(id);
+        let stamp = self.stamp.wrapping_add(1);
         let entry = self
             .table
-            .entry(hash, |e| *e.id == *id, |e| hasher.hash_one(&*e.id))
+            .entry(hash, |e| e.key.is(id), |e| hasher.hash_one(e.key.as_str()))
             .or_insert_with(|| IdState {
-                id: Rc::from(id),
-                tokens: Tokens::Empty,
-                live: 0,
-                memory: None,
+                key: Key::new(id),
+                stamp,
+                state: State::Waiting {
+                    tokens: Tokens::Empty,
+                    live: 0,
+                },
             })
             .into_mut();
-        entry.tokens.push(token);
-        entry.live += 1;
-        if entry.live == 1 {
+        if entry.stamp == stamp {
+            // Inserted just now: stamps only grow, so no older entry has it.
+            self.stamp = stamp;
+        }
+        let (tokens, live) = match &mut entry.state {
+            State::Waiting { tokens, live } => (tokens, live),
+            State::Remembered(memory) => return Err(memory.verdict),
+        };
+        tokens.push(token);
+        *live += 1;
+        if *live == 1 {
             self.waiting += 1;
         }
-        Rc::clone(&entry.id)
+        Ok(IdRef {
+            hash,
+            stamp: entry.stamp,
+        })
     }
 
-    /// One live waiter on `id` (the interned pointer) is gone.
-    /// `still_waiting(token)` says whether a listed token is still a pending
-    /// waiter on this id (for compaction). The id is hashed again rather
-    /// than stored with every waiter: a million waiters keep 8 MB less.
-    pub fn remove_token(&mut self, id: &Rc<str>, mut still_waiting: impl FnMut(u64) -> bool) {
-        let hash = self.hasher.hash_one(&**id);
-        let Ok(mut entry) = self.table.find_entry(hash, |e| Rc::ptr_eq(&e.id, id)) else {
+    /// One live waiter on `id` is gone. `still_waiting(token)` says whether
+    /// a listed token is still a pending waiter on this id (for
+    /// compaction). Found by the stored hash and stamp: no hashing, no
+    /// string compare.
+    pub fn remove_token(&mut self, id: IdRef, mut still_waiting: impl FnMut(u64) -> bool) {
+        let Ok(mut entry) = self.table.find_entry(id.hash, |e| e.stamp == id.stamp) else {
             return;
         };
-        let state = entry.get_mut();
-        state.live = state.live.saturating_sub(1);
-        if state.live == 0 {
+        let State::Waiting { tokens, live } = &mut entry.get_mut().state else {
+            return;
+        };
+        *live = live.saturating_sub(1);
+        if *live == 0 {
             self.waiting = self.waiting.saturating_sub(1);
-            state.tokens = Tokens::Empty;
-            if state.memory.is_none() {
-                entry.remove();
-            }
-        } else if state.tokens.len() > 2 * state.live as usize + 8 {
+            entry.remove();
+        } else if tokens.len() > 2 * *live as usize + 8 {
             // Keep each live token of this id once (a token reused on the
             // same id may be listed twice).
-            state.tokens.compact(|&t| still_waiting(t));
+            tokens.compact(|&t| still_waiting(t));
         }
     }
 
     /// Remembers `verdict` (decided by `decider`) for `id` at `now` unless
     /// a verdict is remembered for it already (S15: the first verdict
     /// wins), in one lookup. For a new verdict, also hands back the id's
-    /// waiters, to be resolved (their entry keeps no tokens from now on).
+    /// waiters, to be resolved (the entry is the id's memory from now on).
     pub fn remember(
         &mut self,
         id: &str,
@@ -295,53 +399,57 @@ impl IdTable {
         let hash = hasher.hash_one(id);
         let keep = self.capacity > 0;
         let generation = self.generation.wrapping_add(1);
-        let mut entry = match self
-            .table
-            .entry(hash, |e| *e.id == *id, |e| hasher.hash_one(&*e.id))
-        {
-            Entry::Occupied(entry) => entry,
-            Entry::Vacant(vacant) => {
-                if keep {
-                    vacant.insert(IdState {
-                        id: Rc::from(id),
-                        tokens: Tokens::Empty,
-                        live: 0,
-                        memory: Some(Memory {
-                            verdict,
-                            decider: decider.map(Box::new),
-                            stored_at: now,
-                            generation,
-                        }),
-                    });
-                    self.note_remembered(hash, generation, now);
-                }
-                return (Remembered::New, None);
-            }
-        };
-        let state = entry.get_mut();
-        if let Some(memory) = &state.memory {
-            let found = if memory.verdict == verdict {
-                Remembered::Repeat
-            } else {
-                Remembered::Conflict
-            };
-            return (found, None);
-        }
-        let waiting = (state.live > 0).then(|| Waiting {
-            id: Rc::clone(&state.id),
-            tokens: core::mem::take(&mut state.tokens),
-        });
-        if state.live > 0 {
-            state.live = 0;
-            self.waiting = self.waiting.saturating_sub(1);
-        }
-        if keep {
-            state.memory = Some(Memory {
+        let memory = || {
+            State::Remembered(Memory {
                 verdict,
                 decider: decider.map(Box::new),
                 stored_at: now,
                 generation,
-            });
+            })
+        };
+        let mut entry =
+            match self
+                .table
+                .entry(hash, |e| e.key.is(id), |e| hasher.hash_one(e.key.as_str()))
+            {
+                Entry::Occupied(entry) => entry,
+                Entry::Vacant(vacant) => {
+                    if keep {
+                        self.stamp = self.stamp.wrapping_add(1);
+                        vacant.insert(IdState {
+                            key: Key::new(id),
+                            stamp: self.stamp,
+                            state: memory(),
+                        });
+                        self.note_remembered(hash, generation, now);
+                    }
+                    return (Remembered::New, None);
+                }
+            };
+        let state = entry.get_mut();
+        let (tokens, live) = match &mut state.state {
+            State::Remembered(memory) => {
+                let found = if memory.verdict == verdict {
+                    Remembered::Repeat
+                } else {
+                    Remembered::Conflict
+                };
+                return (found, None);
+            }
+            State::Waiting { tokens, live } => (core::mem::take(tokens), *live),
+        };
+        let waiting = (live > 0).then_some(Waiting {
+            id: IdRef {
+                hash,
+                stamp: state.stamp,
+            },
+            tokens,
+        });
+        if live > 0 {
+            self.waiting = self.waiting.saturating_sub(1);
+        }
+        if keep {
+            state.state = memory();
             self.note_remembered(hash, generation, now);
         } else {
             entry.remove();
@@ -359,30 +467,25 @@ impl IdTable {
         let hasher = &self.hasher;
         let hash = hasher.hash_one(id);
         let generation = self.generation.wrapping_add(1);
-        let memory = Memory {
+        let memory = State::Remembered(Memory {
             verdict,
             decider: None,
             stored_at,
             generation,
-        };
+        });
         match self
             .table
-            .entry(hash, |e| *e.id == *id, |e| hasher.hash_one(&*e.id))
+            .entry(hash, |e| e.key.is(id), |e| hasher.hash_one(e.key.as_str()))
         {
-            Entry::Occupied(mut entry) => {
-                let state = entry.get_mut();
-                // A fresh instance has no waiters yet; never overwrite.
-                if state.memory.is_some() || state.live > 0 {
-                    return false;
-                }
-                state.memory = Some(memory);
-            }
+            // A fresh instance has no waiters yet, and a remembered
+            // verdict is never overwritten.
+            Entry::Occupied(_) => return false,
             Entry::Vacant(vacant) => {
+                self.stamp = self.stamp.wrapping_add(1);
                 vacant.insert(IdState {
-                    id: Rc::from(id),
-                    tokens: Tokens::Empty,
-                    live: 0,
-                    memory: Some(memory),
+                    key: Key::new(id),
+                    stamp: self.stamp,
+                    state: memory,
                 });
             }
         }
@@ -430,11 +533,8 @@ impl IdTable {
         // Keep the queue bounded should stale entries ever build up.
         if self.order.len() > 2 * self.remembered + 64 {
             let table = &self.table;
-            self.order.retain(|&(h, g, _)| {
-                table
-                    .find(h, |e| e.memory.as_ref().is_some_and(|m| m.generation == g))
-                    .is_some()
-            });
+            self.order
+                .retain(|&(h, g, _)| table.find(h, |e| e.remembers(g)).is_some());
         }
     }
 
@@ -449,20 +549,14 @@ impl IdTable {
     }
 
     /// Forgets the verdict remembered as `generation` if it is still there:
-    /// found by its stored hash, compared by generation, no string work.
+    /// found by its stored hash, compared by generation, no string work;
+    /// nobody waits on a remembered id, so its entry goes whole.
     fn forget(&mut self, hash: u64, generation: u32) {
-        let Ok(mut entry) = self.table.find_entry(hash, |e| {
-            e.memory
-                .as_ref()
-                .is_some_and(|m| m.generation == generation)
-        }) else {
+        let Ok(entry) = self.table.find_entry(hash, |e| e.remembers(generation)) else {
             return;
         };
-        entry.get_mut().memory = None;
+        entry.remove();
         self.remembered -= 1;
         self.evictions += 1;
-        if entry.get().live == 0 {
-            entry.remove();
-        }
     }
 }

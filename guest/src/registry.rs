@@ -9,12 +9,12 @@
 //!
 //! # Invariants
 //!
-//! * `waiters` maps a caller-chosen token to its entry, which holds the
-//!   interned id (the [`IdTable`]'s own `Rc<str>`). A pending
+//! * `waiters` maps a caller-chosen token to its entry, which holds its
+//!   id's [`IdRef`] (the [`IdTable`] entry's hash and stamp). A pending
 //!   token is in the token list of its own id. Removing one waiter leaves
 //!   its token in the list (lazy deletion, like the deadline queue's): a
 //!   token counts for an id only while `waiters` has it *on that id*
-//!   (pointer-equal interned ids; tokens may be reused), and a list is
+//!   (equal `IdRef`s; tokens may be reused, stamps never), and a list is
 //!   compacted once stale tokens outnumber live ones, so k timeouts or
 //!   cancels on one id cost O(k), not O(k²).
 //! * Every pending waiter has a live entry in `deadlines`; an entry is live
@@ -36,7 +36,7 @@
 
 use crate::config::{Config, SeededState, seeded};
 use crate::deadlines::DeadlineQueue;
-use crate::ids::{IdTable, Remembered, Waiting};
+use crate::ids::{IdRef, IdTable, Remembered, Waiting};
 use crate::journal;
 use crate::stats::Stats;
 use crate::trust::{AuthFailure, TrustedKeys};
@@ -44,7 +44,6 @@ pub use crate::verdict::{Completion, Registered, Reply};
 use crate::verdict::{Decider, Outcome, Verdict};
 use crate::window::SeqWindow;
 use crate::wire;
-use alloc::rc::Rc;
 use alloc::vec::Vec;
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
@@ -77,8 +76,8 @@ pub enum RegistryError {
 }
 
 struct Waiter {
-    /// The interned id (the [`IdTable`]'s).
-    id: Rc<str>,
+    /// Its id's entry in the [`IdTable`].
+    id: IdRef,
     deadline: u64,
     reply: Reply,
 }
@@ -192,18 +191,17 @@ impl<C: TimeSource> Registry<C> {
         }
         let now = self.clock.now_ns();
         if let Some(verdict) = self.ids.remembered(id, now) {
-            self.stats.early_hits += 1;
-            let outcome = Outcome::Decided(verdict);
-            if let Reply::Async(tx) = reply {
-                let _ = tx.send(outcome);
-            }
-            return Ok(Registered::Settled(outcome));
+            return Ok(self.settle_early(verdict, reply));
         }
         if self.waiters.len() >= self.config.max_waiters as usize {
             return Err(RegistryError::TooManyWaiters(self.config.max_waiters));
         }
         let deadline = start_ns.saturating_add(timeout_ns.min(self.config.max_timeout_ns));
-        let id = self.ids.add_token(id, waiter);
+        let id = match self.ids.add_token(id, waiter) {
+            Ok(id) => id,
+            // Not reached after `remembered` above; settled the same way.
+            Err(verdict) => return Ok(self.settle_early(verdict, reply)),
+        };
         self.waiters.insert(
             waiter,
             Waiter {
@@ -214,6 +212,16 @@ impl<C: TimeSource> Registry<C> {
         );
         self.deadlines.push(deadline, waiter);
         Ok(Registered::Pending(deadline))
+    }
+
+    /// Settles a registration on a remembered id at once (S4).
+    fn settle_early(&mut self, verdict: Verdict, reply: Reply) -> Registered {
+        self.stats.early_hits += 1;
+        let outcome = Outcome::Decided(verdict);
+        if let Reply::Async(tx) = reply {
+            let _ = tx.send(outcome);
+        }
+        Registered::Settled(outcome)
     }
 
     /// The deadline of a pending waiter.
@@ -323,7 +331,7 @@ impl<C: TimeSource> Registry<C> {
             }
         };
         let Some(Waiting {
-            id: interned,
+            id: waiting_on,
             tokens,
         }) = waiting
         else {
@@ -332,10 +340,10 @@ impl<C: TimeSource> Registry<C> {
         let mut woken = 0u32;
         for token in tokens {
             // A stale token may since have been reused on another id: one
-            // lookup both checks the id (a pointer compare) and takes the
+            // lookup both checks the id (an `IdRef` compare) and takes the
             // waiter.
             let entry = match self.waiters.entry(token) {
-                Entry::Occupied(e) if Rc::ptr_eq(&e.get().id, &interned) => e.remove(),
+                Entry::Occupied(e) if e.get().id == waiting_on => e.remove(),
                 _ => continue,
             };
             woken = woken.saturating_add(1);
@@ -478,11 +486,23 @@ impl<C: TimeSource> Registry<C> {
         waiters.get(&token).is_some_and(|w| w.deadline == deadline)
     }
 
-    /// `n` waiters finished before their deadline.
+    /// `n` waiters finished before their deadline; drops the stale
+    /// deadlines once they outnumber the pending ones.
     fn retire_deadlines(&mut self, n: usize) {
         let waiters = &self.waiters;
-        self.deadlines
-            .retire(n, waiters.len(), |t, d| Self::is_live(waiters, t, d));
+        if !self.deadlines.retire(n, waiters.len()) {
+            return;
+        }
+        // Reading the waiter map bucket by bucket streams through memory;
+        // asking it about each deadline is a random lookup (a cache miss)
+        // per entry. The map never shrinks, so read it only while it is
+        // not much larger than the queue.
+        if waiters.capacity() <= 4 * self.deadlines.len() {
+            self.deadlines
+                .rebuild(waiters.iter().map(|(&t, w)| (w.deadline, t)));
+        } else {
+            self.deadlines.compact(|t, d| Self::is_live(waiters, t, d));
+        }
     }
 
     /// Takes `waiter` out of the waiter map and its id's list; its deadline
@@ -490,10 +510,8 @@ impl<C: TimeSource> Registry<C> {
     fn remove(&mut self, waiter: u64) -> Option<Waiter> {
         let entry = self.waiters.remove(&waiter)?;
         let waiters = &self.waiters;
-        self.ids.remove_token(&entry.id, |t| {
-            waiters
-                .get(&t)
-                .is_some_and(|w| Rc::ptr_eq(&w.id, &entry.id))
+        self.ids.remove_token(entry.id, |t| {
+            waiters.get(&t).is_some_and(|w| w.id == entry.id)
         });
         Some(entry)
     }

@@ -301,6 +301,116 @@ fn many_cancels_do_not_grow_the_deadline_heap_without_bound() {
     assert_eq!(r.next_deadline(), None);
 }
 
+/// Ids are kept inside their entry up to 23 bytes and boxed beyond: ids on
+/// either side of that line, and ids that differ only past it, are told
+/// apart by every operation.
+#[test]
+fn ids_short_and_long_are_told_apart() {
+    let (mut r, _) = registry();
+    let base = "x".repeat(22);
+    let ids = [
+        base.clone(),                   // 22 bytes: inline
+        format!("{base}a"),             // 23: inline, the longest
+        format!("{base}ab"),            // 24: boxed
+        format!("{base}ac"),            // 24: boxed, differs in the last byte
+        format!("{}é", "y".repeat(21)), // 23 bytes, multibyte
+        "z".repeat(256),                // the default limit
+    ];
+    for (w, id) in ids.iter().enumerate() {
+        pending(&mut r, w as u64, id, 10 * SEC);
+    }
+    assert_eq!(r.stats().ids as usize, ids.len());
+    assert_eq!(r.resolve(&ids[2], Verdict::Denied), Ok(1));
+    assert_eq!(
+        r.take_done(),
+        vec![done(2, Outcome::Decided(Verdict::Denied))]
+    );
+    assert!(r.cancel(1));
+    assert_eq!(
+        r.resolve(&ids[1], Verdict::Approved),
+        Ok(0),
+        "its only waiter was cancelled"
+    );
+    for (w, id) in ids.iter().enumerate() {
+        let expected = match w {
+            1 => Some(Verdict::Approved),
+            2 => Some(Verdict::Denied),
+            _ => None,
+        };
+        assert_eq!(r.decided_by(id).map(|(v, _)| v), expected, "{id}");
+    }
+    assert_eq!(
+        r.resolve(&ids[3], Verdict::Approved),
+        Ok(1),
+        "not ids[2]'s verdict"
+    );
+    assert_eq!(r.resolve(&ids[5], Verdict::Approved), Ok(1));
+    assert_eq!(r.stats().waiters, 2, "ids[0] and ids[4] still wait");
+}
+
+/// A token reused on an id whose entry was dropped and made again is a
+/// waiter of the new entry only: the old entry's stale listing of it
+/// neither resolves nor removes it.
+#[test]
+fn a_reused_token_belongs_to_its_new_registration_only() {
+    let (mut r, _) = registry();
+    pending(&mut r, 1, "a", 10 * SEC);
+    pending(&mut r, 2, "a", 10 * SEC);
+    assert!(r.cancel(1), "token 1 stays listed on a, stale");
+    pending(&mut r, 1, "b", 10 * SEC);
+    assert_eq!(r.resolve("a", Verdict::Denied), Ok(1), "only token 2");
+    assert_eq!(
+        r.take_done(),
+        vec![done(2, Outcome::Decided(Verdict::Denied))]
+    );
+    assert!(r.cancel(1), "token 1 still waits on b");
+    pending(&mut r, 3, "c", 10 * SEC);
+    assert!(r.cancel(3), "c's entry is dropped");
+    pending(&mut r, 3, "c", 10 * SEC);
+    assert_eq!(r.resolve("c", Verdict::Approved), Ok(1));
+    assert_eq!(r.stats().waiters, 0);
+    assert_eq!(r.stats().ids, 0);
+}
+
+/// Stale deadlines are dropped once they outnumber pending waiters, by
+/// reading the waiter map (while it is small next to the queue) or by
+/// asking it about each deadline (once it has grown far larger): either
+/// way every pending waiter still times out at its own deadline, earliest
+/// first, and no finished one does.
+#[test]
+fn dropping_stale_deadlines_keeps_every_pending_one() {
+    for (waiters, left) in [(400u64, 60u64), (20_000, 40)] {
+        let (mut r, clock) = registry();
+        for w in 0..waiters {
+            // Deadlines out of registration order.
+            pending(
+                &mut r,
+                w,
+                &format!("req-{w}"),
+                (1 + (w * 7919) % waiters) * SEC,
+            );
+        }
+        for w in left..waiters {
+            assert_eq!(r.resolve(&format!("req-{w}"), Verdict::Approved), Ok(1));
+        }
+        r.take_done();
+        let mut expected: Vec<(u64, u64)> =
+            (0..left).map(|w| (1 + (w * 7919) % waiters, w)).collect();
+        expected.sort();
+        let mut got = Vec::new();
+        for (deadline, _) in &expected {
+            clock.0.set(deadline * SEC);
+            r.expire();
+            got.extend(r.take_done().into_iter().map(|c| {
+                assert_eq!(c.outcome, Outcome::TimedOut);
+                (*deadline, c.waiter)
+            }));
+        }
+        assert_eq!(got, expected, "{waiters} waiters");
+        assert_eq!(r.stats().waiters, 0);
+    }
+}
+
 fn frame(seq: u64, event: Event) -> Vec<u8> {
     InvalidationEvent {
         seq,
