@@ -51,20 +51,49 @@ pub fn entries(journal: &[u8]) -> impl Iterator<Item = Entry<'_>> {
     })
 }
 
-fn read(bytes: &[u8]) -> Option<(Entry<'_>, &[u8])> {
+/// When each entry of `journal` was remembered, in order, reading only
+/// the entries' headers: what a host needs to bound the journal it keeps.
+/// Stops where [`entries`] would, except that it does not check that ids
+/// are UTF-8 (the fresh guest re-checks every entry it restores).
+pub fn stored_times(journal: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    let mut rest = journal;
+    core::iter::from_fn(move || {
+        let (header, tail) = read_header(rest)?;
+        rest = tail.get(header.id_len..)?;
+        Some(header.stored_at)
+    })
+}
+
+/// An entry's header.
+struct Header {
+    verdict: Verdict,
+    stored_at: u64,
+    id_len: usize,
+}
+
+/// The header in front of `bytes` and what follows it.
+fn read_header(bytes: &[u8]) -> Option<(Header, &[u8])> {
     let (&decision, rest) = bytes.split_first()?;
     let verdict = Verdict::from_wire(i32::from(decision))?;
     let (at, rest) = rest.split_at_checked(8)?;
     let (len, rest) = rest.split_at_checked(4)?;
-    let stored_at = u64::from_le_bytes(at.try_into().ok()?);
-    let len = usize::try_from(u32::from_le_bytes(len.try_into().ok()?)).ok()?;
-    let (id, tail) = rest.split_at_checked(len)?;
+    let header = Header {
+        verdict,
+        stored_at: u64::from_le_bytes(at.try_into().ok()?),
+        id_len: usize::try_from(u32::from_le_bytes(len.try_into().ok()?)).ok()?,
+    };
+    Some((header, rest))
+}
+
+fn read(bytes: &[u8]) -> Option<(Entry<'_>, &[u8])> {
+    let (header, rest) = read_header(bytes)?;
+    let (id, tail) = rest.split_at_checked(header.id_len)?;
     let id = core::str::from_utf8(id).ok()?;
-    let total = HEADER_BYTES.checked_add(len)?;
+    let total = HEADER_BYTES.checked_add(header.id_len)?;
     let entry = Entry {
         id,
-        verdict,
-        stored_at,
+        verdict: header.verdict,
+        stored_at: header.stored_at,
         bytes: bytes.get(..total)?,
     };
     Some((entry, tail))
@@ -94,5 +123,11 @@ mod tests {
             assert!(entries(&j[..cut]).count() <= 2, "no panic at {cut}");
         }
         assert_eq!(entries(&[3, 0, 0]).count(), 0, "PENDING is no verdict");
+        let times: Vec<u64> = stored_times(&j).collect();
+        assert_eq!(times, [7, u64::MAX], "headers alone, the same walk");
+        for cut in 0..j.len() {
+            let whole = entries(&j[..cut]).count();
+            assert_eq!(stored_times(&j[..cut]).count(), whole, "same stop at {cut}");
+        }
     }
 }

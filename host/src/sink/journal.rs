@@ -7,7 +7,8 @@
 //!   kept as the guest wrote them, oldest first; the host never needs to
 //!   understand more than their header.
 //! * Each call's journal is kept whole, as the guest returned it (moved,
-//!   not copied per entry): the ingest path pays one header walk per call.
+//!   not copied per entry): the ingest path pays one walk of the entries'
+//!   headers per call (not of their ids: UTF-8 checks were most of it).
 //! * Small journals (a `deliver`'s one entry, a frame or two) join the
 //!   newest chunk while it holds fewer than [`TAIL_ENTRIES`] entries, so a
 //!   stream of single verdicts costs no allocation and no chunk each.
@@ -60,9 +61,9 @@ impl VerdictJournal {
         if bytes.is_empty() || self.capacity == 0 {
             return;
         }
-        let (entries, newest) = journal::entries(&bytes).fold((0usize, 0u64), |(n, newest), e| {
-            (n + 1, newest.max(e.stored_at))
-        });
+        // Headers only: the ids are the fresh guest's to check, if ever.
+        let (entries, newest) = journal::stored_times(&bytes)
+            .fold((0usize, 0u64), |(n, newest), at| (n + 1, newest.max(at)));
         if entries == 0 {
             return;
         }
