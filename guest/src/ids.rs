@@ -13,8 +13,10 @@
 //!   verdict is remembered for it, never both: a registration on a
 //!   remembered id settles at once, and a verdict turns the id's waiters
 //!   into its memory. The entry holds the id itself (inline when short) and
-//!   a stamp no other entry ever gets; a waiter holds `(hash, stamp)`, so
-//!   "is this waiter on this id" is an integer compare.
+//!   a stamp no other *live* entry has (a removed entry's stamp is reused);
+//!   a waiter holds `(hash, stamp)`, so "is this waiter on this id" is an
+//!   integer compare. No waiter outlives its id's entry (an entry goes only
+//!   once nobody waits on it), so no waiter ever holds a reused stamp.
 //! * `tokens` lists the tokens registered on the id, with lazy deletion: a
 //!   token counts only while the registry's waiter map has it on this very
 //!   id (tokens may be reused); the list is compacted once stale tokens
@@ -189,9 +191,9 @@ enum State {
 /// evicting at capacity costs).
 struct IdState {
     key: Key,
-    /// Unique for the table's lifetime: how a waiter names its id's entry
+    /// Unique among live entries: how a waiter names its id's entry
     /// ([`IdRef`]) without holding a copy of the id.
-    stamp: u64,
+    stamp: u32,
     state: State,
 }
 
@@ -214,11 +216,14 @@ impl IdState {
 /// How a waiter names its id's entry: the id's hash and the entry's stamp,
 /// so cancel and expiry find it without hashing or comparing the id, and a
 /// token is "on this id" iff its waiter holds this very `IdRef` (tokens
-/// may be reused; stamps are never).
+/// may be reused; a stamp names one live entry). Packed to 12 bytes, so a
+/// waiter stays 24 bytes on wasm32 (the waiter map's entry, 32 with its
+/// token, is most of the memory a pending waiter costs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, packed(4))]
 pub struct IdRef {
     hash: u64,
-    stamp: u64,
+    stamp: u32,
 }
 
 /// The waiters that a newly remembered verdict must now resolve: their
@@ -236,7 +241,11 @@ pub struct IdTable {
     hasher: SeededState,
     order: VecDeque<(u64, u32, u64)>,
     generation: u32,
-    stamp: u64,
+    /// Stamps of removed entries, for reuse; `next_stamp` has never been
+    /// used. Live entries never number 2^32 in a 4 GiB memory, so stamps
+    /// never run out.
+    free_stamps: Vec<u32>,
+    next_stamp: u32,
     remembered: usize,
     waiting: usize,
     capacity: usize,
@@ -253,7 +262,8 @@ impl IdTable {
             hasher: seeded(hash_seed),
             order: VecDeque::new(),
             generation: 0,
-            stamp: 0,
+            free_stamps: Vec::new(),
+            next_stamp: 0,
             remembered: 0,
             waiting: 0,
             capacity: capacity as usize,
@@ -311,7 +321,7 @@ impl IdTable {
             .map(|m| now.saturating_sub(m.stored_at) > self.ttl_ns)?;
         if stale {
             // Remembered: nobody waits on it, so the entry goes whole.
-            entry.remove();
+            self.free_stamps.push(entry.remove().0.stamp);
             self.remembered -= 1;
             self.evictions += 1;
             return None;
@@ -327,23 +337,25 @@ impl IdTable {
     pub fn add_token(&mut self, id: &str, token: u64) -> Result<IdRef, Verdict> {
         let hasher = &self.hasher;
         let hash = hasher.hash_one(id);
-        let stamp = self.stamp.wrapping_add(1);
-        let entry = self
-            .table
-            .entry(hash, |e| e.key.is(id), |e| hasher.hash_one(e.key.as_str()))
-            .or_insert_with(|| IdState {
-                key: Key::new(id),
-                stamp,
-                state: State::Waiting {
-                    tokens: Tokens::Empty,
-                    live: 0,
-                },
-            })
-            .into_mut();
-        if entry.stamp == stamp {
-            // Inserted just now: stamps only grow, so no older entry has it.
-            self.stamp = stamp;
-        }
+        let entry =
+            match self
+                .table
+                .entry(hash, |e| e.key.is(id), |e| hasher.hash_one(e.key.as_str()))
+            {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(vacant) => {
+                    let stamp = take_stamp(&mut self.free_stamps, &mut self.next_stamp);
+                    let entry = vacant.insert(IdState {
+                        key: Key::new(id),
+                        stamp,
+                        state: State::Waiting {
+                            tokens: Tokens::Empty,
+                            live: 0,
+                        },
+                    });
+                    entry.into_mut()
+                }
+            };
         let (tokens, live) = match &mut entry.state {
             State::Waiting { tokens, live } => (tokens, live),
             State::Remembered(memory) => return Err(memory.verdict),
@@ -373,7 +385,7 @@ impl IdTable {
         *live = live.saturating_sub(1);
         if *live == 0 {
             self.waiting = self.waiting.saturating_sub(1);
-            entry.remove();
+            self.free_stamps.push(entry.remove().0.stamp);
         } else if tokens.len() > 2 * *live as usize + 8 {
             // Keep each live token of this id once (a token reused on the
             // same id may be listed twice).
@@ -415,10 +427,9 @@ impl IdTable {
                 Entry::Occupied(entry) => entry,
                 Entry::Vacant(vacant) => {
                     if keep {
-                        self.stamp = self.stamp.wrapping_add(1);
                         vacant.insert(IdState {
                             key: Key::new(id),
-                            stamp: self.stamp,
+                            stamp: take_stamp(&mut self.free_stamps, &mut self.next_stamp),
                             state: memory(),
                         });
                         self.note_remembered(hash, generation, now);
@@ -452,7 +463,7 @@ impl IdTable {
             state.state = memory();
             self.note_remembered(hash, generation, now);
         } else {
-            entry.remove();
+            self.free_stamps.push(entry.remove().0.stamp);
         }
         (Remembered::New, waiting)
     }
@@ -481,10 +492,9 @@ impl IdTable {
             // verdict is never overwritten.
             Entry::Occupied(_) => return false,
             Entry::Vacant(vacant) => {
-                self.stamp = self.stamp.wrapping_add(1);
                 vacant.insert(IdState {
                     key: Key::new(id),
-                    stamp: self.stamp,
+                    stamp: take_stamp(&mut self.free_stamps, &mut self.next_stamp),
                     state: memory,
                 });
             }
@@ -555,8 +565,17 @@ impl IdTable {
         let Ok(entry) = self.table.find_entry(hash, |e| e.remembers(generation)) else {
             return;
         };
-        entry.remove();
+        self.free_stamps.push(entry.remove().0.stamp);
         self.remembered -= 1;
         self.evictions += 1;
     }
+}
+
+/// A stamp no live entry has: a removed entry's, or a new one.
+fn take_stamp(free: &mut Vec<u32>, next: &mut u32) -> u32 {
+    free.pop().unwrap_or_else(|| {
+        let stamp = *next;
+        *next = stamp.wrapping_add(1);
+        stamp
+    })
 }
