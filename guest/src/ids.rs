@@ -127,9 +127,10 @@ struct Memory {
 const INLINE_ID: usize = 23;
 
 /// A request id, kept inside its entry when it is short (most are), so
-/// finding, comparing and dropping it touches the entry's own cache line
-/// and no allocation: the evicted entry's separate `Rc<str>` was one more
-/// cold line and a `free` per verdict at capacity (BENCHMARKS.md Run N).
+/// comparing it reads the entry's own cache line and a new id allocates
+/// nothing: the interned `Rc<str>` this replaced cost an allocation per
+/// new id and a `free` per eviction (BENCHMARKS.md Run N: with the rest of
+/// that run, ~560 fewer instructions per resolving frame).
 enum Key {
     /// Up to [`INLINE_ID`] bytes; `len` is the length plus one (its zero
     /// is the niche that tells a boxed key apart).
@@ -142,22 +143,6 @@ enum Key {
 }
 
 impl Key {
-    fn new(id: &str) -> Key {
-        let len = u8::try_from(id.len() + 1)
-            .ok()
-            .and_then(core::num::NonZeroU8::new);
-        match (len, id.len() <= INLINE_ID) {
-            (Some(len), true) => {
-                let mut bytes = [0; INLINE_ID];
-                if let Some(head) = bytes.get_mut(..id.len()) {
-                    head.copy_from_slice(id.as_bytes());
-                }
-                Key::Inline { len, bytes }
-            }
-            _ => Key::Boxed(Box::from(id)),
-        }
-    }
-
     fn bytes(&self) -> &[u8] {
         match self {
             Key::Inline { len, bytes } => {
@@ -167,14 +152,77 @@ impl Key {
         }
     }
 
-    fn is(&self, id: &str) -> bool {
-        self.bytes() == id.as_bytes()
+    /// Whether this is the id `probe` looks for.
+    fn matches(&self, probe: &Probe<'_>) -> bool {
+        match (self, probe) {
+            (Key::Inline { len, bytes }, Probe::Short { len: l, bytes: b }) => {
+                len == l && words(bytes) == words(b)
+            }
+            (Key::Boxed(id), Probe::Long(wanted)) => id.as_bytes() == wanted.as_bytes(),
+            _ => false,
+        }
     }
 
     /// The id (made from a `&str`, so always UTF-8).
     fn as_str(&self) -> &str {
         core::str::from_utf8(self.bytes()).unwrap_or_default()
     }
+}
+
+/// An id being looked up, prepared once per lookup: a short one padded as
+/// an inline [`Key`] is, so comparing it with an entry's key is a length
+/// and three word compares. (A slice compare is a call to `memcmp`, a byte
+/// loop in wasm: ~250 instructions per resolving frame, BENCHMARKS.md Run
+/// N.)
+enum Probe<'a> {
+    /// At most [`INLINE_ID`] bytes, zero-padded.
+    Short {
+        len: core::num::NonZeroU8,
+        bytes: [u8; INLINE_ID],
+    },
+    /// A longer id.
+    Long(&'a str),
+}
+
+impl<'a> Probe<'a> {
+    fn new(id: &'a str) -> Self {
+        let len = u8::try_from(id.len() + 1)
+            .ok()
+            .and_then(core::num::NonZeroU8::new);
+        match (len, id.len() <= INLINE_ID) {
+            (Some(len), true) => {
+                let mut bytes = [0; INLINE_ID];
+                if let Some(head) = bytes.get_mut(..id.len()) {
+                    head.copy_from_slice(id.as_bytes());
+                }
+                Probe::Short { len, bytes }
+            }
+            _ => Probe::Long(id),
+        }
+    }
+
+    /// The key an entry for this id holds.
+    fn key(&self) -> Key {
+        match self {
+            Probe::Short { len, bytes } => Key::Inline {
+                len: *len,
+                bytes: *bytes,
+            },
+            Probe::Long(id) => Key::Boxed(Box::from(*id)),
+        }
+    }
+}
+
+/// A padded inline id as three words (the last overlaps the second by a
+/// byte: equal words, equal bytes).
+fn words(bytes: &[u8; INLINE_ID]) -> [u64; 3] {
+    let word = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    [word(0), word(8), word(INLINE_ID - 8)]
 }
 
 /// What the table holds for an id: waiters, or its remembered verdict,
@@ -312,7 +360,8 @@ impl IdTable {
             return None;
         }
         let hash = self.hasher.hash_one(id);
-        let Ok(entry) = self.table.find_entry(hash, |e| e.key.is(id)) else {
+        let probe = Probe::new(id);
+        let Ok(entry) = self.table.find_entry(hash, |e| e.key.matches(&probe)) else {
             return None;
         };
         let stale = entry
@@ -337,25 +386,26 @@ impl IdTable {
     pub fn add_token(&mut self, id: &str, token: u64) -> Result<IdRef, Verdict> {
         let hasher = &self.hasher;
         let hash = hasher.hash_one(id);
-        let entry =
-            match self
-                .table
-                .entry(hash, |e| e.key.is(id), |e| hasher.hash_one(e.key.as_str()))
-            {
-                Entry::Occupied(entry) => entry.into_mut(),
-                Entry::Vacant(vacant) => {
-                    let stamp = take_stamp(&mut self.free_stamps, &mut self.next_stamp);
-                    let entry = vacant.insert(IdState {
-                        key: Key::new(id),
-                        stamp,
-                        state: State::Waiting {
-                            tokens: Tokens::Empty,
-                            live: 0,
-                        },
-                    });
-                    entry.into_mut()
-                }
-            };
+        let probe = Probe::new(id);
+        let entry = match self.table.entry(
+            hash,
+            |e| e.key.matches(&probe),
+            |e| hasher.hash_one(e.key.as_str()),
+        ) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(vacant) => {
+                let stamp = take_stamp(&mut self.free_stamps, &mut self.next_stamp);
+                let entry = vacant.insert(IdState {
+                    key: probe.key(),
+                    stamp,
+                    state: State::Waiting {
+                        tokens: Tokens::Empty,
+                        live: 0,
+                    },
+                });
+                entry.into_mut()
+            }
+        };
         let (tokens, live) = match &mut entry.state {
             State::Waiting { tokens, live } => (tokens, live),
             State::Remembered(memory) => return Err(memory.verdict),
@@ -409,6 +459,7 @@ impl IdTable {
         self.evict(now);
         let hasher = &self.hasher;
         let hash = hasher.hash_one(id);
+        let probe = Probe::new(id);
         let keep = self.capacity > 0;
         let generation = self.generation.wrapping_add(1);
         let memory = || {
@@ -419,24 +470,24 @@ impl IdTable {
                 generation,
             })
         };
-        let mut entry =
-            match self
-                .table
-                .entry(hash, |e| e.key.is(id), |e| hasher.hash_one(e.key.as_str()))
-            {
-                Entry::Occupied(entry) => entry,
-                Entry::Vacant(vacant) => {
-                    if keep {
-                        vacant.insert(IdState {
-                            key: Key::new(id),
-                            stamp: take_stamp(&mut self.free_stamps, &mut self.next_stamp),
-                            state: memory(),
-                        });
-                        self.note_remembered(hash, generation, now);
-                    }
-                    return (Remembered::New, None);
+        let mut entry = match self.table.entry(
+            hash,
+            |e| e.key.matches(&probe),
+            |e| hasher.hash_one(e.key.as_str()),
+        ) {
+            Entry::Occupied(entry) => entry,
+            Entry::Vacant(vacant) => {
+                if keep {
+                    vacant.insert(IdState {
+                        key: probe.key(),
+                        stamp: take_stamp(&mut self.free_stamps, &mut self.next_stamp),
+                        state: memory(),
+                    });
+                    self.note_remembered(hash, generation, now);
                 }
-            };
+                return (Remembered::New, None);
+            }
+        };
         let state = entry.get_mut();
         let (tokens, live) = match &mut state.state {
             State::Remembered(memory) => {
@@ -477,6 +528,7 @@ impl IdTable {
         }
         let hasher = &self.hasher;
         let hash = hasher.hash_one(id);
+        let probe = Probe::new(id);
         let generation = self.generation.wrapping_add(1);
         let memory = State::Remembered(Memory {
             verdict,
@@ -484,16 +536,17 @@ impl IdTable {
             stored_at,
             generation,
         });
-        match self
-            .table
-            .entry(hash, |e| e.key.is(id), |e| hasher.hash_one(e.key.as_str()))
-        {
+        match self.table.entry(
+            hash,
+            |e| e.key.matches(&probe),
+            |e| hasher.hash_one(e.key.as_str()),
+        ) {
             // A fresh instance has no waiters yet, and a remembered
             // verdict is never overwritten.
             Entry::Occupied(_) => return false,
             Entry::Vacant(vacant) => {
                 vacant.insert(IdState {
-                    key: Key::new(id),
+                    key: probe.key(),
                     stamp: take_stamp(&mut self.free_stamps, &mut self.next_stamp),
                     state: memory,
                 });
@@ -578,4 +631,35 @@ fn take_stamp(free: &mut Vec<u32>, next: &mut u32) -> u32 {
         *next = stamp.wrapping_add(1);
         stamp
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::String;
+
+    /// Every byte of a short id counts, its length too (an id may end in
+    /// NUL bytes, which padding also is), and short and long never match.
+    #[test]
+    fn a_key_matches_exactly_its_own_id() {
+        let mut ids: Vec<String> = ["", "a", "a\0", "a\0\0"].map(String::from).to_vec();
+        for len in [7, 8, 9, 15, 16, 22, 23, 24, 40] {
+            let base = "k".repeat(len);
+            ids.push(base.clone());
+            for at in 0..len {
+                let mut changed = base.clone().into_bytes();
+                changed[at] = b'x';
+                ids.push(String::from_utf8(changed).unwrap());
+            }
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let key = Probe::new(id).key();
+            assert_eq!(key.as_str(), id);
+            for (j, other) in ids.iter().enumerate() {
+                assert_eq!(key.matches(&Probe::new(other)), i == j, "{id:?} vs {other:?}");
+            }
+        }
+        assert!(matches!(Probe::new(&"k".repeat(23)).key(), Key::Inline { .. }));
+        assert!(matches!(Probe::new(&"k".repeat(24)).key(), Key::Boxed(_)));
+    }
 }
