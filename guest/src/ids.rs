@@ -236,7 +236,10 @@ enum State {
 }
 
 /// One request id, in one cache line (the oldest entry's line is what
-/// evicting at capacity costs).
+/// evicting at capacity costs). Aligned to the line, so the table's
+/// buckets are too: unaligned, most entries straddled two lines, and every
+/// lookup, insert and eviction touched both (BENCHMARKS.md Run N).
+#[repr(align(64))]
 struct IdState {
     key: Key,
     /// Unique among live entries: how a waiter names its id's entry
@@ -246,7 +249,7 @@ struct IdState {
 }
 
 #[cfg(target_pointer_width = "32")]
-const _: () = assert!(core::mem::size_of::<IdState>() <= 64);
+const _: () = assert!(core::mem::size_of::<IdState>() == 64);
 
 impl IdState {
     fn memory(&self) -> Option<&Memory> {
