@@ -292,9 +292,10 @@ pub struct IdTable {
     hasher: SeededState,
     order: VecDeque<(u64, u32, u64)>,
     generation: u32,
-    /// Stamps of removed entries, for reuse; `next_stamp` has never been
-    /// used. Live entries never number 2^32 in a 4 GiB memory, so stamps
-    /// never run out.
+    /// Stamps of removed entries, for reuse (4 bytes for each entry the
+    /// table held at its fullest); `next_stamp` has never been used. Live
+    /// entries never number 2^32 in a 4 GiB memory, so stamps never run
+    /// out.
     free_stamps: Vec<u32>,
     next_stamp: u32,
     remembered: usize,
@@ -659,10 +660,17 @@ mod tests {
             let key = Probe::new(id).key();
             assert_eq!(key.as_str(), id);
             for (j, other) in ids.iter().enumerate() {
-                assert_eq!(key.matches(&Probe::new(other)), i == j, "{id:?} vs {other:?}");
+                assert_eq!(
+                    key.matches(&Probe::new(other)),
+                    i == j,
+                    "{id:?} vs {other:?}"
+                );
             }
         }
-        assert!(matches!(Probe::new(&"k".repeat(23)).key(), Key::Inline { .. }));
+        assert!(matches!(
+            Probe::new(&"k".repeat(23)).key(),
+            Key::Inline { .. }
+        ));
         assert!(matches!(Probe::new(&"k".repeat(24)).key(), Key::Boxed(_)));
     }
 }

@@ -14,7 +14,8 @@
 //!   token is in the token list of its own id. Removing one waiter leaves
 //!   its token in the list (lazy deletion, like the deadline queue's): a
 //!   token counts for an id only while `waiters` has it *on that id*
-//!   (equal `IdRef`s; tokens may be reused, stamps never), and a list is
+//!   (equal `IdRef`s: tokens may be reused; a stamp names one live entry,
+//!   and no waiter outlives its id's entry), and a list is
 //!   compacted once stale tokens outnumber live ones, so k timeouts or
 //!   cancels on one id cost O(k), not O(k²).
 //! * Every pending waiter has a live entry in `deadlines`; an entry is live
