@@ -4,6 +4,7 @@
 //!
 //! * [`registry`]: the pure, clock-generic core (waiters, tokens, fan-out);
 //! * [`deadlines`]: the deadline queue with lazy deletion;
+//! * [`waiters`]: the pending waiters by token;
 //! * [`ids`]: per request id, its waiters' tokens and its remembered verdict
 //!   (the verdict memory of S4 and S15, bounded by capacity and TTL);
 //! * [`journal`]: newly remembered verdicts as bytes, for the host to carry
@@ -44,6 +45,7 @@ pub mod registry;
 pub mod stats;
 pub mod trust;
 pub mod verdict;
+pub mod waiters;
 pub mod window;
 pub mod wire;
 

@@ -35,19 +35,18 @@
 //! * Nothing here panics on any input: all arithmetic on times saturates, no
 //!   indexing, no `unwrap`.
 
-use crate::config::{Config, SeededState, seeded};
+use crate::config::Config;
 use crate::deadlines::DeadlineQueue;
-use crate::ids::{IdRef, IdTable, Remembered, Waiting};
+use crate::ids::{IdTable, Remembered, Waiting};
 use crate::journal;
 use crate::stats::Stats;
 use crate::trust::{AuthFailure, TrustedKeys};
 pub use crate::verdict::{Completion, Registered, Reply};
 use crate::verdict::{Decider, Outcome, Verdict};
+use crate::waiters::{Waiter, Waiters};
 use crate::window::SeqWindow;
 use crate::wire;
 use alloc::vec::Vec;
-use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
 
 /// Where the registry reads the time: monotonic nanoseconds (the host's
 /// `clock.now` import in the guest, a manual clock in tests).
@@ -76,22 +75,11 @@ pub enum RegistryError {
     Unauthenticated(AuthFailure),
 }
 
-struct Waiter {
-    /// Its id's entry in the [`IdTable`].
-    id: IdRef,
-    deadline: u64,
-    reply: Reply,
-}
-
-// A million pending waiters cost a million of these (and their tokens).
-#[cfg(target_pointer_width = "32")]
-const _: () = assert!(core::mem::size_of::<Waiter>() <= 24);
-
 /// The waiter registry. See the module docs for its invariants.
 pub struct Registry<C> {
     clock: C,
     config: Config,
-    waiters: HashMap<u64, Waiter, SeededState>,
+    waiters: Waiters,
     ids: IdTable,
     deadlines: DeadlineQueue,
     outbox: Vec<Completion>,
@@ -109,7 +97,7 @@ impl<C: TimeSource> Registry<C> {
         Registry {
             clock,
             config,
-            waiters: HashMap::with_hasher(seeded(config.hash_seed)),
+            waiters: Waiters::with_capacity(0, config.hash_seed),
             ids: IdTable::new(
                 config.verdict_cache_capacity,
                 config.verdict_cache_ttl_ns,
@@ -141,7 +129,7 @@ impl<C: TimeSource> Registry<C> {
         let n = presize.min(config.max_waiters as usize);
         // Nothing is pending: a new waiter map with the seed; the id table
         // (which may remember verdicts) rehashed with it.
-        self.waiters = HashMap::with_capacity_and_hasher(n, seeded(config.hash_seed));
+        self.waiters = Waiters::with_capacity(n, config.hash_seed);
         self.ids.reseed(config.hash_seed, n);
         self.deadlines.reserve(n);
         let now = self.clock.now_ns();
@@ -191,7 +179,7 @@ impl<C: TimeSource> Registry<C> {
         reply: Reply,
     ) -> Result<Registered, RegistryError> {
         self.check_id(id)?;
-        if self.waiters.contains_key(&waiter) {
+        if self.waiters.get(waiter).is_some() {
             return Err(RegistryError::DuplicateWaiter(waiter));
         }
         let now = self.clock.now_ns();
@@ -207,14 +195,12 @@ impl<C: TimeSource> Registry<C> {
             // Not reached after `remembered` above; settled the same way.
             Err(verdict) => return Ok(self.settle_early(verdict, reply)),
         };
-        self.waiters.insert(
-            waiter,
-            Waiter {
-                id,
-                deadline,
-                reply,
-            },
-        );
+        self.waiters.insert(Waiter {
+            token: waiter,
+            id,
+            deadline,
+            reply,
+        });
         self.deadlines.push(deadline, waiter);
         Ok(Registered::Pending(deadline))
     }
@@ -231,7 +217,7 @@ impl<C: TimeSource> Registry<C> {
 
     /// The deadline of a pending waiter.
     pub fn deadline_of(&self, waiter: u64) -> Option<u64> {
-        self.waiters.get(&waiter).map(|w| w.deadline)
+        self.waiters.get(waiter).map(|w| w.deadline)
     }
 
     /// Removes one waiter by token (S6, S7); false if it was not pending.
@@ -347,9 +333,8 @@ impl<C: TimeSource> Registry<C> {
             // A stale token may since have been reused on another id: one
             // lookup both checks the id (an `IdRef` compare) and takes the
             // waiter.
-            let entry = match self.waiters.entry(token) {
-                Entry::Occupied(e) if e.get().id == waiting_on => e.remove(),
-                _ => continue,
+            let Some(entry) = self.waiters.remove_if(token, |w| w.id == waiting_on) else {
+                continue;
             };
             woken = woken.saturating_add(1);
             self.finish(token, entry.reply, Outcome::Decided(verdict));
@@ -487,8 +472,8 @@ impl<C: TimeSource> Registry<C> {
 
     /// Whether `(deadline, token)` is the deadline of a pending waiter: the
     /// one liveness rule of the deadline queue.
-    fn is_live(waiters: &HashMap<u64, Waiter, SeededState>, token: u64, deadline: u64) -> bool {
-        waiters.get(&token).is_some_and(|w| w.deadline == deadline)
+    fn is_live(waiters: &Waiters, token: u64, deadline: u64) -> bool {
+        waiters.get(token).is_some_and(|w| w.deadline == deadline)
     }
 
     /// `n` waiters finished before their deadline; drops the stale
@@ -504,7 +489,7 @@ impl<C: TimeSource> Registry<C> {
         // not much larger than the queue.
         if waiters.capacity() <= 4 * self.deadlines.len() {
             self.deadlines
-                .rebuild(waiters.iter().map(|(&t, w)| (w.deadline, t)));
+                .rebuild(waiters.iter().map(|w| (w.deadline, w.token)));
         } else {
             self.deadlines.compact(|t, d| Self::is_live(waiters, t, d));
         }
@@ -513,10 +498,10 @@ impl<C: TimeSource> Registry<C> {
     /// Takes `waiter` out of the waiter map and its id's list; its deadline
     /// entry becomes stale.
     fn remove(&mut self, waiter: u64) -> Option<Waiter> {
-        let entry = self.waiters.remove(&waiter)?;
+        let entry = self.waiters.remove(waiter)?;
         let waiters = &self.waiters;
         self.ids.remove_token(entry.id, |t| {
-            waiters.get(&t).is_some_and(|w| w.id == entry.id)
+            waiters.get(t).is_some_and(|w| w.id == entry.id)
         });
         Some(entry)
     }
