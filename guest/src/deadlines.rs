@@ -11,8 +11,10 @@
 //! * Whether an entry is live is the owner's to say (a `live(token,
 //!   deadline)` predicate: tokens may be reused with another deadline), and
 //!   stale entries are skipped wherever the queue is read.
-//! * Stale entries are dropped when they outnumber the live ones, so memory
-//!   stays proportional to pending waiters however many finish early.
+//! * Stale entries are dropped (by the owner's [`DeadlineQueue::compact`]
+//!   or [`DeadlineQueue::rebuild`]) once `retire` says they outnumber the
+//!   live ones, so memory stays proportional to pending waiters however
+//!   many finish early.
 
 use alloc::collections::BinaryHeap;
 use core::cmp::Reverse;

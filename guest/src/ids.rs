@@ -268,8 +268,8 @@ impl IdState {
 /// so cancel and expiry find it without hashing or comparing the id, and a
 /// token is "on this id" iff its waiter holds this very `IdRef` (tokens
 /// may be reused; a stamp names one live entry). Packed to 12 bytes, so a
-/// waiter stays 24 bytes on wasm32 (the waiter map's entry, 32 with its
-/// token, is most of the memory a pending waiter costs).
+/// waiter, its token included, is 32 bytes on wasm32 (most of the memory
+/// a pending waiter costs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C, packed(4))]
 pub struct IdRef {
@@ -388,14 +388,8 @@ impl IdTable {
     /// never takes a waiter (callers ask [`IdTable::remembered`] first, which
     /// also drops a memory past its TTL).
     pub fn add_token(&mut self, id: &str, token: u64) -> Result<IdRef, Verdict> {
-        let hasher = &self.hasher;
-        let hash = hasher.hash_one(id);
-        let probe = Probe::new(id);
-        let entry = match self.table.entry(
-            hash,
-            |e| e.key.matches(&probe),
-            |e| hasher.hash_one(e.key.as_str()),
-        ) {
+        let (hash, probe, entry) = lookup(&mut self.table, &self.hasher, id);
+        let entry = match entry {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(vacant) => {
                 let stamp = take_stamp(&mut self.free_stamps, &mut self.next_stamp);
@@ -461,9 +455,6 @@ impl IdTable {
         // Whatever is past its TTL goes first, so a memory found below is
         // still remembered.
         self.evict(now);
-        let hasher = &self.hasher;
-        let hash = hasher.hash_one(id);
-        let probe = Probe::new(id);
         let keep = self.capacity > 0;
         let generation = self.generation.wrapping_add(1);
         let memory = || {
@@ -474,11 +465,8 @@ impl IdTable {
                 generation,
             })
         };
-        let mut entry = match self.table.entry(
-            hash,
-            |e| e.key.matches(&probe),
-            |e| hasher.hash_one(e.key.as_str()),
-        ) {
+        let (hash, probe, entry) = lookup(&mut self.table, &self.hasher, id);
+        let mut entry = match entry {
             Entry::Occupied(entry) => entry,
             Entry::Vacant(vacant) => {
                 if keep {
@@ -530,9 +518,6 @@ impl IdTable {
         if self.capacity == 0 || now.saturating_sub(stored_at) > self.ttl_ns {
             return false;
         }
-        let hasher = &self.hasher;
-        let hash = hasher.hash_one(id);
-        let probe = Probe::new(id);
         let generation = self.generation.wrapping_add(1);
         let memory = State::Remembered(Memory {
             verdict,
@@ -540,11 +525,8 @@ impl IdTable {
             stored_at,
             generation,
         });
-        match self.table.entry(
-            hash,
-            |e| e.key.matches(&probe),
-            |e| hasher.hash_one(e.key.as_str()),
-        ) {
+        let (hash, probe, entry) = lookup(&mut self.table, &self.hasher, id);
+        match entry {
             // A fresh instance has no waiters yet, and a remembered
             // verdict is never overwritten.
             Entry::Occupied(_) => return false,
@@ -626,6 +608,24 @@ impl IdTable {
         self.remembered -= 1;
         self.evictions += 1;
     }
+}
+
+/// `id`'s entry in `table`, occupied or vacant, with the id's hash and
+/// probe (for a new entry's key): one hash, one probe.
+#[inline]
+fn lookup<'t, 'i>(
+    table: &'t mut HashTable<IdState>,
+    hasher: &SeededState,
+    id: &'i str,
+) -> (u64, Probe<'i>, Entry<'t, IdState>) {
+    let hash = hasher.hash_one(id);
+    let probe = Probe::new(id);
+    let entry = table.entry(
+        hash,
+        |e| e.key.matches(&probe),
+        |e| hasher.hash_one(e.key.as_str()),
+    );
+    (hash, probe, entry)
 }
 
 /// A stamp no live entry has: a removed entry's, or a new one.
