@@ -1,7 +1,8 @@
 //! Limits, cache settings and the hash seed of a registry (S4, S11, S13,
-//! S20), and their
-//! defaults: the one place each default is written. The host's `SinkConfig`
-//! and the gRPC source derive theirs from [`Config::default`].
+//! S20), and their defaults: [`Config::DEFAULT`] is the one place each
+//! default is written (SPEC.md §6). The Rust host's `SinkConfig` and the
+//! gateway's limits derive theirs from it; other hosts read it from the
+//! component (`registry.default-config`).
 
 /// Limits and cache settings (S4, S11, S13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,19 +31,23 @@ const SECOND_NS: u64 = 1_000_000_000;
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            max_waiters: 1_000_000,
-            max_request_id_bytes: 256,
-            max_frame_bytes: 64 * 1024,
-            verdict_cache_capacity: 10_000,
-            verdict_cache_ttl_ns: 60 * SECOND_NS,
-            max_timeout_ns: 24 * 3600 * SECOND_NS,
-            hash_seed: 0,
-        }
+        Self::DEFAULT
     }
 }
 
 impl Config {
+    /// Every default, as a constant (so other crates' constants can derive
+    /// from it).
+    pub const DEFAULT: Config = Config {
+        max_waiters: 1_000_000,
+        max_request_id_bytes: 256,
+        max_frame_bytes: 64 * 1024,
+        verdict_cache_capacity: 10_000,
+        verdict_cache_ttl_ns: 60 * SECOND_NS,
+        max_timeout_ns: 24 * 3600 * SECOND_NS,
+        hash_seed: 0,
+    };
+
     /// Why this configuration cannot be used, if it cannot.
     pub fn problem(&self) -> Option<&'static str> {
         if self.max_waiters == 0 {

@@ -228,6 +228,19 @@ impl IngestTotals {
 }
 
 impl RegistryGuest for Component {
+    fn default_config() -> Config {
+        let d = crate::config::Config::DEFAULT;
+        Config {
+            max_waiters: d.max_waiters,
+            max_request_id_bytes: d.max_request_id_bytes,
+            max_frame_bytes: d.max_frame_bytes,
+            verdict_cache_capacity: d.verdict_cache_capacity,
+            verdict_cache_ttl_ns: d.verdict_cache_ttl_ns,
+            max_timeout_ns: d.max_timeout_ns,
+            hash_seed: d.hash_seed,
+        }
+    }
+
     fn configure(cfg: Config) -> Result<(), SinkError> {
         let config = crate::config::Config {
             max_waiters: cfg.max_waiters,
@@ -274,8 +287,6 @@ impl RegistryGuest for Component {
 
     fn resolve(request_id: String, decision: Decision) -> Result<Batch, SinkError> {
         with_registry(|r| {
-            // Not journaled: the caller knows the verdict it delivered and
-            // journals it itself (S18), so no journal bytes cross back.
             r.resolve(&request_id, decision.into())?;
             Ok(drain(r))
         })

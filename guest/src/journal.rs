@@ -1,14 +1,15 @@
 //! The verdict journal: how the verdict memory survives a reset (S18).
 //!
-//! Every verdict a frame makes the registry newly remember is appended to a
-//! flat byte buffer that the next export call hands to the host (one
-//! `list<u8>`, no per-verdict string); a direct `resolve` is journaled by
-//! its caller, who knows the verdict. The host keeps the entries, bounded like the memory
+//! Every verdict the registry newly remembers (from a frame, a `resolve` or
+//! an `apply`) is appended to a flat byte buffer that the next export call
+//! hands to the host (one `list<u8>`, no per-verdict string), so no host
+//! writes entries of its own. The host keeps them, bounded like the memory
 //! itself, and gives them to a fresh instance after a trap
 //! ([`crate::registry::Registry::restore`]), so a verdict applied before the
 //! trap stays final after it.
 //!
-//! One entry: the decision (1 approved, 2 denied) as one byte, the time it
+//! The format (SPEC.md §5.6, vectors in `tests/vectors/journal.json`) is
+//! this module's; one entry: the decision (1 approved, 2 denied) as one byte, the time it
 //! was remembered as a little-endian `u64`, the request id's length as a
 //! little-endian `u32`, then the id's UTF-8 bytes. [`entries`] reads them
 //! back without trusting the bytes: a malformed buffer ends the walk, it

@@ -2,7 +2,9 @@
 //!
 //! [`ApprovalSink`] embeds the `approval-registry` component (built from
 //! `approval-guest` by this crate's `build.rs`) and exposes the original
-//! sink's async Rust API on top of it. Module map:
+//! sink's async Rust API on top of it (SPEC.md §2). This crate holds no
+//! transport: the gateway's gRPC stream is `approval-grpc`, the NATS log
+//! `approval-nats`, the development gateway `approval-gateway`. Module map:
 //!
 //! * [`sink`]: the public API, waiter futures, trap recovery, the timer task;
 //! * `adapter`: owns the wasmtime `Store`, one plain call per export, and
@@ -15,14 +17,11 @@
 //! * `config`, `stats`, `report`, `outcome`, `error`: the public value types;
 //! * [`trust`]: reviewer keys: trusted public keys, signing, who decided (S17);
 //! * [`inspect`]: what a component file is (world, imports, exports);
-//! * [`sources`]: event sources (gRPC, any `AsyncRead`) and the pump;
-//! * [`gateway`] (feature `gateway`): a development gateway (tonic server)
-//!   for the CLI and tests;
-//! * [`nats`] (feature `nats`): NATS JetStream as the shared log of many
-//!   machines: subjects, log id, conditional publishing of verdicts.
+//! * [`sources`]: the event-source traits, the pump (with durable lookups)
+//!   and [`ReaderSource`](sources::ReaderSource).
 //!
 //! The CLI lives in its own crate (`host/cli`), so a library user compiles
-//! neither clap nor the gateway.
+//! neither clap nor a transport it does not use.
 
 #![warn(missing_docs)]
 // Nothing the guest or the network controls may panic the host.
@@ -34,12 +33,8 @@ pub mod clock;
 pub mod component;
 mod config;
 mod error;
-#[cfg(feature = "gateway")]
-pub mod gateway;
 mod imports;
 pub mod inspect;
-#[cfg(feature = "nats")]
-pub mod nats;
 mod outcome;
 mod report;
 pub mod sink;
@@ -47,6 +42,12 @@ mod slots;
 pub mod sources;
 mod stats;
 pub mod trust;
+
+#[cfg(test)]
+mod defaults;
+#[cfg(test)]
+#[path = "../../tests/vectors/golden.rs"]
+mod golden;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{MAX_CALL_BUDGET, MAX_CRASH_LOOP_BACKOFF, SinkConfig};

@@ -6,13 +6,18 @@
 
 use approval_guest::stats::Stats as GuestStats;
 
-/// Counters only the host keeps (they survive a reset of the guest).
+/// Counters only the host keeps (they survive a reset of the guest);
+/// the sink's core counts them.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct HostCounters {
-    pub resets: u64,
-    pub traps: u64,
-    pub oversized_frames: u64,
-    pub rejected_verdicts: u64,
+    /// Instances replaced after a fault.
+    pub(crate) resets: u64,
+    /// Messages sources skipped as over `max_frame_bytes`.
+    pub(crate) oversized_frames: u64,
+    /// Non-verdicts the direct API refused before any guest call.
+    pub(crate) rejected_verdicts: u64,
+    /// Guest calls made.
+    pub(crate) guest_calls: u64,
 }
 
 macro_rules! define_host_stats {
@@ -28,6 +33,9 @@ macro_rules! define_host_stats {
             /// Messages an event source skipped because they were over
             /// `max_frame_bytes` (host-side: they never reach the guest).
             pub oversized_frames: u64,
+            /// Calls into the guest (host-side): waits and cancels reach it
+            /// in batches, so a burst of waits costs far fewer calls.
+            pub guest_calls: u64,
         }
 
         impl Stats {
@@ -38,8 +46,9 @@ macro_rules! define_host_stats {
                 let mut stats = Stats {
                     $($name: guest.$name,)*
                     resets: host.resets,
-                    traps: host.traps,
+                    traps: host.resets,
                     oversized_frames: host.oversized_frames,
+                    guest_calls: host.guest_calls,
                 };
                 stats.malformed = stats.malformed.saturating_add(host.rejected_verdicts);
                 stats

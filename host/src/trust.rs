@@ -221,13 +221,13 @@ pub struct Resolution {
 
 /// The longest a guest call may spend verifying signatures, as a share of
 /// the call budget: the rest is headroom for a slow or busy machine.
-const VERIFY_SHARE_OF_BUDGET: u32 = 4;
+pub(crate) const VERIFY_SHARE_OF_BUDGET: u32 = 4;
 /// A pessimistic cost of one Ed25519 verification in the guest (measured
 /// 146-176 us under Cranelift, ~410 us with the other core busy).
-const VERIFY_COST: std::time::Duration = std::time::Duration::from_micros(500);
+pub(crate) const VERIFY_COST: std::time::Duration = std::time::Duration::from_micros(500);
 /// The smallest signed verdict frame: a one-byte id, a one-byte key id and
 /// the 64-byte signature, with the tags and the sequence fields.
-const MIN_SIGNED_FRAME_BYTES: usize = 87;
+pub(crate) const MIN_SIGNED_FRAME_BYTES: usize = 87;
 
 /// How many stream bytes one guest call may take while trusted keys are
 /// configured, so that verifying every verdict in them stays well under
@@ -273,6 +273,44 @@ mod tests {
         // A tiny budget still makes progress, one frame's worth at a time.
         assert_eq!(signed_chunk_bytes(Duration::from_nanos(1)), 87);
         assert!(signed_chunk_bytes(crate::MAX_CALL_BUDGET) > 0);
+    }
+
+    /// `tests/vectors/signing.json`: the host signs exactly what the guest
+    /// verifies, and writes the key's `.pub` line from its bytes.
+    #[test]
+    fn reviewer_keys_sign_the_signing_vectors() {
+        use crate::golden;
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let vectors = golden::read("signing.json");
+        let key = &vectors["key"];
+        let seed: [u8; 32] = golden::unhex(key["seed"].as_str().unwrap())
+            .try_into()
+            .unwrap();
+        let pem = SigningKey::from_bytes(&seed)
+            .to_pkcs8_pem(Default::default())
+            .unwrap();
+        let reviewer = ReviewerKey::from_pem(key["id"].as_str().unwrap(), &pem).unwrap();
+        let public = golden::unhex(key["public_key"].as_str().unwrap());
+        assert_eq!(reviewer.trusted().public_key[..], public[..]);
+        assert_eq!(
+            TrustedKey::parse(&reviewer.trusted().to_line()).unwrap(),
+            reviewer.trusted()
+        );
+        for v in vectors["verdicts"].as_array().unwrap() {
+            let mut resolved = ApprovalResolved {
+                request_id: v["request_id"].as_str().unwrap().into(),
+                decision: v["decision"].as_i64().unwrap() as i32,
+                reviewer: v["reviewer"].as_str().unwrap().into(),
+                resolved_at_unix_ms: v["resolved_at_unix_ms"].as_str().unwrap().parse().unwrap(),
+                ..Default::default()
+            };
+            reviewer.sign(&mut resolved);
+            assert_eq!(resolved.key_id, reviewer.id());
+            assert_eq!(
+                golden::hex(&resolved.signature),
+                v["signature"].as_str().unwrap()
+            );
+        }
     }
 
     #[test]

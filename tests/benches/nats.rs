@@ -11,10 +11,12 @@
 //! `APPROVAL_BENCH_QUICK=1` for a short smoke run;
 //! `NATS_BENCH_THROUGHPUT_ONLY=1` for the throughput rows alone.
 
-use approval_host::gateway::{Gateway, GatewayLog, LogLimits};
-use approval_host::nats::{NatsConfig, VerdictLog};
-use approval_host::sources::{GrpcSource, NatsSource, Pump};
+use approval_gateway::{Gateway, GatewayLog, LogLimits};
+use approval_grpc::GrpcSource;
+use approval_host::sources::Pump;
 use approval_host::{ApprovalSink, Decision, Outcome, ResumePoint, SinkConfig};
+use approval_nats::NatsSource;
+use approval_nats::{NatsConfig, VerdictLog};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
 use approval_proto::{ApprovalResolved, Event};
 use approval_tests::nats::{Node, scratch};
@@ -186,8 +188,8 @@ async fn main() {
     let mut acks = Vec::with_capacity(1024);
     for i in 0..volume {
         let payload =
-            approval_host::nats::stored_bytes(Event::ApprovalResolved(verdict(format!("thr-{i}"))));
-        let subject = approval_host::nats::resolved_subject(&format!("thr-{i}"));
+            approval_nats::stored_bytes(Event::ApprovalResolved(verdict(format!("thr-{i}"))));
+        let subject = approval_nats::resolved_subject(&format!("thr-{i}"));
         let ack = js
             .send_publish(subject, PublishMessage::build().payload(payload.into()))
             .await

@@ -1,7 +1,6 @@
-"""Test helpers: `InvalidationEvent` frames encoded by hand (the proto's
-field numbers are fixed: seq 1, policy_invalidated 2, approval_resolved 3,
-log_id 4; ApprovalResolved: request_id 1, decision 2, reviewer 3,
-resolved_at_unix_ms 4, key_id 5, signature 6)."""
+"""Test helpers: `InvalidationEvent` frames encoded by hand, by the field
+numbers of SPEC.md §5.1; `test_vectors.py` holds them to the bytes prost
+writes (`tests/vectors/frames.json`)."""
 
 import struct
 
@@ -27,7 +26,8 @@ def verdict_event(
     if reviewer:
         resolved += _field_bytes(3, reviewer.encode())
     if resolved_at_unix_ms:
-        resolved += _varint(4 << 3) + _varint(resolved_at_unix_ms)
+        # int64: a negative value is its 64-bit two's complement, as prost writes it.
+        resolved += _varint(4 << 3) + _varint(resolved_at_unix_ms & ((1 << 64) - 1))
     if key_id:
         resolved += _field_bytes(5, key_id.encode())
     if signature:

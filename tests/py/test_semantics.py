@@ -488,7 +488,7 @@ def test_s19_no_config_value_raises_anything_untyped(make_sink):
 
     bad = [
         ("max_waiters", -1), ("max_waiters", 1 << 32), ("max_frame_bytes", 1.5),
-        ("verdict_cache_capacity", None), ("max_memory_bytes", 0), ("max_memory_bytes", 1 << 70),
+        ("verdict_cache_capacity", "10"), ("max_memory_bytes", 0), ("max_memory_bytes", 1 << 70),
         ("call_budget", math.inf), ("call_budget", math.nan), ("call_budget", 0), ("call_budget", -1),
         ("verdict_cache_ttl", "60"),
     ]

@@ -8,7 +8,7 @@
 //! neither a server nor Python the test fails with a message; it is never
 //! skipped.
 
-use approval_host::nats::server::{LocalServer, find_binary, free_port};
+use approval_nats::server::{LocalServer, find_binary, free_port};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -2,7 +2,8 @@
 //! settings are a typed error naming the field at `build()`; pump settings
 //! are clamped (with a warning) and the pump keeps working.
 
-use approval_host::sources::{GrpcSource, PumpConfig};
+use approval_grpc::GrpcSource;
+use approval_host::sources::PumpConfig;
 use approval_host::{ApprovalSink, HostError, Outcome, SinkConfig};
 use approval_tests::sinks::manual_sink_with;
 use approval_tests::time::{HOUR, eventually};

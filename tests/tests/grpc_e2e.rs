@@ -4,9 +4,10 @@
 //! must get exactly its verdict, none lost, none doubled, and the
 //! subscription must resume from `last_seq`.
 
+use approval_gateway::{Gateway, GatewayLog};
+use approval_grpc::GrpcSource;
 use approval_host::SinkConfig;
-use approval_host::gateway::{Gateway, GatewayLog};
-use approval_host::sources::{GrpcSource, PumpConfig};
+use approval_host::sources::PumpConfig;
 use approval_host::{ApprovalSink, Decision, Outcome};
 use approval_proto::{ApprovalResolved, Event};
 use approval_tests::events::{invalidation, verdict};
@@ -406,11 +407,10 @@ async fn a_half_open_gateway_is_detected_and_the_pump_reconnects() {
     eventually(|| async { pump.stats().failures >= 2 }).await;
     let p = pump.stats();
     assert!(!p.connected && !p.finished, "{p:?}");
+    let why = p.last_error.unwrap_or_default();
     assert!(
-        p.last_error
-            .unwrap_or_default()
-            .contains("no answer within"),
-        "given up for silence"
+        why.contains("no answer within"),
+        "given up for silence: {why}"
     );
     drop(pump);
     held.abort();
@@ -418,7 +418,7 @@ async fn a_half_open_gateway_is_detected_and_the_pump_reconnects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_bounds_subscribers_and_retained_bytes() {
-    use approval_host::gateway::LogLimits;
+    use approval_gateway::LogLimits;
     let log = GatewayLog::with_limits(LogLimits {
         retention: 1000,
         retain_bytes: 2_000,

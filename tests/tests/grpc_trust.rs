@@ -4,8 +4,9 @@
 //! (`PumpStats::refused`), retries only at its backoff (no storm), and the
 //! waiting agent is never decided by anything it could not read.
 
-use approval_host::gateway::{Gateway, GatewayLog, ServerTls, Token};
-use approval_host::sources::{ClientTls, GrpcSource, PumpConfig};
+use approval_gateway::{Gateway, GatewayLog, ServerTls, Token};
+use approval_grpc::{ClientTls, GrpcSource};
+use approval_host::sources::PumpConfig;
 use approval_host::{Decision, Outcome};
 use approval_tests::events::verdict;
 use approval_tests::sinks::manual_sink;

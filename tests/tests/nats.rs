@@ -1,4 +1,4 @@
-//! NATS JetStream as the shared log (DESIGN section 10), against real
+//! NATS JetStream as the shared log (SPEC.md §5.4, §9), against real
 //! `nats-server` processes on loopback started and stopped here (see
 //! `approval_tests::nats` for where the binary comes from; never skipped).
 //!
@@ -6,10 +6,12 @@
 //! that ends `Pending` where a verdict was due fails the test. Nothing here
 //! asserts a duration.
 
-use approval_host::gateway::Gateway;
-use approval_host::nats::{NatsConfig, VerdictConflict, VerdictLog};
-use approval_host::sources::{GrpcSource, NatsSource, Pump, PumpConfig};
+use approval_gateway::Gateway;
+use approval_grpc::GrpcSource;
+use approval_host::sources::{Pump, PumpConfig};
 use approval_host::{ApprovalSink, Decision, Outcome, SinkConfig};
+use approval_nats::NatsSource;
+use approval_nats::{NatsConfig, VerdictConflict, VerdictLog};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
 use approval_proto::{ApprovalResolved, PolicyInvalidated};
 use approval_tests::nats::{Cluster, Node, retry, scratch};
@@ -219,6 +221,40 @@ async fn a_fresh_sink_gets_a_verdict_published_before_it_existed_even_past_the_c
     assert_eq!(settled(wait).await, Outcome::TimedOut);
     eventually(|| std::future::ready(pump.stats().lookups == 1)).await;
     assert_eq!(pump.stats().lookups_found, 0);
+}
+
+/// Durable lookups do not cost the queue its batching: with a NATS source
+/// running, a burst of waits reaches the guest in a handful of calls, and
+/// every wait still pending afterwards is looked up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_waits_with_a_nats_source_reaches_the_guest_batched() {
+    const BURST: u64 = 200;
+    let dir = scratch("batched");
+    let node = Node::single(&dir);
+    let config = NatsConfig::new(&node.url());
+    let log = open(config.clone()).await;
+    log.publish_verdict(&verdict("burst-7", Decision::Denied))
+        .await
+        .unwrap();
+    let sink = sink_with(SinkConfig::default());
+    let pump = pump(&sink, &config);
+    eventually(|| std::future::ready(pump.stats().connected)).await;
+    let decided = sink.wait("burst-7", WAIT);
+    assert_eq!(settled(decided).await, Outcome::Decided(Decision::Denied));
+    let before = sink.stats().await.guest_calls;
+    let waits: Vec<_> = (0..BURST)
+        .map(|i| sink.wait(format!("burst-{}", i + 1000), WAIT))
+        .collect();
+    let calls = sink.stats().await.guest_calls - before;
+    assert!(
+        calls < BURST / 10,
+        "{calls} guest calls for a burst of {BURST} waits"
+    );
+    eventually(|| std::future::ready(pump.stats().lookups >= BURST)).await;
+    eventually(|| std::future::ready(pump.stats().lookups_failed == 0)).await;
+    assert_eq!(sink.waiter_count(), BURST as usize, "nobody decided them");
+    drop(waits);
+    assert_eq!(sink.waiter_count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,10 +482,7 @@ async fn the_readme_permissions_let_sinks_read_and_only_gateways_publish() {
 async fn assert_refused(config: NatsConfig) {
     let refused = VerdictLog::open(config, Duration::from_secs(5)).await;
     assert!(
-        matches!(
-            refused,
-            Err(approval_host::sources::SourceError::Refused { .. })
-        ),
+        matches!(refused, Err(approval_nats::NatsError::Refused { .. })),
         "{:?}",
         refused.err()
     );
@@ -495,7 +528,7 @@ async fn a_message_over_the_frame_limit_with_its_appended_fields_is_skipped_and_
         ..verdict(id, Decision::Approved)
     };
     let payload_len = |v: &ApprovalResolved| {
-        approval_host::nats::stored_bytes(approval_proto::Event::ApprovalResolved(v.clone())).len()
+        approval_nats::stored_bytes(approval_proto::Event::ApprovalResolved(v.clone())).len()
     };
     // Just under the limit alone, over it with the appended fields.
     let mut pad = 900;

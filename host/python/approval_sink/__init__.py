@@ -7,7 +7,7 @@ component (the same ``approval-registry`` the Rust adapter embeds).
 """
 
 from .clock import ManualClock, SystemClock
-from .sink import ApprovalSink, invalidation_frame
+from .sink import ApprovalSink, default_config, invalidation_frame
 from .trust import TrustedKey
 from .types import (
     APPROVED,
@@ -28,6 +28,6 @@ from .types import (
 
 __all__ = [
     "ApprovalSink", "ManualClock", "TrustedKey", "DecidedBy", "SystemClock", "Decision", "Ending", "Outcome",
-    "SinkConfig", "SinkError", "GuestFault", "Stats", "IngestReport", "invalidation_frame",
+    "SinkConfig", "SinkError", "GuestFault", "Stats", "IngestReport", "default_config", "invalidation_frame",
     "APPROVED", "DENIED", "TIMED_OUT", "CANCELLED", "RESET",
 ]

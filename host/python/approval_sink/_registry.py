@@ -25,6 +25,7 @@ from .types import GUEST_STATS, DecidedBy, Decision, Ending, Outcome, SinkConfig
 
 _IFACE = "assembly:approval/registry@0.1.0"
 _COMPILED: Dict[str, Tuple[Engine, Component]] = {}
+_GUEST_DEFAULTS: Dict[str, Dict[str, Any]] = {}
 _COMPILE_LOCK = threading.Lock()
 
 # S13's per-call budget, as in the Rust adapter: the engine's epoch ticks
@@ -71,6 +72,47 @@ def compiled(path: Path) -> Tuple[Engine, Component]:
         return _COMPILED[key]
 
 
+def _linker(engine: Engine, now_ns: Callable[[], int], on_invalidated: Callable[[str], None]) -> Linker:
+    """A linker with the guest's two imports: the clock and host events."""
+    linker = Linker(engine)
+    with linker.root() as root:
+        with root.add_instance("assembly:approval/clock@0.1.0") as clock:
+            add_clock(clock, now_ns)
+        with root.add_instance("assembly:approval/host-events@0.1.0") as events:
+            events.add_func("policy-invalidated", lambda _store, agent: on_invalidated(agent))
+    return linker
+
+
+def guest_defaults(path: Path) -> Dict[str, Any]:
+    """The guest's default limits, as :class:`SinkConfig` fields (seconds
+    for durations), read from the component's ``default-config`` export:
+    the only copy of them (SPEC.md §6). Once per process and component."""
+    key = str(path.resolve())
+    with _COMPILE_LOCK:
+        cached = _GUEST_DEFAULTS.get(key)
+    if cached is not None:
+        return cached
+    engine, component = compiled(path)
+    store = Store(engine)
+    store.set_epoch_deadline(1 << 62)
+    instance = _linker(engine, lambda: 0, lambda _agent: None).instantiate(store, component)
+    iface = instance.get_export_index(store, _IFACE)
+    call = Call(instance.get_func(store, instance.get_export_index(store, "default-config", iface)), store)
+    d = call(store)
+    call.post_return(store)
+    cached = {
+        "max_waiters": d["max-waiters"],
+        "max_request_id_bytes": d["max-request-id-bytes"],
+        "max_frame_bytes": d["max-frame-bytes"],
+        "verdict_cache_capacity": d["verdict-cache-capacity"],
+        "verdict_cache_ttl": d["verdict-cache-ttl-ns"] / 1e9,
+        "max_timeout": d["max-timeout-ns"] / 1e9,
+    }
+    with _COMPILE_LOCK:
+        _GUEST_DEFAULTS[key] = cached
+    return cached
+
+
 def _decision(name: str) -> Decision:
     # `_abi` lifts an enum as its case name.
     return Decision.APPROVED if name == "approved" else Decision.DENIED
@@ -115,12 +157,7 @@ class Registry:
         # Saturated: a budget of centuries is "no budget", never an error.
         self._budget_ticks = min(int(config.call_budget / EPOCH_TICK + 0.999999) + 1, 1 << 62)
         self.trap_next = False
-        linker = Linker(engine)
-        with linker.root() as root:
-            with root.add_instance("assembly:approval/clock@0.1.0") as clock:
-                add_clock(clock, now_ns)
-            with root.add_instance("assembly:approval/host-events@0.1.0") as events:
-                events.add_func("policy-invalidated", lambda _store, agent: on_invalidated(agent))
+        linker = _linker(engine, now_ns, on_invalidated)
         self._store = Store(engine)
         self._store.set_limits(memory_size=config.max_memory_bytes)
         self._store.set_epoch_deadline(self._budget_ticks)
@@ -208,4 +245,4 @@ class Registry:
 
 
 
-__all__ = ["Registry", "Applied", "WasmtimeError", "default_component_path", "sink_error"]
+__all__ = ["Registry", "Applied", "WasmtimeError", "default_component_path", "guest_defaults", "sink_error"]

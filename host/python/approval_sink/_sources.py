@@ -64,7 +64,22 @@ class FrameBatch:
 #: Longest pause between a source's attempts, in seconds, whatever it was
 #: configured with (the Rust host's ``MAX_BACKOFF``): an infinite or huge
 #: backoff would otherwise stop the source for good after one failure.
+#: This and the other source defaults are pinned in
+#: ``tests/vectors/host-defaults.json``.
 MAX_BACKOFF = 3600.0
+
+#: Shortest pause between a source's attempts, in seconds.
+SHORTEST_BACKOFF = 0.001
+
+#: Shortest idle timeout a source accepts, in seconds.
+SHORTEST_IDLE_TIMEOUT = 0.1
+
+#: A source's first pause and longest pause by default, in seconds.
+INITIAL_BACKOFF = 0.1
+DEFAULT_MAX_BACKOFF = 5.0
+
+#: How long a source's connection may stay unanswered by default, seconds.
+IDLE_TIMEOUT = 30.0
 
 
 def _pause(seconds: float, floor: float) -> float:
@@ -81,7 +96,7 @@ class Backoff:
     1 ms ..= :data:`MAX_BACKOFF` (NaN: the floor), as the Rust pump does."""
 
     def __init__(self, initial: float, maximum: float) -> None:
-        self._initial = _pause(initial, 0.001)
+        self._initial = _pause(initial, SHORTEST_BACKOFF)
         self._maximum = _pause(maximum, self._initial)
         self._next = self._initial
 

@@ -21,7 +21,16 @@ from typing import Optional, Sequence, Tuple
 
 import grpc
 
-from ._sources import Backoff, FrameBatch, start_pump
+from ._sources import (
+    IDLE_TIMEOUT,
+    INITIAL_BACKOFF,
+    DEFAULT_MAX_BACKOFF,
+    MAX_BACKOFF,
+    SHORTEST_IDLE_TIMEOUT,
+    Backoff,
+    FrameBatch,
+    start_pump,
+)
 from .sink import ApprovalSink, _varint
 
 log = logging.getLogger("approval_sink.grpc")
@@ -87,9 +96,9 @@ class GrpcSource:
         root_certificates: Optional[bytes] = None,
         certificate_chain: Optional[bytes] = None,
         private_key: Optional[bytes] = None,
-        initial_backoff: float = 0.1,
-        max_backoff: float = 5.0,
-        idle_timeout: float = 30.0,
+        initial_backoff: float = INITIAL_BACKOFF,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.target = target
         self.agent_id = agent_id
@@ -101,7 +110,7 @@ class GrpcSource:
         self.max_backoff = max_backoff
         # NaN, negative or absurd values clamp (S19): at least 0.1 s, at
         # most a day.
-        self.idle_timeout = min(max(idle_timeout, 0.1), 86400.0) if idle_timeout == idle_timeout else 30.0
+        self.idle_timeout = min(max(idle_timeout, SHORTEST_IDLE_TIMEOUT), MAX_BACKOFF) if idle_timeout == idle_timeout else IDLE_TIMEOUT
         self.connects = 0
         """Subscriptions the gateway accepted so far."""
         self.failures = 0

@@ -56,7 +56,7 @@ import nats
 from nats.js import api
 from nats.js.errors import NotFoundError
 
-from ._sources import Backoff, FrameBatch, start_pump
+from ._sources import DEFAULT_MAX_BACKOFF, INITIAL_BACKOFF, Backoff, FrameBatch, start_pump
 from .sink import ApprovalSink, _varint
 from .types import SinkError
 
@@ -69,6 +69,9 @@ INVALIDATED_ALL = "approvals.v1.invalidated.all"
 
 LOG_CHECK = 2.0
 """Seconds between checks that the stream is still the same log."""
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds connecting (and each JetStream request) may take by default."""
 
 APPENDED_MAX = 1 + 10 + 1 + 8
 """The most bytes appended to a stored message (``seq`` and ``log_id``)."""
@@ -129,6 +132,12 @@ def frame(payload: bytes, seq: int, log_id: int) -> bytes:
     return payload + b"\x08" + _varint(seq) + b"\x21" + struct.pack("<Q", log_id)
 
 
+def unsequenced_frame(payload: bytes) -> bytes:
+    """A stored message as an unsequenced frame body (``seq`` = 0
+    appended): a lookup's verdict, which never moves the resume point."""
+    return payload + b"\x08\x00"
+
+
 def _log_id(info: Dict[str, Any]) -> int:
     """The log id of a raw stream info."""
     return log_id_of(info["config"]["name"], rfc3339_unix_ns(info["created"]))
@@ -160,9 +169,9 @@ class NatsSource:
         user_credentials: Optional[str] = None,
         ca_file: Optional[str] = None,
         replicas: int = 1,
-        connect_timeout: float = 10.0,
-        initial_backoff: float = 0.1,
-        max_backoff: float = 5.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        initial_backoff: float = INITIAL_BACKOFF,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
     ) -> None:
         if isinstance(servers, str):
             servers = [s.strip() for s in servers.split(",") if s.strip()]
@@ -371,7 +380,7 @@ class NatsSource:
         self.lookups += 1
         try:
             # seq = 0 (field 1): whatever the stored bytes say, unsequenced.
-            sink.push_frame(data + b"\x08\x00")
+            sink.push_frame(unsequenced_frame(data))
         except SinkError as e:
             log.warning("stored verdict for %r rejected: %s", request_id, e)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections import deque
 from dataclasses import replace
 from functools import partial
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Tuple, Union
 
 from ._ops import OpQueue
-from ._registry import Applied, Registry, WasmtimeError, default_component_path, sink_error
+from ._registry import Applied, Registry, WasmtimeError, default_component_path, guest_defaults, sink_error
 from .clock import U64_MAX, SystemClock, seconds_to_ns
 from .types import (
     RESET,
@@ -43,7 +42,10 @@ from .types import (
 
 log = logging.getLogger("approval_sink")
 
-_JOURNAL_HEADER = struct.Struct("<BQI")
+#: Bytes of a journal entry's header (SPEC.md §5.6): the decision, the
+#: time it was remembered and the id's length; the guest writes every
+#: entry, this host only bounds what it keeps.
+JOURNAL_HEADER_BYTES = 1 + 8 + 4
 
 
 # The most stream bytes one `ingest-frames` call takes: lowering costs 32
@@ -91,6 +93,14 @@ def invalidation_frame(agent_id: str) -> bytes:
     return b"\x12" + _varint(len(inner)) + inner
 
 
+def default_config(component: Union[str, Path, None] = None) -> SinkConfig:
+    """Every default of a sink on ``component`` (default: the packaged
+    one): the guest's limits as its ``default-config`` export says, and
+    this host's own."""
+    path = Path(component) if component else default_component_path()
+    return SinkConfig().with_guest_defaults(guest_defaults(path))
+
+
 class ApprovalSink:
     """The registry of waits for human approvals, in a sandboxed component.
 
@@ -107,10 +117,10 @@ class ApprovalSink:
         clock: Any = None,
         component: Union[str, Path, None] = None,
     ) -> None:
-        self.config = config or SinkConfig()
+        self._path = Path(component) if component else default_component_path()
+        self.config = (config or SinkConfig()).with_guest_defaults(guest_defaults(self._path))
         self.config.check()
         self._clock = clock or SystemClock()
-        self._path = Path(component) if component else default_component_path()
         self._queue = OpQueue()
         self._slots: Dict[int, "asyncio.Future[Outcome]"] = {}
         self._detailed: Dict[int, str] = {}
@@ -129,7 +139,7 @@ class ApprovalSink:
         self._journal: Deque[bytes] = deque()
         self._journal_bytes = 0
         self._journal_bound = max(1, self.config.verdict_cache_capacity) * (
-            _JOURNAL_HEADER.size + max(1, self.config.max_request_id_bytes)
+            JOURNAL_HEADER_BYTES + max(1, self.config.max_request_id_bytes)
         )
         self._traps = 0
         self._oversized = 0
@@ -242,7 +252,6 @@ class ApprovalSink:
         applied, refused = self._flush(raise_fault=True)
         if refused is not None:
             raise refused
-        self._remember(_JOURNAL_HEADER.pack(int(decision), self._clock.now_ns(), len(rid)) + rid)
         return applied.woken if applied else 0
 
     def on_approval_resolved(self, request_id: str, decision: Decision) -> None:

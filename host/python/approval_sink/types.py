@@ -8,8 +8,8 @@ fallback"), and every refusal is a typed exception.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
 
 if TYPE_CHECKING:
     from .trust import TrustedKey
@@ -101,18 +101,38 @@ class GuestFault(SinkError):
         super().__init__("guest-fault", why)
 
 
+#: The guest's limits: ``None`` in a :class:`SinkConfig` means the guest's
+#: own default, read from the component's ``default-config`` export (the
+#: only copy of them, SPEC.md §6).
+GUEST_LIMITS = (
+    "max_waiters",
+    "max_request_id_bytes",
+    "max_frame_bytes",
+    "verdict_cache_capacity",
+    "verdict_cache_ttl",
+    "max_timeout",
+)
+
+
 @dataclass(frozen=True)
 class SinkConfig:
-    """Limits and cache settings of one sink (the guest's ``config``)."""
+    """Limits and cache settings of one sink. The guest's limits default to
+    ``None``, "the guest's default", which :class:`ApprovalSink` reads from
+    the component (:func:`approval_sink.default_config` shows them); the
+    host's own defaults are pinned in ``tests/vectors/host-defaults.json``."""
 
-    max_waiters: int = 1_000_000
-    max_request_id_bytes: int = 256
-    max_frame_bytes: int = 64 * 1024
-    verdict_cache_capacity: int = 10_000
-    verdict_cache_ttl: float = 60.0
-    """Seconds a verdict is remembered (S15's bound)."""
-    max_timeout: float = 24 * 3600.0
-    """Seconds: a longer timeout is cut to this (S11)."""
+    max_waiters: Optional[int] = None
+    """Most waits pending at once (S13; the guest's default 1,000,000)."""
+    max_request_id_bytes: Optional[int] = None
+    """Longest request id in bytes (S13; default 256)."""
+    max_frame_bytes: Optional[int] = None
+    """Largest frame in bytes (S13; default 64 KiB)."""
+    verdict_cache_capacity: Optional[int] = None
+    """Verdicts remembered at most (S4, S15; default 10,000)."""
+    verdict_cache_ttl: Optional[float] = None
+    """Seconds a verdict is remembered (S15's bound; default 60)."""
+    max_timeout: Optional[float] = None
+    """Seconds: a longer timeout is cut to this (S11; default 24 h)."""
     max_memory_bytes: int = 1 << 30
     """The guest's linear memory cap; breaking it is a reset (S12, S13)."""
     call_budget: float = 1.0
@@ -121,6 +141,11 @@ class SinkConfig:
     """Reviewer keys (S17): when given, only verdicts signed by one of them
     are applied; the rest are counted as ``unauthenticated``."""
 
+    def with_guest_defaults(self, defaults: Mapping[str, Any]) -> "SinkConfig":
+        """This configuration with each unset guest limit taken from
+        ``defaults`` (the component's ``default-config``)."""
+        return replace(self, **{name: defaults[name] for name in GUEST_LIMITS if getattr(self, name) is None})
+
     def check(self) -> None:
         """Raises :class:`SinkError` (``invalid-config``, naming the field)
         for a value no sink can run with (S19): a count that is not an
@@ -128,7 +153,8 @@ class SinkConfig:
         positive integer, a call budget that is not a positive finite
         number of seconds. Durations the guest takes (``verdict_cache_ttl``,
         ``max_timeout``) saturate instead: ``math.inf`` is "as long as a
-        ``u64`` of nanoseconds", NaN or negative is none."""
+        ``u64`` of nanoseconds", NaN or negative is none. Guest limits left
+        unset must have been filled in first (:meth:`with_guest_defaults`)."""
         for name in ("max_waiters", "max_request_id_bytes", "max_frame_bytes", "verdict_cache_capacity"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U32_MAX:

@@ -2,8 +2,8 @@
 //! (Extism's `PluginBuilder` shape: one documented method per option,
 //! `build()` compiles once and returns a typed error).
 
-use super::shared::{Shared, store_state};
-use super::{ApprovalSink, timer};
+use super::ApprovalSink;
+use super::core::{Core, store_state};
 use crate::adapter::Adapter;
 use crate::clock::{Clock, SystemClock};
 use crate::component::{self, Loaded};
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// How many policy invalidations a slow listener may lag behind.
-const INVALIDATION_BUFFER: usize = 1024;
+pub(crate) const INVALIDATION_BUFFER: usize = 1024;
 
 /// Builds an [`ApprovalSink`]; every option has a default.
 #[derive(Default)]
@@ -98,15 +98,14 @@ impl ApprovalSinkBuilder {
         let (invalidations, _) = broadcast::channel(INVALIDATION_BUFFER);
         let state = store_state(&clock, &invalidations, &self.config);
         let adapter = Adapter::new(&loaded, state, &self.config, &self.trusted_keys)?;
-        let shared = Arc::new(Shared::new(
+        let core = Core::start(
             adapter,
             clock,
             invalidations,
             loaded,
             self.config,
             self.trusted_keys.into(),
-        ));
-        timer::spawn(&shared);
-        Ok(ApprovalSink { shared })
+        );
+        Ok(ApprovalSink { core })
     }
 }

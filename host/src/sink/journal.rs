@@ -3,9 +3,10 @@
 //!
 //! # Invariants
 //!
-//! * Entries are the guest's journal entries (`approval_guest::journal`),
-//!   kept as the guest wrote them, oldest first; the host never needs to
-//!   understand more than their header.
+//! * Entries are the guest's journal entries (`approval_guest::journal`,
+//!   SPEC.md §5.6), kept as the guest wrote them, oldest first; the host
+//!   writes none of its own and never needs to understand more than their
+//!   header.
 //! * Each call's journal is kept whole, as the guest returned it (moved,
 //!   not copied per entry): the ingest path pays one walk of the entries'
 //!   headers per call (not of their ids: UTF-8 checks were most of it).
@@ -20,12 +21,11 @@
 //!   a faulty guest wrote end the walk, never panic the host.
 
 use approval_guest::journal;
-use approval_guest::verdict::Verdict;
 use std::collections::VecDeque;
 
 /// A small journal joins the newest chunk while that holds fewer entries
 /// than this.
-const TAIL_ENTRIES: usize = 256;
+pub(crate) const TAIL_ENTRIES: usize = 256;
 
 /// One call's journal, kept whole (moved, never copied per entry).
 #[derive(Debug)]
@@ -80,32 +80,6 @@ impl VerdictJournal {
                 newest,
             }),
         }
-        self.trim(now);
-    }
-
-    /// Keeps one verdict the host delivered itself (`deliver`: the guest's
-    /// `resolve` returns no journal), without a buffer of its own.
-    pub(crate) fn push(&mut self, id: &str, verdict: Verdict, now: u64) {
-        if self.capacity == 0 {
-            return;
-        }
-        match self.chunks.back_mut() {
-            Some(tail) if tail.entries < TAIL_ENTRIES => {
-                journal::append(&mut tail.bytes, id, verdict, now);
-                tail.entries += 1;
-                tail.newest = tail.newest.max(now);
-            }
-            _ => {
-                let mut bytes = Vec::new();
-                journal::append(&mut bytes, id, verdict, now);
-                self.chunks.push_back(Chunk {
-                    bytes,
-                    entries: 1,
-                    newest: now,
-                });
-            }
-        }
-        self.entries += 1;
         self.trim(now);
     }
 
@@ -183,11 +157,37 @@ mod tests {
         assert_eq!(j.len(), 1, "garbage adds nothing");
     }
 
+    /// `tests/vectors/journal.json`: the host keeps the guest's entries as
+    /// they are and reads their headers.
+    #[test]
+    fn the_journal_vectors_are_kept_whole() {
+        use crate::golden;
+        let vectors = golden::read("journal.json");
+        let bytes = golden::unhex(vectors["bytes"].as_str().unwrap());
+        let entries = vectors["entries"].as_array().unwrap();
+        let times: Vec<u64> = journal::stored_times(&bytes).collect();
+        let pinned: Vec<u64> = entries
+            .iter()
+            .map(|e| e["stored_at"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(times, pinned);
+        let mut j = VerdictJournal::new(10_000, u64::MAX);
+        j.extend(bytes.clone(), u64::MAX);
+        assert_eq!(j.bytes(), bytes);
+        assert_eq!(j.len(), entries.len());
+        assert_eq!(vectors["header_bytes"], journal::HEADER_BYTES);
+    }
+
     #[test]
     fn single_verdicts_share_the_tail_chunk() {
         let mut j = VerdictJournal::new(10_000, 1_000);
+        let single = |id: &str, verdict, at| {
+            let mut bytes = Vec::new();
+            journal::append(&mut bytes, id, verdict, at);
+            bytes
+        };
         for i in 0..3 * TAIL_ENTRIES {
-            j.push(&format!("req-{i}"), Verdict::Denied, 5);
+            j.extend(single(&format!("req-{i}"), Verdict::Denied, 5), 5);
         }
         assert_eq!(j.chunks.len(), 3, "one chunk per {TAIL_ENTRIES} verdicts");
         assert_eq!(j.len(), 3 * TAIL_ENTRIES);
@@ -196,7 +196,7 @@ mod tests {
             .map(|e| e.id.to_string());
         assert_eq!(first.as_deref(), Some("req-0"), "oldest first");
         // Past the TTL, whole chunks go.
-        j.push("late", Verdict::Approved, 2_000);
+        j.extend(single("late", Verdict::Approved, 2_000), 2_000);
         assert_eq!(j.len(), 1);
     }
 }

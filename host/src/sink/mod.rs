@@ -3,54 +3,60 @@
 //! # How a wait works
 //!
 //! All handles of a sink share one guest instance (the adapter's wasmtime
-//! `Store`) behind a mutex. [`ApprovalSink::wait`] takes a host slot and
+//! `Store`) behind a lock. [`ApprovalSink::wait`] takes a host slot and
 //! queues the guest's registration on the caller's thread, then returns a
 //! [`Wait`] future: the waiter exists before the future is first polled
-//! (S1), because the queue reaches the guest before any other guest call
-//! (`queue.rs`), and [`ApprovalSink::waiter_count`] is exact at once.
+//! (S1), because the queue reaches the guest before any other guest call,
+//! and [`ApprovalSink::waiter_count`] is exact at once.
 //! [`ApprovalSink::deliver`] sends the queue and its verdict as one call,
 //! so a round trip costs one guest call. Completions reported by the guest
-//! fill slots and wake their futures once the mutex is released.
+//! fill slots and wake their futures once the lock is released.
 //!
-//! Files, one job each:
+//! Files, one job each (a public handle over a private core whose state is
+//! a set of owners, tokio `sync` style):
 //!
 //! * `mod.rs`: the public API (this type and [`InvalidationSink`]);
 //! * `builder.rs`: [`ApprovalSinkBuilder`];
-//! * `shared.rs`: the mutex, the one way to call the guest, completions;
+//! * `core.rs`: the lock, the one way to call the guest, and the rules that
+//!   tie the owners below together (flush, completions, reset);
 //! * `queue.rs`: the queue of waits and cancels, flushed as one call;
-//! * `recovery.rs`: trap recovery (S12) and the crash-loop guard;
-//! * `timer.rs`: the timer task that expires due waiters;
-//! * `lookup.rs`: durable waits: looking each new wait up in the log;
+//! * `timer.rs`: the timer's state and the task that expires due waiters;
+//! * `recovery.rs`: the crash-loop guard of trap recovery (S12);
+//! * `journal.rs`: the host's copy of the guest's verdict journal (S18);
+//! * `new_waits.rs`: new pending waits offered to a pump's lookups;
 //! * `wait.rs`: the [`Wait`] future and cancel-on-drop (S7).
 
 mod builder;
+mod core;
 mod journal;
-pub(crate) mod lookup;
+mod new_waits;
 mod queue;
 mod recovery;
-mod shared;
 mod timer;
 mod wait;
 
 pub use builder::ApprovalSinkBuilder;
 pub use wait::{Wait, WaitForApproval};
 
+pub(crate) use self::core::PumpClaim;
+pub(crate) use new_waits::{NewWait, NewWaits};
+#[cfg(test)]
+pub(crate) use {
+    builder::INVALIDATION_BUFFER, journal::TAIL_ENTRIES, new_waits::QUEUED_LOOKUPS,
+    queue::FLUSH_BYTES, recovery::LONGEST_QUARANTINE,
+};
+
+use self::core::Core;
 use crate::adapter::{Adapter, Batch};
-use crate::clock::duration_ns;
 use crate::error::SinkError;
 use crate::outcome::Decision;
 use crate::outcome::Outcome;
 use crate::report::{IngestReport, ResumePoint};
-use crate::sources::{EventSource, Pump, PumpConfig};
 use crate::stats::Stats;
 use crate::trust::{DecidedBy, Resolution, signed_chunk_bytes};
-use approval_guest::stats::Stats as GuestStats;
-use approval_guest::verdict::Verdict;
 use approval_proto::{Event, InvalidationEvent, PolicyInvalidated};
 use prost::Message;
-use shared::Shared;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -69,7 +75,7 @@ pub trait InvalidationSink {
 /// thread and any tokio runtime flavour.
 #[derive(Clone)]
 pub struct ApprovalSink {
-    shared: Arc<Shared>,
+    core: Arc<Core>,
 }
 
 impl Default for ApprovalSink {
@@ -121,26 +127,12 @@ impl ApprovalSink {
     /// verdict remembered for the id (as its outcome).
     pub fn wait(&self, request_id: impl AsRef<str>, timeout: Duration) -> Wait {
         let request_id = request_id.as_ref();
-        let shared = &self.shared;
-        if let Err(e) = self.check_id_length(request_id) {
-            return Wait::settled(Arc::clone(shared), Err(e));
+        let core = Arc::clone(&self.core);
+        if let Err(e) = core.check_id_length(request_id) {
+            return Wait::settled(core, Err(e));
         }
-        let lookup = shared.lookup_installed.load(Ordering::Acquire);
-        let (token, pending) = shared.with_state(|state| {
-            let token = state.slots.insert();
-            shared.queue_wait(state, token, request_id, duration_ns(timeout));
-            // A durable wait is looked up only if it is still pending, so
-            // its registration must reach the guest now.
-            let pending = lookup && {
-                let _ = shared.flush(state);
-                state.slots.is_waiting(token)
-            };
-            (token, pending)
-        });
-        if pending {
-            lookup::start(shared, request_id, timeout);
-        }
-        Wait::registered(Arc::clone(shared), token)
+        let token = core.queue_wait(request_id, timeout);
+        Wait::registered(core, token)
     }
 
     /// Like [`wait`](Self::wait), and says who decided (S17): the reviewer,
@@ -170,24 +162,7 @@ impl ApprovalSink {
     /// Who decided `request_id`, while the sink remembers its verdict (S15's
     /// bound); `None` if it has none, or the guest call failed.
     pub fn decided_by(&self, request_id: &str) -> Option<DecidedBy> {
-        let shared = &self.shared;
-        shared.with_state(|state| {
-            shared
-                .call(state, |a| a.decided_by(request_id))
-                .ok()
-                .flatten()
-        })
-    }
-
-    /// The guest's limit on a request id's length, checked before the id is
-    /// copied into the queue or the guest (a huge id would otherwise grow
-    /// the guest's memory for good); the same typed error the guest gives.
-    fn check_id_length(&self, request_id: &str) -> Result<(), SinkError> {
-        if request_id.len() > self.shared.config.max_request_id_bytes as usize {
-            let len = u32::try_from(request_id.len()).unwrap_or(u32::MAX);
-            return Err(SinkError::RequestIdTooLong(len));
-        }
-        Ok(())
+        self.core.guest(|a| a.decided_by(request_id)).ok().flatten()
     }
 
     /// Delivers a verdict: every waiter on `request_id` gets it, or it is
@@ -197,22 +172,7 @@ impl ApprovalSink {
     /// configured it is refused with `Unauthenticated(Unsigned)` (S17): a
     /// direct call carries no signature; push the signed frame instead.
     pub fn deliver(&self, request_id: &str, decision: Decision) -> Result<u32, SinkError> {
-        let shared = &self.shared;
-        shared.with_state(|state| {
-            let Some(verdict) = Verdict::from_wire(decision as i32) else {
-                state.counters.rejected_verdicts += 1;
-                return Err(SinkError::UnknownDecision(decision as i32));
-            };
-            self.check_id_length(request_id)?;
-            // One guest call: the queued waits, then this verdict.
-            let woken = shared.flush_with_verdict(state, request_id, verdict)?;
-            // `apply` returns no journal (S18): the host writes the entry
-            // itself (a repeat is harmless: a fresh instance skips it).
-            state
-                .journal
-                .push(request_id, verdict, shared.clock.now_ns());
-            Ok(woken)
-        })
+        self.core.deliver(request_id, decision)
     }
 
     /// Feeds one encoded `InvalidationEvent` (no length prefix). Its verdict
@@ -234,10 +194,10 @@ impl ApprovalSink {
     /// small enough that verifying them stays well under the call budget
     /// (S17), and the reports of the chunks are added up.
     pub fn ingest_bytes(&self, bytes: &[u8]) -> Result<IngestReport, SinkError> {
-        if self.shared.trusted_keys.is_empty() {
+        if !self.core.requires_signatures() {
             return self.ingest_with(|a| a.ingest(bytes));
         }
-        let mut chunks = bytes.chunks(signed_chunk_bytes(self.shared.config.call_budget));
+        let mut chunks = bytes.chunks(signed_chunk_bytes(self.core.config().call_budget));
         let first = chunks.next().unwrap_or_default();
         let mut report = self.ingest_with(|a| a.ingest(first))?;
         for chunk in chunks {
@@ -255,16 +215,7 @@ impl ApprovalSink {
         &self,
         f: impl FnOnce(&mut Adapter) -> Result<(IngestReport, Batch), SinkError>,
     ) -> Result<IngestReport, SinkError> {
-        let shared = &self.shared;
-        shared.with_state(|state| {
-            let (report, batch) = shared.call(state, f)?;
-            state.resume = ResumePoint {
-                log_id: report.log_id,
-                last_seq: report.last_seq,
-            };
-            shared.apply(state, batch);
-            Ok(report)
-        })
+        self.core.ingest(f)
     }
 
     /// Ends the byte stream fed through [`ingest_bytes`](Self::ingest_bytes)
@@ -272,49 +223,43 @@ impl ApprovalSink {
     /// counted as malformed, so the next stream starts clean. Returns the
     /// bytes dropped.
     pub fn end_stream(&self) -> u32 {
-        let shared = &self.shared;
-        shared.with_state(|state| shared.call(state, |a| a.reset_stream()).unwrap_or(0))
-    }
-
-    /// Feeds `source` into this sink on the current tokio runtime, with the
-    /// default reconnect policy, until the returned [`Pump`] is dropped.
-    pub fn pump(&self, source: impl EventSource) -> Pump {
-        self.pump_with(source, PumpConfig::default())
-    }
-
-    /// Like [`pump`](Self::pump), with a reconnect policy.
-    pub fn pump_with(&self, source: impl EventSource, config: PumpConfig) -> Pump {
-        crate::sources::pump::start(self.clone(), source, config)
+        self.core.guest(|a| a.reset_stream()).unwrap_or(0)
     }
 
     /// The largest frame this sink accepts: what its sources must pass on.
     pub(crate) fn max_frame_bytes(&self) -> u32 {
-        self.shared.config.max_frame_bytes
+        self.core.config().max_frame_bytes
     }
 
     /// How long this sink remembers a verdict: how far back a source with
     /// no resume point reads.
     pub(crate) fn verdict_ttl(&self) -> Duration {
-        self.shared.config.verdict_cache_ttl
+        self.core.config().verdict_cache_ttl
     }
 
     /// Claims this sink's stream for a pump; `None` if a pump holds it.
     pub(crate) fn claim_pump(&self) -> Option<PumpClaim> {
-        let taken = self.shared.pump_claimed.swap(true, Ordering::AcqRel);
-        (!taken).then(|| PumpClaim(Arc::clone(&self.shared)))
+        self.core.claim_pump()
     }
 
     /// Counts messages a source skipped as over `max_frame_bytes`.
     pub(crate) fn note_oversized(&self, skipped: u64) {
-        self.shared
-            .with_state(|state| state.counters.oversized_frames += skipped);
+        self.core.note_oversized(skipped);
+    }
+
+    /// Offers every wait that is still pending once its registration
+    /// reached the guest, from now on, to the returned watcher (one at a
+    /// time: a pump's lookups). Waits stay batched: they are offered after
+    /// each flush, not flushed one by one.
+    pub(crate) fn watch_new_waits(&self) -> NewWaits {
+        self.core.watch_new_waits()
     }
 
     /// Where this sink's stream stands (S9, S16): what a source resumes
     /// from. Kept by the host, so it survives a reset and reads true while
     /// the guest is quarantined.
     pub fn resume_point(&self) -> ResumePoint {
-        self.shared.with_state(|state| state.resume)
+        self.core.resume_point()
     }
 
     /// Sets where this sink's stream resumes (S9, S16): a new sink that
@@ -323,71 +268,55 @@ impl ApprovalSink {
     /// misses nor re-applies an event. Within the same log the point never
     /// moves back. Call it before starting a pump.
     pub fn resume_from(&self, at: ResumePoint) -> Result<(), SinkError> {
-        let shared = &self.shared;
-        shared.with_state(|state| {
-            shared.call(state, |a| a.resume_from(at))?;
-            let stats = shared.call(state, |a| a.stats())?;
-            state.resume = ResumePoint {
-                log_id: stats.log_id,
-                last_seq: stats.last_seq,
-            };
-            Ok(())
-        })
+        self.core.resume_from(at)
     }
 
     /// A receiver of policy invalidations (S10): the agent id, empty for all.
     pub fn subscribe_invalidations(&self) -> broadcast::Receiver<String> {
-        self.shared.invalidations.subscribe()
+        self.core.subscribe_invalidations()
     }
 
     /// Waits pending now. Exact as soon as `wait` returns or an outcome is
     /// delivered; equal to `stats().await.waiters` whenever the sink is idle.
     pub fn waiter_count(&self) -> usize {
-        let shared = &self.shared;
-        shared.with_state(|state| {
-            // Queued waits that settle at once (an early verdict, an error)
-            // must not count: flush them first.
-            let _ = shared.flush(state);
-            state.slots.waiting()
-        })
+        self.core.waiter_count()
     }
 
     /// The guest's counters plus the host's (resets, traps, skipped frames).
     /// If the guest call faults or is refused, the guest's counters read as
     /// zero (after the reset it caused), but for the resume point.
     pub async fn stats(&self) -> Stats {
-        let shared = &self.shared;
-        shared.with_state(|state| {
-            // Refused or faulted: the resume point is the host's, so it
-            // still reads true (a pump asking for the whole log otherwise).
-            let guest = shared.call(state, |a| a.stats()).unwrap_or(GuestStats {
-                last_seq: state.resume.last_seq,
-                log_id: state.resume.log_id,
-                ..GuestStats::default()
-            });
-            Stats::new(guest, state.counters)
-        })
+        self.core.stats()
     }
 
     /// Makes the next guest call trap, as a guest bug would: for tests of
     /// trap recovery (S12). Only with the `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
     pub fn inject_trap(&self) {
-        self.shared.with_state(|state| state.adapter.inject_trap());
+        self.core.inject_trap();
     }
 
     /// Size in bytes of the component this sink runs.
     pub fn component_size(&self) -> usize {
-        self.shared.loaded.size
+        self.core.component_size()
     }
 }
 
-/// A pump's hold on its sink's stream; released when dropped.
-pub(crate) struct PumpClaim(Arc<Shared>);
+/// A handle of a sink that does not keep it alive (a lookup under way must
+/// not outlive the pump's sink).
+pub(crate) struct WeakSink(std::sync::Weak<Core>);
 
-impl Drop for PumpClaim {
-    fn drop(&mut self) {
-        self.0.pump_claimed.store(false, Ordering::Release);
+impl WeakSink {
+    /// The sink, if it is still alive.
+    pub(crate) fn upgrade(&self) -> Option<ApprovalSink> {
+        self.0.upgrade().map(|core| ApprovalSink { core })
+    }
+}
+
+impl ApprovalSink {
+    /// A handle that does not keep this sink alive.
+    pub(crate) fn downgrade(&self) -> WeakSink {
+        WeakSink(Arc::downgrade(&self.core))
     }
 }
 

@@ -1,52 +1,61 @@
-//! Coalescing (DESIGN.md section 8): `wait` and a dropped [`Wait`]'s cancel
-//! do not call the guest; they append to the sink's operation queue under
-//! its mutex, and the queue goes to the guest as one flat buffer
-//! (`registry.apply`) before any other guest call. `deliver` appends its
-//! verdict and flushes, so a wait and its verdict cost one guest call.
-//!
-//! A `Wait` polled while waits are queued does not flush inline: it asks
-//! the timer task to flush (once per batch), so tasks spawned in a burst
-//! and polled by other workers meanwhile do not each make a guest call
-//! for a handful of registrations under the contended mutex; the timer
-//! task sends them in one call moments later. That flush is what settles a
-//! queued wait nothing else flushes (an early verdict, a refused id).
+//! [`OpQueue`]: coalescing (SPEC.md §4, §11). `wait` and a dropped
+//! [`Wait`]'s cancel do not call the guest; they append to the sink's
+//! operation queue under its lock, and the queue goes to the guest as one
+//! flat buffer (`registry.apply`, the op buffer of SPEC.md §5.5) before any
+//! other guest call. `deliver` appends its verdict and flushes, so a wait
+//! and its verdict cost one guest call.
 //!
 //! # Invariants
 //!
-//! * Nothing reaches the guest without the flush: [`Shared::call`] flushes
-//!   first, so an event, an expiry or a stats read sees every wait queued
-//!   before it (S1 holds for the guest as for the host's slots).
-//! * A queued registration's slot is `Waiting`; the flush settles it like
-//!   any completion: an early verdict, its typed error (`Err` on its
-//!   `Wait`), or `Reset` when the flush faulted (S12).
-//! * The timer knows the deadline of every queued registration (it is
-//!   computed here as the guest will, from the time the wait was asked
-//!   for), so a wait nobody flushes still times out on time.
-//! * The queue is bounded: past [`FLUSH_BYTES`] it is flushed at once, so
-//!   a burst never makes the guest allocate more than that for one call.
+//! * Operations leave in the order they were queued, all at once
+//!   ([`OpQueue::take`]); nothing else reaches the guest first (the core
+//!   flushes before every other call).
+//! * For each queued operation the queue knows the slot token of a
+//!   registration (`None` for a cancel or a verdict), so the guest's typed
+//!   error for operation `i` reaches the right wait.
+//! * While new waits are watched, each queued registration's id and
+//!   timeout are kept too, so after the flush the core can offer the ones
+//!   still pending to the watcher (durable lookups); otherwise nothing
+//!   extra is kept.
+//! * Bounded: past [`FLUSH_BYTES`] the queue reports itself full and the
+//!   core flushes at once, so a burst never makes the guest allocate more
+//!   than that for one call.
 //!
 //! [`Wait`]: super::Wait
 
-use super::shared::{Shared, State};
-use crate::clock::duration_ns;
-use crate::error::SinkError;
 use approval_guest::ops::OpWriter;
 use approval_guest::verdict::Verdict;
 
 /// A queue this large is flushed at once: ~1,500 registrations of short
 /// ids, enough to amortise the call, small enough that the guest's copy of
 /// it never grows its memory much.
-pub(super) const FLUSH_BYTES: usize = 64 * 1024;
+pub(crate) const FLUSH_BYTES: usize = 64 * 1024;
+
+/// A queued registration kept for the new-waits watcher.
+#[derive(Debug)]
+pub(super) struct Watched {
+    /// Its slot token.
+    pub(super) token: u64,
+    /// Its request id.
+    pub(super) request_id: String,
+    /// Its timeout in nanoseconds.
+    pub(super) timeout_ns: u64,
+}
 
 /// Operations waiting for the next guest call.
 #[derive(Debug, Default)]
 pub(super) struct OpQueue {
     writer: OpWriter,
-    /// For each queued operation, the slot token of a registration (`None`
-    /// for a cancel or a verdict): where its error goes.
     tokens: Vec<Option<u64>>,
-    /// The timer task was asked to flush this batch.
-    flush_requested: bool,
+    watched: Vec<Watched>,
+}
+
+/// A taken batch of operations: what one `apply` call sends.
+#[derive(Debug, Default)]
+pub(super) struct Taken {
+    writer: OpWriter,
+    tokens: Vec<Option<u64>>,
+    watched: Vec<Watched>,
 }
 
 impl OpQueue {
@@ -55,125 +64,134 @@ impl OpQueue {
         self.tokens.is_empty()
     }
 
-    /// Drops every queued operation (the instance they were for is gone).
-    pub(super) fn clear(&mut self) {
-        self.writer.clear(FLUSH_BYTES);
-        self.tokens.clear();
-        self.flush_requested = false;
+    /// Over [`FLUSH_BYTES`]: flush now.
+    pub(super) fn is_full(&self) -> bool {
+        self.writer.bytes().len() >= FLUSH_BYTES
     }
 
-    /// The timer task must flush (see the module docs).
-    pub(super) fn flush_requested(&self) -> bool {
-        self.flush_requested
-    }
-}
-
-/// What a flush did for its caller.
-#[derive(Debug, Default)]
-pub(super) struct Flushed {
-    /// Waiters the queued verdict woke.
-    pub(super) woken: u32,
-    /// The queued verdict's typed error, if it was refused.
-    pub(super) resolve_error: Option<SinkError>,
-}
-
-impl Shared {
-    /// Queues the registration of slot `token` on `id`.
-    pub(super) fn queue_wait(&self, state: &mut State, token: u64, id: &str, timeout_ns: u64) {
-        let start = self.clock.now_ns();
-        state.queue.writer.register(token, start, timeout_ns, id);
-        state.queue.tokens.push(Some(token));
-        // The guest will clamp the timeout the same way.
-        let deadline = start.saturating_add(timeout_ns.min(duration_ns(self.config.max_timeout)));
-        if state.next_deadline.is_none_or(|next| deadline < next) {
-            self.note_deadline(state, Some(deadline));
+    /// Queues the registration of slot `token` on `id`, asked for at
+    /// `start_ns`; `watch` keeps its id for the new-waits watcher.
+    pub(super) fn push_wait(
+        &mut self,
+        token: u64,
+        start_ns: u64,
+        timeout_ns: u64,
+        id: &str,
+        watch: bool,
+    ) {
+        self.writer.register(token, start_ns, timeout_ns, id);
+        self.tokens.push(Some(token));
+        if watch {
+            self.watched.push(Watched {
+                token,
+                request_id: id.to_owned(),
+                timeout_ns,
+            });
         }
-        self.flush_if_full(state);
     }
 
     /// Queues the cancel of slot `token` (its future went away).
-    pub(super) fn queue_cancel(&self, state: &mut State, token: u64) {
-        state.queue.writer.cancel(token);
-        state.queue.tokens.push(None);
-        self.flush_if_full(state);
+    pub(super) fn push_cancel(&mut self, token: u64) {
+        self.writer.cancel(token);
+        self.tokens.push(None);
     }
 
-    /// Queues a verdict and flushes: one guest call for the queued waits and
-    /// the verdict. Returns how many waiters it woke, or its typed error.
-    pub(super) fn flush_with_verdict(
-        &self,
-        state: &mut State,
-        id: &str,
-        verdict: Verdict,
-    ) -> Result<u32, SinkError> {
-        state.queue.writer.resolve(id, verdict);
-        state.queue.tokens.push(None);
-        let flushed = self.flush(state)?;
-        match flushed.resolve_error {
-            Some(e) => Err(e),
-            None => Ok(flushed.woken),
+    /// Queues a verdict (the last operation of a `deliver`'s flush).
+    pub(super) fn push_verdict(&mut self, id: &str, verdict: Verdict) {
+        self.writer.resolve(id, verdict);
+        self.tokens.push(None);
+    }
+
+    /// Takes every queued operation, leaving the queue empty.
+    pub(super) fn take(&mut self) -> Taken {
+        Taken {
+            writer: std::mem::take(&mut self.writer),
+            tokens: std::mem::take(&mut self.tokens),
+            watched: std::mem::take(&mut self.watched),
         }
     }
 
-    /// Asks the timer task to flush the queue soon, once per batch (a
-    /// polled `Wait` whose registration may still be queued).
-    pub(super) fn request_flush(&self, state: &mut State) {
-        if !state.queue.is_empty() && !state.queue.flush_requested {
-            state.queue.flush_requested = true;
-            self.timer.notify_one();
+    /// Gives a sent batch's buffers back for the next round (up to the
+    /// bound), if the queue has none yet.
+    pub(super) fn recycle(&mut self, mut taken: Taken) {
+        if self.is_empty() {
+            taken.writer.clear(FLUSH_BYTES);
+            taken.tokens.clear();
+            taken.watched.clear();
+            self.writer = taken.writer;
+            self.tokens = taken.tokens;
+            self.watched = taken.watched;
         }
     }
 
-    fn flush_if_full(&self, state: &mut State) {
-        if state.queue.writer.bytes().len() >= FLUSH_BYTES {
-            // Errors have reached the queued waits' slots.
-            let _ = self.flush(state);
-        }
+    /// Drops every queued operation (the instance they were for is gone);
+    /// returns the tokens of the registrations dropped.
+    pub(super) fn discard(&mut self) -> Vec<u64> {
+        let taken = self.take();
+        taken.tokens.into_iter().flatten().collect()
+    }
+}
+
+impl Taken {
+    /// The encoded operations.
+    pub(super) fn bytes(&self) -> &[u8] {
+        self.writer.bytes()
     }
 
-    /// Sends the queue to the guest, if anything is queued, and settles
-    /// what it finished. A failed flush (a fault, which resets the
-    /// instance, or a quarantine) settles every queued wait with `Reset` or
-    /// the error; it is also returned.
-    pub(super) fn flush(&self, state: &mut State) -> Result<Flushed, SinkError> {
-        if state.queue.is_empty() {
-            return Ok(Flushed::default());
-        }
-        let mut queue = std::mem::take(&mut state.queue);
-        // The guest takes the time from here rather than calling back for it.
-        let now = self.clock.now_ns();
-        let result = self.call_now(state, |a| a.apply(now, queue.writer.bytes()));
-        let flushed = match result {
-            Ok(applied) => {
-                let mut flushed = Flushed {
-                    woken: applied.woken,
-                    resolve_error: None,
-                };
-                for (op, error) in applied.errors {
-                    match queue.tokens.get(op as usize) {
-                        Some(Some(token)) => {
-                            state.slots.complete(*token, Err(error));
-                        }
-                        // Only a verdict (queued last, by `deliver`) fails
-                        // without a slot; a cancel never fails.
-                        _ => flushed.resolve_error = Some(error),
-                    }
-                }
-                self.apply(state, applied.batch);
-                Ok(flushed)
+    /// The slot token of operation `op`, if it is a registration.
+    pub(super) fn token(&self, op: u32) -> Option<u64> {
+        self.tokens.get(op as usize).copied().flatten()
+    }
+
+    /// The tokens of every registration in the batch.
+    pub(super) fn registrations(&self) -> impl Iterator<Item = u64> + '_ {
+        self.tokens.iter().flatten().copied()
+    }
+
+    /// The watched registrations, moved out.
+    pub(super) fn take_watched(&mut self) -> Vec<Watched> {
+        std::mem::take(&mut self.watched)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approval_guest::ops::{Op, OpReader};
+
+    #[test]
+    fn operations_leave_in_order_with_their_tokens() {
+        let mut q = OpQueue::default();
+        q.push_wait(7, 100, 5, "req-1", true);
+        q.push_cancel(7);
+        q.push_wait(8, 101, 6, "req-2", false);
+        q.push_verdict("req-1", Verdict::Denied);
+        let mut taken = q.take();
+        assert!(q.is_empty());
+        let ops: Vec<_> = OpReader::new(taken.bytes()).map(Result::unwrap).collect();
+        assert!(matches!(
+            ops[0],
+            Op::Register {
+                waiter: 7,
+                id: "req-1",
+                ..
             }
-            Err(e) => {
-                // After a fault every waiting slot is already `Reset`
-                // (`complete` ignores those); a refusal reaches each wait.
-                for token in queue.tokens.iter().flatten() {
-                    state.slots.complete(*token, Err(e.clone()));
-                }
-                Err(e)
-            }
-        };
-        // Keep the buffer's capacity for the next round (up to the bound).
-        queue.clear();
-        state.queue = queue;
-        flushed
+        ));
+        assert!(matches!(ops[3], Op::Resolve { id: "req-1", .. }));
+        assert_eq!(
+            [0, 1, 2, 3].map(|i| taken.token(i)),
+            [Some(7), None, Some(8), None]
+        );
+        assert_eq!(taken.registrations().collect::<Vec<_>>(), [7, 8]);
+        let watched = taken.take_watched();
+        assert_eq!(watched.len(), 1, "only the watched registration");
+        assert_eq!(
+            (watched[0].token, watched[0].request_id.as_str()),
+            (7, "req-1")
+        );
+        q.recycle(taken);
+        assert!(q.is_empty() && !q.is_full());
+        q.push_wait(9, 0, 0, "x", false);
+        assert_eq!(q.discard(), [9]);
     }
 }

@@ -1,18 +1,22 @@
-//! Trap recovery (S12): a faulted instance is replaced from the same
-//! `InstancePre`, every outstanding wait resolves as `Reset`, and the
-//! resume point carries over; a guest that keeps faulting is quarantined
-//! by the [`CrashLoopGuard`] instead of being re-instantiated in a loop.
+//! [`CrashLoopGuard`]: a guest that keeps faulting is quarantined instead
+//! of being re-instantiated in a loop (S12, S19). The reset itself is the
+//! core's (`core.rs`): it replaces the instance and then tells this guard.
+//!
+//! # Invariants
+//!
+//! * More than `crash_loop_resets` resets within `crash_loop_window` start
+//!   a quarantine; its pause starts at `crash_loop_backoff` and doubles per
+//!   crash loop up to [`LONGEST_QUARANTINE`], and starts over once a window
+//!   passes without resets.
+//! * No setting makes it panic: instants saturate.
 
-use super::shared::{Shared, State};
-use crate::adapter::Adapter;
 use crate::config::SinkConfig;
-use crate::error::{HostError, SinkError};
-use crate::outcome::Outcome;
+use crate::error::SinkError;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// The longest quarantine a crash loop doubles up to.
-const LONGEST_QUARANTINE: Duration = Duration::from_secs(60);
+pub(crate) const LONGEST_QUARANTINE: Duration = Duration::from_secs(60);
 
 /// Detects a crash loop: more than `crash_loop_resets` resets within
 /// `crash_loop_window` quarantine the guest for a pause that starts at
@@ -83,49 +87,6 @@ impl CrashLoopGuard {
         self.next_pause = pause.saturating_mul(2).min(LONGEST_QUARANTINE);
         self.recent.clear();
         Some(pause)
-    }
-}
-
-impl Shared {
-    /// Replaces a faulted instance and resolves every outstanding wait as
-    /// `Reset`.
-    pub(super) fn reset(&self, state: &mut State, why: &str) {
-        state.counters.traps += 1;
-        tracing::error!(fault = %why, "approval-sink guest faulted; resetting its instance");
-        // The fresh instance remembers what the old one did (S18) and
-        // resumes where it stood.
-        let journal = state.journal.bytes();
-        let resumed = Adapter::new(
-            &self.loaded,
-            self.store_state(),
-            &self.config,
-            &self.trusted_keys,
-        )
-        .and_then(|mut a| {
-            a.restore_verdicts(&journal)
-                .and_then(|_| a.resume_from(state.resume))
-                .map_err(|e| HostError::Instantiate(e.to_string()))?;
-            Ok(a)
-        });
-        match resumed {
-            Ok(adapter) => state.adapter = adapter,
-            // The old store stays; the next call faults again and retries.
-            Err(e) => tracing::error!(error = %e, "could not re-instantiate the guest"),
-        }
-        state.counters.resets += 1;
-        if let Some(pause) = state.crash_loop.note_reset(Instant::now()) {
-            tracing::error!(
-                window = ?self.config.crash_loop_window,
-                ?pause,
-                "approval-sink guest is crash-looping; refusing calls"
-            );
-        }
-        // Queued waits were for the old instance: they end as `Reset` too.
-        state.queue.clear();
-        for token in state.slots.waiting_tokens() {
-            state.slots.complete(token, Ok(Outcome::Reset));
-        }
-        state.next_deadline = None;
     }
 }
 

@@ -3,7 +3,7 @@
 //! completes frees the slot and cancels the waiter in the guest (S7).
 //! [`WaitForApproval`] is the original API's face of it: a plain `Decision`.
 
-use super::shared::Shared;
+use super::core::Core;
 use crate::error::SinkError;
 use crate::outcome::Outcome;
 use std::future::Future;
@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 /// futures (wrap it in `futures::FutureExt::fuse` to poll it blindly).
 #[must_use = "a wait is cancelled when dropped"]
 pub struct Wait {
-    shared: Arc<Shared>,
+    core: Arc<Core>,
     state: WaitState,
 }
 
@@ -35,17 +35,17 @@ enum WaitState {
 
 impl Wait {
     /// A wait the guest holds under `token`.
-    pub(super) fn registered(shared: Arc<Shared>, token: u64) -> Self {
+    pub(super) fn registered(core: Arc<Core>, token: u64) -> Self {
         Wait {
-            shared,
+            core,
             state: WaitState::Registered(token),
         }
     }
 
     /// A wait that settled at registration.
-    pub(super) fn settled(shared: Arc<Shared>, result: Result<Outcome, SinkError>) -> Self {
+    pub(super) fn settled(core: Arc<Core>, result: Result<Outcome, SinkError>) -> Self {
         Wait {
-            shared,
+            core,
             state: WaitState::Settled(result),
         }
     }
@@ -58,14 +58,9 @@ impl Future for Wait {
         match std::mem::replace(&mut self.state, WaitState::Done) {
             WaitState::Settled(result) => Poll::Ready(result),
             WaitState::Registered(token) => {
-                let shared = &self.shared;
-                let outcome = shared.with_state(|state| {
-                    // The wait may still be queued (and be settled at once
-                    // by the guest): have the timer task send the queue.
-                    shared.request_flush(state);
-                    state.slots.poll(token, cx.waker())
-                });
-                match outcome {
+                // The wait may still be queued (and be settled at once by
+                // the guest): the core has the timer task send the queue.
+                match self.core.poll_wait(token, cx) {
                     Some(outcome) => Poll::Ready(outcome),
                     None => {
                         self.state = WaitState::Registered(token);
@@ -83,13 +78,8 @@ impl Drop for Wait {
         let WaitState::Registered(token) = self.state else {
             return;
         };
-        let shared = &self.shared;
-        shared.with_state(|state| {
-            if state.slots.remove(token) {
-                // Queued, like a registration: no guest call of its own.
-                shared.queue_cancel(state, token);
-            }
-        });
+        // Queued, like a registration: no guest call of its own.
+        self.core.cancel_wait(token);
     }
 }
 

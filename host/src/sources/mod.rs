@@ -6,28 +6,26 @@
 //! `ingest-frames` (many frames per call). The host never decodes the
 //! protobuf itself: untrusted bytes are parsed inside the sandbox.
 //!
-//! * [`GrpcSource`]: `InvalidationService.Subscribe` over tonic, resumed from
-//!   the sink's `last_seq` on every (re)connect.
 //! * [`ReaderSource`]: any `AsyncRead` of length-delimited frames (stdin, a
 //!   file, a socket); read once, never reopened.
-//! * [`NatsSource`] (feature `nats`): the JetStream log of many machines,
-//!   with durable waits: a [`VerdictLookup`] the pump hands the sink, so
-//!   each new wait also looks up a verdict stored before it began.
+//! * The gateway's gRPC stream is `approval_grpc::GrpcSource`, the NATS log
+//!   `approval_nats::NatsSource` (with durable waits: a [`VerdictLookup`]
+//!   the pump runs for each new wait, so a verdict stored before the wait
+//!   began still settles it).
+//!
+//! Files: `mod.rs` the traits and types every source shares; `pump.rs` the
+//! [`Pump`]; `lookups.rs` the pump's durable lookups; `reader.rs`
+//! [`ReaderSource`].
 
-mod grpc;
-#[cfg(feature = "nats")]
-mod nats;
-pub(crate) mod pump;
+mod lookups;
+mod pump;
 mod reader;
 
-pub use grpc::{
-    ClientTls, DEFAULT_MAX_MESSAGE_BYTES, GrpcSource, bearer, connect_endpoint, connect_error,
-    status_error,
-};
-#[cfg(feature = "nats")]
-pub use nats::NatsSource;
-pub use pump::{MAX_BACKOFF, Pump, PumpConfig, PumpStats};
+pub use lookups::{CONCURRENT_LOOKUPS, LOOKUP_TIMEOUT};
+pub use pump::{MAX_BACKOFF, MIN_BACKOFF, MIN_IDLE_TIMEOUT, Pump, PumpConfig, PumpStats};
 pub use reader::ReaderSource;
+#[cfg(test)]
+pub(crate) use {pump::CHUNK_ATTEMPTS, reader::CHUNK as READER_CHUNK};
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -121,9 +119,9 @@ pub trait EventSource: Send + 'static {
     /// A short name for logs.
     fn describe(&self) -> String;
 
-    /// How the sink looks up a verdict stored before a wait began (durable
-    /// waits), if this source's log can say; the pump installs it in the
-    /// sink while it runs. Default: none.
+    /// How the pump looks up a verdict stored before a wait began (durable
+    /// waits), if this source's log can say: while the pump runs, each new
+    /// pending wait of its sink is looked up. Default: none.
     fn lookup(&self) -> Option<std::sync::Arc<dyn VerdictLookup>> {
         None
     }

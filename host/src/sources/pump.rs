@@ -13,14 +13,29 @@
 //! * A fatal framing error (oversized or corrupt length prefix) ends the
 //!   connection; the pump reopens from `last_seq`.
 //! * Backoff resets once a connection delivers data.
+//! * While it runs, a source with a [`VerdictLookup`](super::VerdictLookup)
+//!   looks up every new pending wait of the sink (`lookups.rs`).
 
+use super::lookups::{self, LookupCounters};
 use super::{EventSource, OpenRequest, SourceError};
-use crate::sink::lookup::{LookupCounters, LookupHook};
 use crate::{ApprovalSink, SinkError};
 use futures::StreamExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+impl ApprovalSink {
+    /// Feeds `source` into this sink on the current tokio runtime, with the
+    /// default reconnect policy, until the returned [`Pump`] is dropped.
+    pub fn pump(&self, source: impl EventSource) -> Pump {
+        self.pump_with(source, PumpConfig::default())
+    }
+
+    /// Like [`pump`](Self::pump), with a reconnect policy.
+    pub fn pump_with(&self, source: impl EventSource, config: PumpConfig) -> Pump {
+        start(self.clone(), source, config)
+    }
+}
 
 /// Reconnect policy of a pump. Out-of-range values are clamped, with a
 /// logged warning, when the pump starts (S19): no value makes it panic.
@@ -38,7 +53,7 @@ pub struct PumpConfig {
     /// How long a connection may take to open, and how long a silent
     /// connection may go unanswered (HTTP/2 keepalive pings) before the
     /// source gives it up and the pump reconnects: a half-open gateway is
-    /// detected within about this long. Default 30 s; clamped to
+    /// detected within one and a half times this. Default 30 s; clamped to
     /// 100 ms ..= [`MAX_BACKOFF`].
     pub idle_timeout: Duration,
 }
@@ -46,13 +61,17 @@ pub struct PumpConfig {
 /// The longest delay between reconnect attempts a pump accepts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
+/// The shortest delay between reconnect attempts a pump accepts.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(1);
+
+/// The shortest idle timeout a pump accepts.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(100);
+
 impl PumpConfig {
     /// This policy with every value in range; warns about each it changed.
     fn clamped(self) -> PumpConfig {
         let default = PumpConfig::default();
-        let initial = self
-            .initial_backoff
-            .clamp(Duration::from_millis(1), MAX_BACKOFF);
+        let initial = self.initial_backoff.clamp(MIN_BACKOFF, MAX_BACKOFF);
         let max = self.max_backoff.clamp(initial, MAX_BACKOFF);
         let jitter = if self.jitter.is_nan() {
             default.jitter
@@ -63,9 +82,7 @@ impl PumpConfig {
             initial_backoff: initial,
             max_backoff: max,
             jitter,
-            idle_timeout: self
-                .idle_timeout
-                .clamp(Duration::from_millis(100), MAX_BACKOFF),
+            idle_timeout: self.idle_timeout.clamp(MIN_IDLE_TIMEOUT, MAX_BACKOFF),
         };
         if clamped.initial_backoff != self.initial_backoff
             || clamped.max_backoff != self.max_backoff
@@ -199,14 +216,14 @@ impl Drop for Pump {
 /// How often a one-shot source's chunk is offered to the guest again after
 /// the guest failed on it, before it is dropped (a chunk that traps the
 /// guest every time must not stall the stream for good).
-const CHUNK_ATTEMPTS: u32 = 3;
+pub(crate) const CHUNK_ATTEMPTS: u32 = 3;
 
 /// Starts a pump on the current tokio runtime. A sink has one stream
 /// decoder and one resume point, so it takes one pump at a time: a second
 /// one finishes at once with an error (`PumpStats::last_error`).
-pub(crate) fn start(sink: ApprovalSink, source: impl EventSource, config: PumpConfig) -> Pump {
-    let status = Arc::new(PumpCounters::default());
+fn start(sink: ApprovalSink, source: impl EventSource, config: PumpConfig) -> Pump {
     let Some(claim) = sink.claim_pump() else {
+        let status = Arc::new(PumpCounters::default());
         tracing::error!("this sink already has a pump; refusing a second one");
         status.fail("this sink already has a pump (one stream per sink)".into());
         status.finished.store(true, Ordering::Relaxed);
@@ -215,15 +232,35 @@ pub(crate) fn start(sink: ApprovalSink, source: impl EventSource, config: PumpCo
             task: tokio::spawn(async {}),
         };
     };
-    let counters = Arc::clone(&status);
-    let lookup = source
+    let watched = source
         .lookup()
-        .map(|lookup| sink.install_lookup(LookupHook::new(lookup, Arc::clone(&status.lookups))));
+        .map(|lookup| (sink.watch_new_waits(), lookup));
+    let lookup_counters = Arc::new(
+        watched
+            .as_ref()
+            .map_or_else(LookupCounters::default, |(waits, _)| {
+                LookupCounters::watching(waits)
+            }),
+    );
+    let status = Arc::new(PumpCounters {
+        lookups: Arc::clone(&lookup_counters),
+        ..PumpCounters::default()
+    });
+    let counters = Arc::clone(&status);
     let task = tokio::spawn(async move {
         // Released when the task ends or is aborted (the future is dropped).
         let _claim = claim;
-        let _lookup = lookup;
-        run(sink, source, config.clamped(), counters).await;
+        let pump = run(sink.clone(), source, config.clamped(), counters);
+        tokio::pin!(pump);
+        if let Some((waits, lookup)) = watched {
+            // The lookups end with the pump; if their channel ends first
+            // (the sink was given another watcher), the pump goes on.
+            tokio::select! {
+                () = &mut pump => return,
+                () = lookups::run(&sink, waits, lookup, lookup_counters) => {}
+            }
+        }
+        pump.await;
     });
     Pump { status, task }
 }
@@ -306,8 +343,6 @@ async fn run(
     }
 }
 
-/// `delay` spread by ±`jitter` (in range: see [`PumpConfig::clamped`]), so
-/// at most twice `MAX_BACKOFF`: `mul_f64` cannot overflow.
 /// Feeds one chunk to the sink; false when the connection must end (lost
 /// framing, or a guest failure on a source that can be reopened from the
 /// resume point). A source that cannot be reopened keeps its stream: the
@@ -351,6 +386,8 @@ async fn feed(
     true
 }
 
+/// `delay` spread by ±`jitter` (in range: see [`PumpConfig::clamped`]), so
+/// at most twice `MAX_BACKOFF`: `mul_f64` cannot overflow.
 fn jittered(delay: Duration, jitter: f64) -> Duration {
     let spread = jitter * (fastrand::f64() * 2.0 - 1.0);
     delay.mul_f64(1.0 + spread)

@@ -6,7 +6,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Bytes read per chunk (many frames per guest call).
-const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// Length-delimited frames read from an `AsyncRead` (stdin, a file, a
 /// socket). Frames may straddle reads; the guest reassembles them. A reader

@@ -113,16 +113,45 @@ function varintField(number, value) {
   return BigInt(value) === 0n ? [] : [...field(number, 0), ...varint(value)];
 }
 
-/** `InvalidationEvent { seq, approval_resolved { request_id, decision, reviewer } }`. */
-export function verdictEvent(seq, requestId, decision, reviewer = '') {
-  const resolved = [...stringField(1, requestId), ...varintField(2, decision), ...stringField(3, reviewer)];
-  return [...varintField(1, seq), ...bytesField(3, resolved)];
+function fixed64Field(number, value) {
+  const v = BigInt(value);
+  if (v === 0n) return [];
+  const out = [...field(number, 1)];
+  for (let i = 0n; i < 8n; i++) out.push(Number((v >> (8n * i)) & 0xffn));
+  return out;
 }
 
-/** `InvalidationEvent { seq, policy_invalidated { agent_id } }`. */
-export function invalidationEvent(seq, agentId) {
-  return [...varintField(1, seq), ...bytesField(2, stringField(1, agentId))];
+/**
+ * `InvalidationEvent { seq, approval_resolved { request_id, decision,
+ * reviewer, resolved_at_unix_ms, key_id, signature }, log_id }`, fields in
+ * prost's order (the bytes `tests/vectors/frames.json` pins).
+ */
+export function verdictEvent(seq, requestId, decision, reviewer = '', more = {}) {
+  const { resolvedAtUnixMs = 0n, keyId = '', signature = [], logId = 0n } = more;
+  const resolved = [
+    ...stringField(1, requestId),
+    ...varintField(2, decision),
+    ...stringField(3, reviewer),
+    ...varintField(4, resolvedAtUnixMs),
+    ...stringField(5, keyId),
+    ...(signature.length ? bytesField(6, [...signature]) : []),
+  ];
+  return [...varintField(1, seq), ...bytesField(3, resolved), ...fixed64Field(4, logId)];
 }
+
+/** `InvalidationEvent { seq, policy_invalidated { agent_id }, log_id }`. */
+export function invalidationEvent(seq, agentId, logId = 0n) {
+  return [...varintField(1, seq), ...bytesField(2, stringField(1, agentId)), ...fixed64Field(4, logId)];
+}
+
+/** A golden vector file of `tests/vectors/` (SPEC.md §5). */
+export async function vectors(name) {
+  return JSON.parse(await readFile(new URL(`../../vectors/${name}`, import.meta.url), 'utf8'));
+}
+
+/** The bytes of a hex string; the hex of bytes. */
+export const unhex = (text) => Uint8Array.from(text.match(/../g) ?? [], (b) => parseInt(b, 16));
+export const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 
 /** Length-delimited frames, as the gateway streams them. */
 export function frames(...events) {

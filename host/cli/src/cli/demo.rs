@@ -13,10 +13,10 @@
 //! verdict (or a `Denied` nobody sent) fails the demo with exit code 1.
 
 use super::nats::LocalNats;
-use approval_host::gateway::{Gateway, GatewayLog};
-use approval_host::nats::NatsConfig;
-use approval_host::sources::{GrpcSource, NatsSource};
+use approval_gateway::{Gateway, GatewayLog};
+use approval_grpc::GrpcSource;
 use approval_host::{ApprovalSink, Decision, ReviewerKey};
+use approval_nats::{NatsConfig, NatsSource};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use clap::Args;
@@ -196,9 +196,7 @@ async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> 
             let config = NatsConfig::new(&url);
             let log = super::nats::open(config.clone()).await?;
             let keys: Vec<_> = keys.iter().map(|k| k.reviewer.trusted()).collect();
-            let gateway = Gateway::nats(log)
-                .trusted_keys(&keys)
-                .map_err(|why| anyhow::anyhow!("{why}"))?;
+            let gateway = Gateway::nats(log).trusted_keys(&keys)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let gateway_url = format!("http://{}", listener.local_addr()?);
             let serve = tokio::spawn(gateway.serve(listener, std::future::pending()));

@@ -6,21 +6,14 @@
 
 use super::nats::NatsArgs;
 use anyhow::Context;
-use approval_host::gateway::{Gateway, GatewayLog, LogLimits, ServerTls, Token, check_resolve};
-use approval_host::nats::VerdictConflict;
-use approval_host::sources::{
-    ClientTls, GrpcSource, NatsSource, bearer, connect_endpoint, connect_error, status_error,
-};
+use approval_gateway::{Gateway, GatewayLog, LogLimits, ServerTls, Token, check_resolve};
+use approval_grpc::{ClientTls, GrpcSource, ReviewClient, ReviewError};
 use approval_host::{ApprovalSink, Decision, Outcome, ReviewerKey, TrustedKey};
-use approval_proto::grpc::review_service_client::ReviewServiceClient;
-use approval_proto::{ApprovalResolved, PolicyInvalidated};
+use approval_nats::{NatsSource, VerdictConflict};
+use approval_proto::ApprovalResolved;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tonic::codegen::InterceptedService;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::Channel;
-use tonic::{Code, Status};
 
 #[derive(Args)]
 pub struct GatewayArgs {
@@ -177,37 +170,10 @@ impl ClientArgs {
     }
 
     /// A `ReviewService` client with TLS and the token on every call.
-    async fn review_client(
-        &self,
-    ) -> anyhow::Result<ReviewServiceClient<InterceptedService<Channel, Bearer>>> {
+    async fn review_client(&self) -> anyhow::Result<ReviewClient> {
         let tls = self.tls()?;
-        let channel = connect_endpoint(&self.gateway, tls.as_ref(), CONNECT_TIMEOUT)?
-            .connect()
-            .await
-            .map_err(|e| connect_error(&self.gateway, &e))?;
-        let token = self.token()?.map(|t| bearer(&t)).transpose()?;
-        Ok(ReviewServiceClient::with_interceptor(
-            channel,
-            Bearer(token),
-        ))
-    }
-}
-
-/// How long a client tries to reach the gateway before giving up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Adds `authorization: Bearer ...` to every call.
-#[derive(Clone)]
-struct Bearer(Option<MetadataValue<Ascii>>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(token) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", token.clone());
-        }
-        Ok(request)
+        let token = self.token()?;
+        Ok(ReviewClient::connect(&self.gateway, tls.as_ref(), token.as_deref()).await?)
     }
 }
 
@@ -217,27 +183,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Whether `listen` is a loopback address (a name that does not parse as an
-/// address, like `localhost:50051`, counts only if it is `localhost`).
-fn is_loopback(listen: &str) -> bool {
-    match listen.parse::<std::net::SocketAddr>() {
-        Ok(addr) => addr.ip().is_loopback(),
-        Err(_) => listen.starts_with("localhost:"),
-    }
-}
-
 pub fn serve(args: GatewayArgs) -> anyhow::Result<()> {
-    let secured = args.tls_cert.is_some()
-        && args.review_token_file.is_some()
-        && args.subscribe_token_file.is_some();
-    if !is_loopback(&args.listen) && !secured && !args.insecure_dev {
-        anyhow::bail!(
-            "refusing to listen on {} without TLS and both tokens: anyone who can reach it could \
-             approve any request. Give --tls-cert/--tls-key, --review-token-file and \
-             --subscribe-token-file, or --insecure-dev to accept the risk",
-            args.listen
-        );
-    }
     let keys = trusted_keys(&args.trusted_key)?;
     let limits = LogLimits {
         retention: args.retention,
@@ -249,9 +195,10 @@ pub fn serve(args: GatewayArgs) -> anyhow::Result<()> {
         None => Gateway::new(GatewayLog::with_limits(limits)),
         Some(config) => Gateway::nats(runtime.block_on(super::nats::open(config))?),
     };
-    let mut gateway = log
-        .trusted_keys(&keys)
-        .map_err(|why| anyhow::anyhow!("--trusted-key: {why}"))?;
+    let mut gateway = log.trusted_keys(&keys).context("--trusted-key")?;
+    if args.insecure_dev {
+        gateway = gateway.insecure_dev();
+    }
     if let Some(path) = &args.review_token_file {
         gateway = gateway.review_token(read_token(path)?);
     }
@@ -405,20 +352,15 @@ pub fn resolve(args: ResolveArgs) -> anyhow::Result<i32> {
     runtime()?.block_on(async {
         let mut client = args.client.review_client().await?;
         match client.resolve(verdict).await {
-            Ok(reply) => {
-                println!(
-                    "{} {} (seq {})",
-                    args.request_id,
-                    decision.as_str_name(),
-                    reply.into_inner().seq
-                );
+            Ok(seq) => {
+                println!("{} {} (seq {seq})", args.request_id, decision.as_str_name());
                 Ok(0)
             }
-            Err(status) if status.code() == Code::AlreadyExists => {
-                println!("{}", status.message());
+            Err(ReviewError::AlreadyDecided(standing)) => {
+                println!("{standing}");
                 Ok(4)
             }
-            Err(status) => Err(status_error(&args.client.gateway, &status).into()),
+            Err(e) => Err(e.into()),
         }
     })
 }
@@ -427,7 +369,7 @@ pub fn resolve(args: ResolveArgs) -> anyhow::Result<i32> {
 /// straight to the log (development; in a deployment only gateways may
 /// publish verdict subjects).
 async fn resolve_in_log(
-    config: approval_host::nats::NatsConfig,
+    config: approval_nats::NatsConfig,
     verdict: ApprovalResolved,
 ) -> anyhow::Result<i32> {
     check_resolve(&verdict).map_err(|status| anyhow::anyhow!("{}", status.message()))?;
@@ -452,12 +394,12 @@ async fn resolve_in_log(
 }
 
 pub fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
-    let invalidated = PolicyInvalidated {
-        agent_id: args.agent_id.clone(),
-    };
     runtime()?.block_on(async {
         let seq = match args.client.nats.config() {
             Some(config) => {
+                let invalidated = approval_proto::PolicyInvalidated {
+                    agent_id: args.agent_id.clone(),
+                };
                 super::nats::open(config)
                     .await?
                     .publish_invalidation(&invalidated)
@@ -465,7 +407,7 @@ pub fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
             }
             None => {
                 let mut client = args.client.review_client().await?;
-                client.invalidate(invalidated).await?.into_inner().seq
+                client.invalidate(&args.agent_id).await?
             }
         };
         let who = if args.agent_id.is_empty() {

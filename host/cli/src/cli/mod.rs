@@ -1,5 +1,6 @@
 //! The CLI's subcommands, one file each. None touches wasmtime types: they
-//! use the `approval_host` API only.
+//! use the library crates' APIs only (`approval_host`, `approval_grpc`,
+//! `approval_nats`, `approval_gateway`).
 
 pub mod demo;
 pub mod export;

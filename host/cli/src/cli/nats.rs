@@ -5,8 +5,8 @@
 //! gateway.
 
 use anyhow::Context;
-use approval_host::nats::server::{HOW_TO_GET, LocalServer, find_binary, free_port};
-use approval_host::nats::{DEFAULT_STREAM, NatsConfig, VerdictLog};
+use approval_nats::server::{HOW_TO_GET, LocalServer, find_binary, free_port};
+use approval_nats::{DEFAULT_STREAM, NatsConfig, VerdictLog};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,17 +1,18 @@
-//! [`NatsSource`]: the JetStream log (DESIGN section 10) as an event source,
-//! with durable waits.
+//! [`NatsSource`]: the JetStream log (SPEC.md §5.4) as an event source of
+//! `approval_host`, with durable waits.
 //!
 //! # Invariants
 //!
 //! * Each open binds the stream afresh and reads its log id (S16), then
-//!   follows it ([`follow`](crate::nats::follow), which also ends the
+//!   follows it ([`follow`](crate::follow()), which also ends the
 //!   subscription when the stream is replaced): from `last_seq + 1` when the
 //!   sink's resume point is of this log (also with `last_seq` 0: a sink
 //!   told the log's id reads it from the start), else from
 //!   `verdict_cache_ttl` ago (older verdicts reach new waits through
 //!   lookups).
 //! * Stored messages reach the guest untouched but for `seq` and `log_id`
-//!   appended after them ([`append_frame`]); the host never decodes them.
+//!   appended after them ([`append_frame`](crate::append_frame)); the host
+//!   never decodes them.
 //!   A message over the sink's frame limit is skipped and counted.
 //! * A lookup hands the guest the first message on the id's subject with
 //!   `seq = 0` appended, so it is applied unsequenced and never moves
@@ -19,8 +20,12 @@
 //! * The client reconnects on its own; a consumer that fails ends the
 //!   chunk stream and the pump reopens it at its backoff.
 
-use super::{Chunk, Chunks, EventSource, OpenRequest, SourceError, VerdictLookup};
-use crate::nats::{APPENDED_MAX, NatsConfig, append_frame, follow, resolved_subject};
+use crate::config::NatsConfig;
+use crate::error::NatsError;
+use crate::follow::follow;
+use crate::publish::first_message;
+use crate::subjects::{APPENDED_MAX, append_frame, log_id, resolved_subject, unsequenced_frame};
+use approval_host::sources::{Chunk, Chunks, EventSource, OpenRequest, SourceError, VerdictLookup};
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use futures::future::BoxFuture;
@@ -29,11 +34,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Most messages batched into one guest call.
-const BATCH_MESSAGES: usize = 512;
+pub(crate) const BATCH_MESSAGES: usize = 512;
 
 /// How long a lookup may take to connect when the source has no
 /// connection yet.
-const LOOKUP_CONNECT: Duration = Duration::from_secs(10);
+pub(crate) const LOOKUP_CONNECT: Duration = Duration::from_secs(10);
 
 /// Subscribes to the JetStream log of [`NatsConfig`]; resumes from the
 /// sink's `(log_id, last_seq)`; looks up the stored verdict of each new
@@ -87,11 +92,8 @@ impl NatsSource {
         let conn = &self.shared;
         let js = conn.context(request.idle_timeout).await?;
         let mut stream = conn.config.ensure_stream(js).await?;
-        let info = stream
-            .info()
-            .await
-            .map_err(|e| conn.config.status(e.to_string()))?;
-        let log_id = crate::nats::log_id(info);
+        let info = stream.info().await.map_err(|e| conn.config.error(e))?;
+        let log_id = log_id(info);
         *conn.stream.lock().unwrap_or_else(PoisonError::into_inner) = Some(stream.clone());
         let deliver_policy = if request.log_id == log_id {
             DeliverPolicy::ByStartSequence {
@@ -144,7 +146,7 @@ impl NatsSource {
 
 impl Connection {
     /// The JetStream context, connecting on first use.
-    async fn context(&self, timeout: Duration) -> Result<&jetstream::Context, SourceError> {
+    async fn context(&self, timeout: Duration) -> Result<&jetstream::Context, NatsError> {
         self.js
             .get_or_try_init(|| async {
                 let client = self.config.connect(timeout).await?;
@@ -156,7 +158,7 @@ impl Connection {
     }
 
     /// The stored verdict of `request_id` as an unsequenced frame.
-    async fn lookup(&self, request_id: &str) -> Result<Option<Vec<u8>>, SourceError> {
+    async fn lookup(&self, request_id: &str) -> Result<Option<Vec<u8>>, NatsError> {
         let cached = self
             .stream
             .lock()
@@ -170,22 +172,16 @@ impl Connection {
             }
         };
         let subject = resolved_subject(request_id);
-        let message = crate::nats::first_message(&stream, &subject)
+        let message = first_message(&stream, &subject)
             .await
-            .map_err(|e| self.config.status(e))?;
-        Ok(message.map(|m| {
-            let mut frame = Vec::with_capacity(m.payload.len() + 2);
-            frame.extend_from_slice(&m.payload);
-            // seq = 0 (field 1): whatever the stored bytes say, unsequenced.
-            frame.extend_from_slice(&[0x08, 0x00]);
-            frame
-        }))
+            .map_err(|e| self.config.error(e))?;
+        Ok(message.map(|m| unsequenced_frame(&m.payload)))
     }
 }
 
 impl VerdictLookup for Connection {
     fn lookup(&self, request_id: String) -> BoxFuture<'_, Result<Option<Vec<u8>>, SourceError>> {
-        async move { Connection::lookup(self, &request_id).await }.boxed()
+        async move { Ok(Connection::lookup(self, &request_id).await?) }.boxed()
     }
 }
 

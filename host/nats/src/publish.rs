@@ -13,19 +13,19 @@
 //! * A different decision for a decided id is [`VerdictConflict::Decided`],
 //!   carrying the stored verdict; nothing is published.
 
-use super::{NatsConfig, invalidated_subject, resolved_subject, stored_bytes};
-use crate::sources::SourceError;
+use crate::config::NatsConfig;
+use crate::error::NatsError;
+use crate::subjects::{invalidated_subject, log_id, message_id, resolved_subject, stored_bytes};
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use async_nats::jetstream;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::{PublishMessage, StreamMessage};
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use prost::Message;
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// How often a publish whose acknowledgement was lost is sent again.
-const PUBLISH_ATTEMPTS: u32 = 3;
+pub(crate) const PUBLISH_ATTEMPTS: u32 = 3;
 
 /// A verdict that stands in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub enum VerdictConflict {
     },
     /// The log could not be reached or refused the publish.
     #[error(transparent)]
-    Log(#[from] SourceError),
+    Log(#[from] NatsError),
 }
 
 fn decision_name(decision: i32) -> &'static str {
@@ -66,7 +66,7 @@ pub struct VerdictLog {
 
 impl VerdictLog {
     /// Connects and binds (or creates) the stream.
-    pub async fn open(config: NatsConfig, timeout: Duration) -> Result<Self, SourceError> {
+    pub async fn open(config: NatsConfig, timeout: Duration) -> Result<Self, NatsError> {
         let client = config.connect(timeout).await?;
         let mut js = jetstream::new(client);
         js.set_timeout(timeout);
@@ -86,16 +86,16 @@ impl VerdictLog {
 
     /// The stream's current id (S16), read from the server: another one
     /// after the stream was deleted and created again.
-    pub async fn log_id(&self) -> Result<u64, SourceError> {
+    pub async fn log_id(&self) -> Result<u64, NatsError> {
         let info = self
             .js
             .get_stream(&self.config.stream)
             .await
-            .map_err(|e| self.config.status(e.to_string()))?
+            .map_err(|e| self.config.error(e))?
             .get_info()
             .await
-            .map_err(|e| self.config.status(e.to_string()))?;
-        Ok(super::log_id(&info))
+            .map_err(|e| self.config.error(e))?;
+        Ok(log_id(&info))
     }
 
     /// Publishes `resolved` unless a verdict stands for its id (see the
@@ -107,7 +107,7 @@ impl VerdictLog {
     ) -> Result<Published, VerdictConflict> {
         let subject = resolved_subject(&resolved.request_id);
         let payload = stored_bytes(Event::ApprovalResolved(resolved.clone()));
-        let message_id = message_id(resolved);
+        let message_id = message_id(&resolved.request_id, resolved.decision);
         let mut last_error = String::new();
         for _ in 0..PUBLISH_ATTEMPTS {
             let publish = PublishMessage::build()
@@ -129,7 +129,7 @@ impl VerdictLog {
                     return self.standing(resolved).await;
                 }
                 Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
-                    return Err(self.config.status(e.to_string()).into());
+                    return Err(self.config.error(e).into());
                 }
                 // A lost acknowledgement: send again; the message id makes
                 // a repeat harmless.
@@ -138,7 +138,7 @@ impl VerdictLog {
         }
         Err(self
             .config
-            .status(format!("publishing {subject}: {last_error}"))
+            .error(format_args!("publishing {subject}: {last_error}"))
             .into())
     }
 
@@ -149,7 +149,7 @@ impl VerdictLog {
             // cannot be told apart from an outage: refuse, never guess.
             return Err(self
                 .config
-                .status(format!(
+                .error(format_args!(
                     "a verdict for {} stood but could not be read back",
                     resolved.request_id
                 ))
@@ -174,10 +174,10 @@ impl VerdictLog {
     pub async fn stored_verdict(
         &self,
         request_id: &str,
-    ) -> Result<Option<(ApprovalResolved, u64)>, SourceError> {
+    ) -> Result<Option<(ApprovalResolved, u64)>, NatsError> {
         let Some(message) = first_message(&self.stream, &resolved_subject(request_id))
             .await
-            .map_err(|e| self.config.status(e))?
+            .map_err(|e| self.config.error(e))?
         else {
             return Ok(None);
         };
@@ -186,7 +186,7 @@ impl VerdictLog {
                 event: Some(Event::ApprovalResolved(stored)),
                 ..
             }) => Ok(Some((stored, message.sequence))),
-            _ => Err(self.config.status(format!(
+            _ => Err(self.config.error(format_args!(
                 "the message at seq {} is not a verdict",
                 message.sequence
             ))),
@@ -197,7 +197,7 @@ impl VerdictLog {
     pub async fn publish_invalidation(
         &self,
         invalidated: &PolicyInvalidated,
-    ) -> Result<u64, SourceError> {
+    ) -> Result<u64, NatsError> {
         let subject = invalidated_subject(&invalidated.agent_id);
         let payload = stored_bytes(Event::PolicyInvalidated(invalidated.clone()));
         let ack = match self.js.publish(subject, payload.into()).await {
@@ -205,7 +205,7 @@ impl VerdictLog {
             Err(e) => Err(e),
         };
         ack.map(|ack| ack.sequence)
-            .map_err(|e| self.config.status(e.to_string()))
+            .map_err(|e| self.config.error(e))
     }
 }
 
@@ -226,17 +226,4 @@ pub(crate) async fn first_message(
         Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
         Err(e) => Err(format!("reading {subject}: {e}")),
     }
-}
-
-/// `Nats-Msg-Id` of a verdict: hex SHA-256 over `approvals.v1.msg`, a zero
-/// byte, the id, a zero byte and the decision, so a repeat of the same
-/// decision is recognised and a different one is not.
-fn message_id(resolved: &ApprovalResolved) -> String {
-    let digest = Sha256::new()
-        .chain_update(b"approvals.v1.msg\0")
-        .chain_update(resolved.request_id.as_bytes())
-        .chain_update([0])
-        .chain_update(resolved.decision.to_be_bytes())
-        .finalize();
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

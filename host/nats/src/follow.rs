@@ -16,8 +16,9 @@
 //!   new log. A check that cannot reach the server proves nothing and is
 //!   ignored (the client reconnects on its own).
 
-use super::{NatsConfig, filter_subjects};
-use crate::sources::SourceError;
+use crate::config::NatsConfig;
+use crate::error::NatsError;
+use crate::subjects::{filter_subjects, log_id as log_id_of};
 use async_nats::jetstream;
 use async_nats::jetstream::ErrorCode;
 use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
@@ -31,7 +32,7 @@ use std::time::Duration;
 pub const LOG_CHECK: Duration = Duration::from_secs(2);
 
 /// Stored messages as `(stream sequence, bytes)`.
-pub type StoredMessages = BoxStream<'static, Result<(u64, Bytes), SourceError>>;
+pub type StoredMessages = BoxStream<'static, Result<(u64, Bytes), NatsError>>;
 
 /// Follows `stream` (the log `log_id`) from `deliver_policy`, over what a
 /// subscriber for `agent_id` reads ([`filter_subjects`]).
@@ -42,7 +43,7 @@ pub async fn follow(
     agent_id: &str,
     deliver_policy: DeliverPolicy,
     log_id: u64,
-) -> Result<StoredMessages, SourceError> {
+) -> Result<StoredMessages, NatsError> {
     let messages = stream
         .create_consumer(OrderedConfig {
             deliver_subject: js.client().new_inbox(),
@@ -51,16 +52,16 @@ pub async fn follow(
             ..Default::default()
         })
         .await
-        .map_err(|e| config.status(format!("consumer: {e}")))?
+        .map_err(|e| config.error(format_args!("consumer: {e}")))?
         .messages()
         .await
-        .map_err(|e| config.status(format!("consumer: {e}")))?;
+        .map_err(|e| config.error(format_args!("consumer: {e}")))?;
     let status = config.clone();
     let stored = messages.map(move |message| {
-        let message = message.map_err(|e| status.status(e.to_string()))?;
+        let message = message.map_err(|e| status.error(e))?;
         let seq = message
             .info()
-            .map_err(|e| status.status(format!("message metadata: {e}")))?
+            .map_err(|e| status.error(format_args!("message metadata: {e}")))?
             .stream_sequence;
         Ok((seq, message.message.payload))
     });
@@ -73,14 +74,14 @@ fn replaced(
     js: jetstream::Context,
     config: NatsConfig,
     log_id: u64,
-) -> impl futures::Stream<Item = Result<(u64, Bytes), SourceError>> + Send {
+) -> impl futures::Stream<Item = Result<(u64, Bytes), NatsError>> + Send {
     futures::stream::unfold(Some((js, config)), move |state| async move {
         let (js, config) = state?;
         loop {
             tokio::time::sleep(LOG_CHECK).await;
             let why = match js.get_stream(&config.stream).await {
                 Ok(stream) => match stream.get_info().await {
-                    Ok(info) if super::log_id(&info) != log_id => {
+                    Ok(info) if log_id_of(&info) != log_id => {
                         "the stream was created again: a new log"
                     }
                     _ => continue,
@@ -93,7 +94,7 @@ fn replaced(
                 }
                 Err(_) => continue,
             };
-            return Some((Err(config.status(why.to_owned())), None));
+            return Some((Err(config.error(why)), None));
         }
     })
 }

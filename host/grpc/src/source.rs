@@ -5,185 +5,28 @@
 //! the only protobuf parser of untrusted input. Messages that are ready
 //! together are batched into one guest call.
 
-use super::{Chunk, Chunks, EventSource, OpenRequest, SourceError};
+use crate::refusal::{connect_error, status_error};
+use crate::tls::{ClientTls, connect_endpoint};
+use crate::token::bearer;
+use approval_host::sources::{Chunk, Chunks, EventSource, OpenRequest, SourceError};
 use approval_proto::SubscribeRequest;
 use bytes::{Buf, Bytes};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::codegen::http::uri::PathAndQuery;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-use tonic::{Code, Status};
 
 const SUBSCRIBE: &str = "/assembly.gateway.v1.InvalidationService/Subscribe";
 
 /// Most messages batched into one guest call.
-const BATCH_MESSAGES: usize = 512;
+pub(crate) const BATCH_MESSAGES: usize = 512;
 
 /// The default transport limit: messages up to this size are received whole
 /// and, when over the sink's frame limit, skipped and counted, so the stream
 /// goes on; a larger one fails the stream. Well above the sink's frame limit
 /// (64 KiB by default), and never below it.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
-
-/// TLS settings of a gRPC client (rustls with `ring`): whom to trust and,
-/// for mTLS, who we are. PEM text throughout.
-#[derive(Clone, Default)]
-pub struct ClientTls {
-    /// CA certificates to trust instead of the system's roots.
-    pub ca_pem: Option<String>,
-    /// A client certificate chain and its private key (mTLS).
-    pub identity_pem: Option<(String, String)>,
-    /// The server name to verify, if not the endpoint's host.
-    pub domain: Option<String>,
-}
-
-impl std::fmt::Debug for ClientTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the private key.
-        f.debug_struct("ClientTls")
-            .field("custom_ca", &self.ca_pem.is_some())
-            .field("client_identity", &self.identity_pem.is_some())
-            .field("domain", &self.domain)
-            .finish()
-    }
-}
-
-impl ClientTls {
-    /// tonic's config: the given CA, or the system's roots.
-    fn tonic_config(&self) -> ClientTlsConfig {
-        let mut config = ClientTlsConfig::new();
-        config = match &self.ca_pem {
-            Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
-            None => config.with_native_roots(),
-        };
-        if let Some((cert, key)) = &self.identity_pem {
-            config = config.identity(Identity::from_pem(cert, key));
-        }
-        if let Some(domain) = &self.domain {
-            config = config.domain_name(domain.clone());
-        }
-        config
-    }
-}
-
-/// Builds the channel of a gRPC client of the gateway: TLS for `https://`
-/// endpoints (system roots unless `tls` gives a CA), connect timeout and
-/// HTTP/2 keepalive of `idle`. Shared by the source and the CLI's clients.
-pub fn connect_endpoint(
-    endpoint: &str,
-    tls: Option<&ClientTls>,
-    idle: std::time::Duration,
-) -> Result<Endpoint, SourceError> {
-    let refused = |message: String| SourceError::Connect {
-        endpoint: endpoint.to_owned(),
-        message,
-    };
-    let mut channel = Endpoint::from_shared(endpoint.to_owned())
-        .map_err(|e| refused(e.to_string()))?
-        .connect_timeout(idle)
-        .http2_keep_alive_interval(idle / 2)
-        .keep_alive_timeout(idle / 2)
-        .keep_alive_while_idle(true);
-    let https = endpoint.starts_with("https://");
-    if https || tls.is_some() {
-        let config = tls.map_or_else(
-            || ClientTls::default().tonic_config(),
-            ClientTls::tonic_config,
-        );
-        channel = channel
-            .tls_config(config)
-            .map_err(|e| refused(format!("TLS configuration: {e:#}")))?;
-    }
-    Ok(channel)
-}
-
-/// Classifies a failed connect: a TLS handshake failure is a refusal
-/// (retrying cannot help), anything else a connect error.
-pub fn connect_error(endpoint: &str, error: &(dyn std::error::Error + 'static)) -> SourceError {
-    let message = error_chain(error);
-    if is_tls_failure(error) {
-        SourceError::Refused {
-            endpoint: endpoint.to_owned(),
-            message,
-        }
-    } else {
-        SourceError::Connect {
-            endpoint: endpoint.to_owned(),
-            message,
-        }
-    }
-}
-
-/// Classifies a gRPC status: credentials refused, or another gateway error.
-pub fn status_error(endpoint: &str, status: &Status) -> SourceError {
-    match status.code() {
-        Code::Unauthenticated | Code::PermissionDenied => SourceError::Refused {
-            endpoint: endpoint.to_owned(),
-            message: status.to_string(),
-        },
-        // A TLS failure on an already lazily connected channel surfaces as
-        // an `UNAVAILABLE` status whose source is the handshake error.
-        _ if std::error::Error::source(status).is_some_and(is_tls_failure) => {
-            SourceError::Refused {
-                endpoint: endpoint.to_owned(),
-                message: status.to_string(),
-            }
-        }
-        _ => SourceError::Status(status.to_string()),
-    }
-}
-
-/// Whether `rustls` failed somewhere in `error`'s source chain (also inside
-/// an `io::Error`, where tokio-rustls puts it), or the peer ended the
-/// connection with a fatal TLS alert. The alert is how a server refuses a
-/// client that sent no certificate under TLS 1.3: the client's handshake has
-/// already finished, and by the time the alert surfaces it has been turned
-/// into text, so its text is what is left to recognise (rustls words it
-/// "received fatal alert: ..."). When the server just closes the connection
-/// instead, the attempt reads as a network fault; a later attempt usually
-/// carries the alert.
-fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if e.is::<rustls::Error>() || e.to_string().contains("received fatal alert") {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
-/// `error` and its sources, joined, for a log line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        next = e.source();
-    }
-    out
-}
-
-/// `authorization: Bearer <token>` metadata, checked once so a token with
-/// bytes HTTP forbids is a typed error, not a panic.
-pub fn bearer(token: &str) -> Result<MetadataValue<Ascii>, SourceError> {
-    format!("Bearer {token}")
-        .parse()
-        .map_err(|_| SourceError::Refused {
-            endpoint: String::new(),
-            message: "the token is not valid HTTP header text".into(),
-        })
-}
 
 /// Subscribes to a gateway's invalidation stream, resuming after the sink's
 /// `last_seq` on every (re)connect, so nothing is lost or applied twice.

@@ -1,5 +1,5 @@
 //! The gateway over the shared JetStream log (feature `nats`): stateless,
-//! so any number of gateways serve one stream (DESIGN section 10).
+//! so any number of gateways serve one stream (SPEC.md §9).
 //!
 //! # Invariants
 //!
@@ -21,9 +21,8 @@
 //!   logged: only gateways publish to the log, so it is a fault to report,
 //!   never a reason to end a subscriber's stream.
 
-use super::EventStream;
-use crate::nats::{VerdictConflict, VerdictLog, follow};
-use crate::sources::SourceError;
+use crate::subscribe::EventStream;
+use approval_nats::{NatsError, VerdictConflict, VerdictLog, follow};
 use approval_proto::{ApprovalResolved, InvalidationEvent, PolicyInvalidated};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use futures::StreamExt;
@@ -48,7 +47,7 @@ pub(super) async fn subscribe(
         .get_stream(&log.config().stream)
         .await
         .map_err(unavailable)?;
-    let current = crate::nats::log_id(stream.info().await.map_err(unavailable)?);
+    let current = approval_nats::log_id(stream.info().await.map_err(unavailable)?);
     let same_log = log_id == 0 || log_id == current;
     let deliver_policy = if same_log && last_seq_seen > 0 {
         DeliverPolicy::ByStartSequence {
@@ -122,9 +121,9 @@ pub(super) async fn invalidate(
         .map_err(log_error)
 }
 
-fn log_error(e: SourceError) -> Status {
+fn log_error(e: NatsError) -> Status {
     match e {
-        SourceError::Refused { .. } => Status::permission_denied(e.to_string()),
+        NatsError::Refused { .. } => Status::permission_denied(e.to_string()),
         e => unavailable(e),
     }
 }

@@ -1,4 +1,4 @@
-//! Who may use the gateway (DESIGN section 9): bearer tokens per service,
+//! Who may use the gateway (SPEC.md §8): bearer tokens per service,
 //! compared in constant time, and, with trusted reviewer keys, signature
 //! checks and first-wins on `Resolve` (S16, S17).
 //!
@@ -17,10 +17,10 @@
 //! * The first-wins memory is bounded ([`FIRST_WINS_CAPACITY`] ids, oldest
 //!   forgotten first, counted).
 
-use crate::trust::TrustedKey;
 use approval_guest::trust::TrustedKeys;
 use approval_guest::verdict::Verdict;
 use approval_guest::wire;
+use approval_host::TrustedKey;
 use approval_proto::{ApprovalResolved, Decision};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

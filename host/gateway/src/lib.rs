@@ -1,0 +1,215 @@
+//! approval-gateway: the development gateway (SPEC.md §9). A tonic server of
+//! `InvalidationService` (Subscribe: a sequenced log with replay from
+//! `last_seq_seen`) and `ReviewService` (Resolve: publish a verdict;
+//! Invalidate: a policy invalidation), so the CLI can play gateway,
+//! reviewer and agent on one machine, and tests run the real gRPC path.
+//!
+//! Module map:
+//!
+//! * `lib.rs`: [`Gateway`], its builder and `serve`, with the listen policy;
+//! * `subscribe.rs`: `InvalidationService` over the in-memory log;
+//! * `review.rs`: `ReviewService`;
+//! * `validate.rs`: what a request must hold ([`check_resolve`], limits);
+//! * `log.rs`: [`GatewayLog`], the sequenced, bounded in-memory log;
+//! * `auth.rs`: tokens, trusted keys and first-wins (SPEC.md §8);
+//! * `nats.rs` (feature `nats`): the same services over the shared
+//!   JetStream log, for stateless gateways;
+//! * `error.rs`: [`GatewayError`].
+//!
+//! # Invariants
+//!
+//! * Sequence numbers start at 1 and increase by one per published event;
+//!   every event carries the log's id, random and non-zero, drawn when the
+//!   log is created (S16).
+//! * A subscriber that names another log (both ids non-zero) gets this log's
+//!   retention from the start, whatever its `last_seq_seen`.
+//! * A subscriber's replay and its live feed are taken under the same lock
+//!   as publishing, so it sees every retained event after `last_seq_seen`
+//!   exactly once, in order, with no gap between replay and live.
+//! * Retention and subscribers are bounded ([`LogLimits`]); a subscriber
+//!   too slow for the live feed gets an error and resubscribes from its
+//!   `last_seq`.
+//! * `agent_id` filters policy invalidations only; verdicts reach every
+//!   subscriber.
+//! * A gateway never serves a non-loopback address without TLS and both
+//!   tokens unless it was built with [`Gateway::insecure_dev`].
+
+#![warn(missing_docs)]
+// Nothing a client sends may panic the gateway.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use approval_host::TrustedKey;
+use approval_proto::grpc::invalidation_service_server::InvalidationServiceServer;
+use approval_proto::grpc::review_service_server::ReviewServiceServer;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+mod auth;
+mod error;
+mod log;
+#[cfg(feature = "nats")]
+mod nats;
+mod review;
+mod subscribe;
+mod validate;
+
+pub use auth::{FIRST_WINS_CAPACITY, Token};
+pub use error::GatewayError;
+pub use log::{GatewayLog, LogLimits, LogStats};
+pub use validate::{MAX_ID_BYTES, MAX_REQUEST_BYTES, check_resolve};
+
+use auth::Reviewers;
+
+/// The gateway's TLS identity (PEM) and, for mTLS, the CA its clients'
+/// certificates must chain to.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The certificate chain.
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+    /// Require client certificates issued by this CA.
+    pub client_ca_pem: Option<String>,
+}
+
+/// Where a gateway's events live.
+#[derive(Clone)]
+enum Backend {
+    /// Its own in-memory log.
+    Memory(Arc<GatewayLog>),
+    /// The shared JetStream log (stateless gateways).
+    #[cfg(feature = "nats")]
+    Nats(Box<approval_nats::VerdictLog>),
+}
+
+/// The gateway's gRPC services over one [`GatewayLog`], or (feature `nats`)
+/// over the shared JetStream log.
+#[derive(Clone)]
+pub struct Gateway {
+    log: Backend,
+    /// Turns true when this server instance shuts down, ending its
+    /// subscriptions (they never end on their own, so graceful shutdown
+    /// would otherwise wait for ever).
+    closing: watch::Receiver<bool>,
+    review_token: Option<Token>,
+    subscribe_token: Option<Token>,
+    reviewers: Option<Arc<Reviewers>>,
+    tls: Option<ServerTls>,
+    insecure_dev: bool,
+}
+
+impl Gateway {
+    /// Services over `log`: open to anyone who can connect, unsigned
+    /// verdicts accepted (development; see the methods below).
+    pub fn new(log: Arc<GatewayLog>) -> Self {
+        Self::over(Backend::Memory(log))
+    }
+
+    /// Services over the shared JetStream log: any number of gateways serve
+    /// one stream; the log itself lets the first verdict per id win.
+    #[cfg(feature = "nats")]
+    pub fn nats(log: approval_nats::VerdictLog) -> Self {
+        Self::over(Backend::Nats(Box::new(log)))
+    }
+
+    fn over(log: Backend) -> Self {
+        Gateway {
+            log,
+            closing: watch::channel(false).1,
+            review_token: None,
+            subscribe_token: None,
+            reviewers: None,
+            tls: None,
+            insecure_dev: false,
+        }
+    }
+
+    /// Requires this bearer token on `ReviewService` calls.
+    pub fn review_token(mut self, token: Token) -> Self {
+        self.review_token = Some(token);
+        self
+    }
+
+    /// Requires this bearer token on `Subscribe`.
+    pub fn subscribe_token(mut self, token: Token) -> Self {
+        self.subscribe_token = Some(token);
+        self
+    }
+
+    /// Accepts only verdicts signed by these reviewer keys
+    /// (`PERMISSION_DENIED` otherwise) and enforces first-wins per request
+    /// id (`ALREADY_EXISTS` for the other verdict). Fails for a bad key.
+    pub fn trusted_keys(mut self, keys: &[TrustedKey]) -> Result<Self, GatewayError> {
+        self.reviewers = Reviewers::new(keys)
+            .map_err(GatewayError::TrustedKey)?
+            .map(Arc::new);
+        Ok(self)
+    }
+
+    /// Serves TLS with this identity (and mTLS with its client CA).
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Lets [`serve`](Self::serve) listen on a non-loopback address without
+    /// TLS and both tokens: anyone who reaches it can then approve any
+    /// request. For development networks only.
+    pub fn insecure_dev(mut self) -> Self {
+        self.insecure_dev = true;
+        self
+    }
+
+    /// The listen policy: a non-loopback `addr` needs TLS and both tokens,
+    /// unless [`insecure_dev`](Self::insecure_dev).
+    fn check_exposure(&self, addr: std::net::SocketAddr) -> Result<(), GatewayError> {
+        let secured =
+            self.tls.is_some() && self.review_token.is_some() && self.subscribe_token.is_some();
+        if addr.ip().is_loopback() || secured || self.insecure_dev {
+            Ok(())
+        } else {
+            Err(GatewayError::Exposed { addr })
+        }
+    }
+
+    /// Serves both services on `listener` until `shutdown` completes; then
+    /// ends every open subscription with `UNAVAILABLE` (subscribers resume
+    /// from their `last_seq` elsewhere or later) and returns. Refuses a
+    /// non-loopback listener without TLS and both tokens
+    /// ([`GatewayError::Exposed`]) before serving anything.
+    pub async fn serve(
+        mut self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), GatewayError> {
+        self.check_exposure(listener.local_addr()?)?;
+        let (closing, closed) = watch::channel(false);
+        self.closing = closed;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let mut server = tonic::transport::Server::builder();
+        if let Some(tls) = &self.tls {
+            let mut config =
+                ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+            if let Some(ca) = &tls.client_ca_pem {
+                config = config.client_ca_root(Certificate::from_pem(ca));
+            }
+            server = server.tls_config(config)?;
+        }
+        server
+            .add_service(
+                InvalidationServiceServer::new(self.clone())
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(
+                ReviewServiceServer::new(self).max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                let _ = closing.send(true);
+            })
+            .await?;
+        Ok(())
+    }
+}
