@@ -1,4 +1,4 @@
-//! The flat operation buffer of `registry.apply` (DESIGN.md section 8): the
+//! The flat operation buffer of `registry.apply` (SPEC.md §5.5): the
 //! host queues `register` and `cancel` calls under its sink's mutex and
 //! sends them, with at most a trailing `resolve`, as one `list<u8>`, so one
 //! guest call and one guest allocation carry a whole round trip (a

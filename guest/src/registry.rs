@@ -165,7 +165,7 @@ impl<C: TimeSource> Registry<C> {
     }
 
     /// Like [`Registry::register`], for a wait the host asked for at
-    /// `start_ns` and queued (DESIGN.md section 8): the deadline is
+    /// `start_ns` and queued (SPEC.md §5.5): the deadline is
     /// `start_ns + timeout_ns`, so the time in the queue does not lengthen
     /// it; the verdict memory is read as of now. `Pending` carries this
     /// waiter's own deadline, not the earliest: a batch of registrations

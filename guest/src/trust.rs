@@ -1,6 +1,6 @@
 //! Trusted reviewer keys and the verification of signed verdicts (S17).
 //!
-//! This module owns the signing bytes of a verdict (DESIGN.md section 4, the
+//! This module owns the signing bytes of a verdict (SPEC.md §5.3, the
 //! one definition every signer and verifier uses), the set of trusted
 //! Ed25519 keys, and the check a verdict must pass before the registry may
 //! apply it once any key is trusted. It runs inside the component, the only
@@ -48,7 +48,7 @@ pub enum AuthFailure {
     BadSignature,
 }
 
-/// Appends the signing bytes of a verdict to `out` (DESIGN.md section 4):
+/// Appends the signing bytes of a verdict to `out` (SPEC.md §5.3):
 /// the context and a zero byte; the request id as a big-endian `u32` length
 /// and its bytes; the decision as one byte (1 approved, 2 denied); the
 /// reviewer as a big-endian `u32` length and its bytes; `resolved_at_unix_ms`

@@ -4,7 +4,7 @@
 //!
 //! The engine runs with `concurrency_support(false)`: the embedded
 //! `approval-registry` world has no async import or export, and without
-//! concurrency support every plain `TypedFunc::call` is cheaper (DESIGN §8).
+//! concurrency support every plain `TypedFunc::call` is cheaper (SPEC.md §4).
 
 use crate::bindings::ApprovalRegistryPre;
 use crate::error::HostError;

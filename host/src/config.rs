@@ -1,4 +1,4 @@
-//! Per-sink limits and cache settings (DESIGN S4, S11, S13), with defaults.
+//! Per-sink limits and cache settings (S4, S11, S13; SPEC.md §6), with defaults.
 //!
 //! The limits the guest enforces take their defaults from the guest core's
 //! `Config::default()` (the one place they are written); the host-only

@@ -176,7 +176,7 @@ impl ReviewerKey {
     }
 
     /// Signs `verdict` in place: sets `key_id` to this key's id and
-    /// `signature` over its signing bytes (DESIGN.md section 4). A decision
+    /// `signature` over its signing bytes (SPEC.md §5.3). A decision
     /// that is not a verdict is left unsigned (no sink would apply it).
     pub fn sign(&self, verdict: &mut ApprovalResolved) {
         let Some(decision) = Verdict::from_wire(verdict.decision) else {

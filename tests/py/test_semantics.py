@@ -1,4 +1,4 @@
-"""The semantics S1-S13, S15, S16 and S18-S20 of DESIGN.md through the
+"""The semantics S1-S13, S15, S16 and S18-S20 of SPEC.md through the
 Python host and the real component, on a virtual clock."""
 
 import asyncio

@@ -42,8 +42,8 @@ async fn trap_with_1000_waits_outstanding_resets_them_all_to_pending() {
     assert_eq!(bystander.await, Ok(Outcome::Decided(Decision::Approved)));
 }
 
-/// A registration is queued and reaches the guest in a flush (DESIGN.md
-/// section 8): a trap there resolves the queued wait as `Reset` (#15), as
+/// A registration is queued and reaches the guest in a flush (SPEC.md
+/// §5.5): a trap there resolves the queued wait as `Reset` (#15), as
 /// a trap resolves every outstanding wait, and the next wait works.
 #[tokio::test]
 async fn trap_during_registration_fails_that_wait_only() {

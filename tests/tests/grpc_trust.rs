@@ -1,4 +1,4 @@
-//! Trust on the wire through the library (DESIGN section 9): a gateway with
+//! Trust on the wire through the library (SPEC.md §8): a gateway with
 //! TLS (a test CA made here with rcgen) and a subscriber token, and
 //! `GrpcSource`s that get it right or wrong. A refused source is typed
 //! (`PumpStats::refused`), retries only at its backoff (no storm), and the

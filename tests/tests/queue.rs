@@ -1,4 +1,4 @@
-//! The host's queue of waits and cancels (DESIGN.md section 8, #15): `wait`
+//! The host's queue of waits and cancels (SPEC.md §5.5, #15): `wait`
 //! and a dropped wait's cancel are queued and reach the guest as one flat
 //! buffer before any other guest call. These cases pin what the queue must
 //! never change: S1 (an event sees every wait asked for before it), exact

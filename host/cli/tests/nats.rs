@@ -1,4 +1,4 @@
-//! The CLI over NATS JetStream (DESIGN section 10), through the real binary
+//! The CLI over NATS JetStream (SPEC.md §5.4, §9), through the real binary
 //! and a real `nats-server` on loopback: a durable wait (a fresh `wait`
 //! process gets a verdict published before it started), first-wins in the
 //! log (`resolve` exits 4 with the verdict that stands), a stateless

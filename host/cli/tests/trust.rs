@@ -1,4 +1,4 @@
-//! The trust story through the real binary (DESIGN section 9, S17): keygen's
+//! The trust story through the real binary (SPEC.md §8, S17): keygen's
 //! files, TLS with a test CA made here (rcgen; no key is checked in), bearer
 //! tokens, signed verdicts and every exit code of `resolve` and `wait`.
 

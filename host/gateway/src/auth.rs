@@ -50,15 +50,16 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// Checks `authorization: Bearer <token>` on a call, in constant time for
-/// tokens of the same length.
-pub(super) fn check_token<T>(required: Option<&Token>, request: &Request<T>) -> Result<(), Status> {
+/// The body of a call that carries `authorization: Bearer <token>` when
+/// `required` is set (compared in constant time for tokens of the same
+/// length); `UNAUTHENTICATED` otherwise.
+pub(super) fn authorized<T>(required: Option<&Token>, request: Request<T>) -> Result<T, Status> {
     let Some(Token(expected)) = required else {
-        return Ok(());
+        return Ok(request.into_inner());
     };
     let presented = bearer_of(request.metadata()).unwrap_or_default();
     if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(())
+        Ok(request.into_inner())
     } else {
         Err(Status::unauthenticated(
             "missing or wrong bearer token (authorization: Bearer ...)",

@@ -9,6 +9,7 @@
 //! * `lib.rs`: [`Gateway`], its builder and `serve`, with the listen policy;
 //! * `subscribe.rs`: `InvalidationService` over the in-memory log;
 //! * `review.rs`: `ReviewService`;
+//! * `closing.rs`: ending subscriptions when the server shuts down;
 //! * `validate.rs`: what a request must hold ([`check_resolve`], limits);
 //! * `log.rs`: [`GatewayLog`], the sequenced, bounded in-memory log;
 //! * `auth.rs`: tokens, trusted keys and first-wins (SPEC.md §8);
@@ -39,14 +40,19 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use approval_host::TrustedKey;
+use approval_proto::InvalidationEvent;
 use approval_proto::grpc::invalidation_service_server::InvalidationServiceServer;
 use approval_proto::grpc::review_service_server::ReviewServiceServer;
+use futures::Stream;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::watch;
+use tonic::Status;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 mod auth;
+mod closing;
 mod error;
 mod log;
 #[cfg(feature = "nats")]
@@ -61,6 +67,9 @@ pub use log::{GatewayLog, LogLimits, LogStats};
 pub use validate::{MAX_ID_BYTES, MAX_REQUEST_BYTES, check_resolve};
 
 use auth::Reviewers;
+
+/// The stream a `Subscribe` answers with (both backends).
+pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<InvalidationEvent, Status>> + Send>>;
 
 /// The gateway's TLS identity (PEM) and, for mTLS, the CA its clients'
 /// certificates must chain to.

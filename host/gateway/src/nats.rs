@@ -21,13 +21,12 @@
 //!   logged: only gateways publish to the log, so it is a fault to report,
 //!   never a reason to end a subscriber's stream.
 
-use crate::subscribe::EventStream;
+use crate::EventStream;
 use approval_nats::{NatsError, VerdictConflict, VerdictLog, follow};
 use approval_proto::{ApprovalResolved, InvalidationEvent, PolicyInvalidated};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use futures::StreamExt;
 use prost::Message;
-use tokio::sync::watch;
 use tonic::Status;
 
 fn unavailable(e: impl std::fmt::Display) -> Status {
@@ -40,7 +39,6 @@ pub(super) async fn subscribe(
     agent_id: &str,
     last_seq_seen: u64,
     log_id: u64,
-    mut closing: watch::Receiver<bool>,
 ) -> Result<EventStream, Status> {
     let mut stream = log
         .context()
@@ -68,13 +66,7 @@ pub(super) async fn subscribe(
     .map_err(log_error)?;
     let events = async_stream::stream! {
         loop {
-            let next = tokio::select! {
-                next = stored.next() => next,
-                () = async { let _ = closing.wait_for(|closed| *closed).await; } => {
-                    yield Err(Status::unavailable("gateway shutting down; resubscribe from last_seq"));
-                    break;
-                }
-            };
+            let next = stored.next().await;
             let (seq, payload) = match next {
                 Some(Ok(stored)) => stored,
                 // Includes the stream replaced by another log: the

@@ -6,7 +6,7 @@
 // code reads the same with and without it.
 #![cfg_attr(not(feature = "nats"), allow(clippy::infallible_destructuring_match))]
 
-use crate::auth::check_token;
+use crate::auth::authorized;
 use crate::validate::{MAX_ID_BYTES, check_len, check_resolve};
 use crate::{Backend, Gateway};
 use approval_proto::grpc::review_service_server::ReviewService;
@@ -19,8 +19,7 @@ impl ReviewService for Gateway {
         &self,
         request: Request<ApprovalResolved>,
     ) -> Result<Response<PublishReply>, Status> {
-        check_token(self.review_token.as_ref(), &request)?;
-        let resolved = request.into_inner();
+        let resolved = authorized(self.review_token.as_ref(), request)?;
         check_resolve(&resolved)?;
         let log = match &self.log {
             Backend::Memory(log) => log,
@@ -51,8 +50,7 @@ impl ReviewService for Gateway {
         &self,
         request: Request<PolicyInvalidated>,
     ) -> Result<Response<PublishReply>, Status> {
-        check_token(self.review_token.as_ref(), &request)?;
-        let invalidated = request.into_inner();
+        let invalidated = authorized(self.review_token.as_ref(), request)?;
         check_len("agent_id", &invalidated.agent_id, 0, MAX_ID_BYTES)?;
         let seq = match &self.log {
             Backend::Memory(log) => log.publish(Event::PolicyInvalidated(invalidated)),

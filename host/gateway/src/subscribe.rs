@@ -6,13 +6,12 @@
 // code reads the same with and without it.
 #![cfg_attr(not(feature = "nats"), allow(clippy::infallible_destructuring_match))]
 
-use crate::auth::check_token;
+use crate::auth::authorized;
+use crate::closing::until_closing;
 use crate::validate::{MAX_ID_BYTES, check_len};
-use crate::{Backend, Gateway};
+use crate::{Backend, EventStream, Gateway};
 use approval_proto::grpc::invalidation_service_server::InvalidationService;
 use approval_proto::{Event, InvalidationEvent, SubscribeRequest};
-use futures::Stream;
-use std::pin::Pin;
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 
@@ -26,9 +25,6 @@ fn wanted(agent_id: &str, event: &InvalidationEvent) -> bool {
     }
 }
 
-/// The stream a `Subscribe` answers with.
-pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<InvalidationEvent, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl InvalidationService for Gateway {
     type SubscribeStream = EventStream;
@@ -37,21 +33,18 @@ impl InvalidationService for Gateway {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        check_token(self.subscribe_token.as_ref(), &request)?;
         let SubscribeRequest {
             agent_id,
             last_seq_seen,
             log_id,
-        } = request.into_inner();
+        } = authorized(self.subscribe_token.as_ref(), request)?;
         check_len("agent_id", &agent_id, 0, MAX_ID_BYTES)?;
         let log = match &self.log {
             Backend::Memory(log) => log,
             #[cfg(feature = "nats")]
             Backend::Nats(log) => {
-                let closing = self.closing.clone();
-                let events =
-                    crate::nats::subscribe(log, &agent_id, last_seq_seen, log_id, closing).await?;
-                return Ok(Response::new(events));
+                let events = crate::nats::subscribe(log, &agent_id, last_seq_seen, log_id).await?;
+                return Ok(Response::new(until_closing(events, self.closing.clone())));
             }
         };
         let Some(slot) = log.admit() else {
@@ -60,7 +53,6 @@ impl InvalidationService for Gateway {
             ));
         };
         let (from, backlog, mut live) = log.follow(last_seq_seen, log_id);
-        let mut closing = self.closing.clone();
         let mut sent = backlog.last().map_or(from, |e| e.seq);
         let stream = async_stream::stream! {
             // Holds the subscriber's place until the stream is dropped.
@@ -71,14 +63,7 @@ impl InvalidationService for Gateway {
                 }
             }
             loop {
-                let next = tokio::select! {
-                    next = live.recv() => next,
-                    () = async { let _ = closing.wait_for(|closed| *closed).await; } => {
-                        yield Err(Status::unavailable("gateway shutting down; resubscribe from last_seq"));
-                        break;
-                    }
-                };
-                match next {
+                match live.recv().await {
                     Ok(event) if event.seq > sent => {
                         sent = event.seq;
                         if wanted(&agent_id, &event) {
@@ -96,6 +81,6 @@ impl InvalidationService for Gateway {
                 }
             }
         };
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(until_closing(stream, self.closing.clone())))
     }
 }

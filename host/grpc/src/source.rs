@@ -8,7 +8,7 @@
 use crate::refusal::{connect_error, status_error};
 use crate::tls::{ClientTls, connect_endpoint};
 use crate::token::bearer;
-use approval_host::sources::{Chunk, Chunks, EventSource, OpenRequest, SourceError};
+use approval_host::sources::{Chunk, Chunks, EventSource, OpenRequest, SourceError, open_within};
 use approval_proto::SubscribeRequest;
 use bytes::{Buf, Bytes};
 use futures::future::BoxFuture;
@@ -85,15 +85,12 @@ impl GrpcSource {
     /// Opens the subscription, giving up after `idle_timeout`: a gateway
     /// that accepts TCP and never answers must not hold the pump for ever.
     async fn subscribe(&self, request: OpenRequest) -> Result<Chunks, SourceError> {
-        let idle = request.idle_timeout;
-        tokio::time::timeout(idle, self.open_stream(request))
-            .await
-            .unwrap_or_else(|_| {
-                Err(SourceError::Connect {
-                    endpoint: self.endpoint.clone(),
-                    message: format!("no answer within {idle:?}"),
-                })
-            })
+        open_within(
+            request.idle_timeout,
+            &self.endpoint,
+            self.open_stream(request),
+        )
+        .await
     }
 
     async fn open_stream(&self, request: OpenRequest) -> Result<Chunks, SourceError> {
@@ -154,10 +151,6 @@ impl GrpcSource {
 impl EventSource for GrpcSource {
     fn open(&mut self, request: OpenRequest) -> BoxFuture<'_, Result<Chunks, SourceError>> {
         self.subscribe(request).boxed()
-    }
-
-    fn reopens(&self) -> bool {
-        true
     }
 
     fn describe(&self) -> String {

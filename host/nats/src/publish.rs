@@ -15,7 +15,7 @@
 
 use crate::config::NatsConfig;
 use crate::error::NatsError;
-use crate::subjects::{invalidated_subject, log_id, message_id, resolved_subject, stored_bytes};
+use crate::subjects::{log_id, message_id, resolved_subject, stored_message};
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use async_nats::jetstream;
 use async_nats::jetstream::context::PublishErrorKind;
@@ -105,8 +105,7 @@ impl VerdictLog {
         &self,
         resolved: &ApprovalResolved,
     ) -> Result<Published, VerdictConflict> {
-        let subject = resolved_subject(&resolved.request_id);
-        let payload = stored_bytes(Event::ApprovalResolved(resolved.clone()));
+        let (subject, payload) = stored_message(Event::ApprovalResolved(resolved.clone()));
         let message_id = message_id(&resolved.request_id, resolved.decision);
         let mut last_error = String::new();
         for _ in 0..PUBLISH_ATTEMPTS {
@@ -198,8 +197,7 @@ impl VerdictLog {
         &self,
         invalidated: &PolicyInvalidated,
     ) -> Result<u64, NatsError> {
-        let subject = invalidated_subject(&invalidated.agent_id);
-        let payload = stored_bytes(Event::PolicyInvalidated(invalidated.clone()));
+        let (subject, payload) = stored_message(Event::PolicyInvalidated(invalidated.clone()));
         let ack = match self.js.publish(subject, payload.into()).await {
             Ok(ack) => ack.await,
             Err(e) => Err(e),

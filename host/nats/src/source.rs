@@ -25,7 +25,9 @@ use crate::error::NatsError;
 use crate::follow::follow;
 use crate::publish::first_message;
 use crate::subjects::{APPENDED_MAX, append_frame, log_id, resolved_subject, unsequenced_frame};
-use approval_host::sources::{Chunk, Chunks, EventSource, OpenRequest, SourceError, VerdictLookup};
+use approval_host::sources::{
+    Chunk, Chunks, EventSource, OpenRequest, SourceError, VerdictLookup, open_within,
+};
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use futures::future::BoxFuture;
@@ -77,15 +79,8 @@ impl NatsSource {
     }
 
     async fn subscribe(&self, request: OpenRequest) -> Result<Chunks, SourceError> {
-        let idle = request.idle_timeout;
-        tokio::time::timeout(idle, self.open_consumer(request))
-            .await
-            .unwrap_or_else(|_| {
-                Err(SourceError::Connect {
-                    endpoint: self.shared.config.servers.join(","),
-                    message: format!("no answer within {idle:?}"),
-                })
-            })
+        let servers = self.shared.config.servers.join(",");
+        open_within(request.idle_timeout, &servers, self.open_consumer(request)).await
     }
 
     async fn open_consumer(&self, request: OpenRequest) -> Result<Chunks, SourceError> {
@@ -188,10 +183,6 @@ impl VerdictLookup for Connection {
 impl EventSource for NatsSource {
     fn open(&mut self, request: OpenRequest) -> BoxFuture<'_, Result<Chunks, SourceError>> {
         self.subscribe(request).boxed()
-    }
-
-    fn reopens(&self) -> bool {
-        true
     }
 
     fn describe(&self) -> String {

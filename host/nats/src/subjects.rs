@@ -112,6 +112,16 @@ pub fn stored_bytes(event: approval_proto::Event) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// Where the log stores `event` and what it stores: its subject and its
+/// bytes ([`stored_bytes`]).
+pub fn stored_message(event: approval_proto::Event) -> (String, Vec<u8>) {
+    let subject = match &event {
+        approval_proto::Event::ApprovalResolved(r) => resolved_subject(&r.request_id),
+        approval_proto::Event::PolicyInvalidated(p) => invalidated_subject(&p.agent_id),
+    };
+    (subject, stored_bytes(event))
+}
+
 /// The most bytes [`append_frame`] adds to a stored message (a tag and a
 /// ten-byte varint, a tag and eight bytes): a reader skips a message whose
 /// frame would be over the sink's limit.

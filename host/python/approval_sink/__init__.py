@@ -9,22 +9,8 @@ component (the same ``approval-registry`` the Rust adapter embeds).
 from .clock import ManualClock, SystemClock
 from .sink import ApprovalSink, default_config, invalidation_frame
 from .trust import TrustedKey
-from .types import (
-    APPROVED,
-    CANCELLED,
-    DENIED,
-    DecidedBy,
-    RESET,
-    TIMED_OUT,
-    Decision,
-    Ending,
-    GuestFault,
-    IngestReport,
-    Outcome,
-    SinkConfig,
-    SinkError,
-    Stats,
-)
+from .types import APPROVED, CANCELLED, DENIED, RESET, TIMED_OUT, DecidedBy, Decision, Ending, GuestFault  # noqa: E501
+from .types import IngestReport, Outcome, SinkConfig, SinkError, Stats
 
 __all__ = [
     "ApprovalSink", "ManualClock", "TrustedKey", "DecidedBy", "SystemClock", "Decision", "Ending", "Outcome",

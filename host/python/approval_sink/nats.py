@@ -1,5 +1,5 @@
-"""``NatsSource``: the NATS JetStream log of many machines (DESIGN.md
-section 10) as an event source, with durable waits, over ``nats-py``.
+"""``NatsSource``: the NATS JetStream log of many machines (SPEC.md
+§5.4) as an event source, with durable waits, over ``nats-py``.
 
 The log, as the Rust host stores and reads it (the two interoperate):
 

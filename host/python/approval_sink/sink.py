@@ -2,7 +2,7 @@
 
 One sink owns one instance of the ``approval-registry`` component. A wait
 is an ``asyncio.Future`` in this host's table of slots; the guest holds the
-waiter. As in the Rust adapter (DESIGN.md section 8), ``wait`` does not call
+waiter. As in the Rust adapter (SPEC.md §5.5), ``wait`` does not call
 the guest: it queues the registration in one flat byte buffer, which goes
 to the guest before any other guest call, and from the event loop soon
 after (``call_soon``); ``deliver`` appends its verdict and sends the lot, so

@@ -114,7 +114,10 @@ pub trait EventSource: Send + 'static {
     fn open(&mut self, request: OpenRequest) -> BoxFuture<'_, Result<Chunks, SourceError>>;
 
     /// Whether the pump should reopen the source after it ends or fails.
-    fn reopens(&self) -> bool;
+    /// Default: yes (a network source resumes from the resume point).
+    fn reopens(&self) -> bool {
+        true
+    }
 
     /// A short name for logs.
     fn describe(&self) -> String;
@@ -125,6 +128,22 @@ pub trait EventSource: Send + 'static {
     fn lookup(&self) -> Option<std::sync::Arc<dyn VerdictLookup>> {
         None
     }
+}
+
+/// `open`, given up after `idle` with [`SourceError::Connect`] naming
+/// `endpoint`: a peer that accepts a connection and never answers must not
+/// hold a pump for ever (`OpenRequest::idle_timeout`).
+pub async fn open_within<T>(
+    idle: std::time::Duration,
+    endpoint: &str,
+    open: impl Future<Output = Result<T, SourceError>>,
+) -> Result<T, SourceError> {
+    tokio::time::timeout(idle, open).await.unwrap_or_else(|_| {
+        Err(SourceError::Connect {
+            endpoint: endpoint.to_owned(),
+            message: format!("no answer within {idle:?}"),
+        })
+    })
 }
 
 /// Finds the verdict a log stores for a request id (durable waits).

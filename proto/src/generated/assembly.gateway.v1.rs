@@ -19,8 +19,8 @@ pub struct ApprovalResolved {
     /// The reviewer key that signed this verdict; "" = unsigned (S17).
     #[prost(string, tag = "5")]
     pub key_id: ::prost::alloc::string::String,
-    /// Ed25519 signature (64 bytes) over the signing bytes (DESIGN.md section
-    /// 4: "assembly.approval.v1", 0, u32be len + request_id, decision byte,
+    /// Ed25519 signature (64 bytes) over the signing bytes (SPEC.md §5.3:
+    /// "assembly.approval.v1", 0, u32be len + request_id, decision byte,
     /// u32be len + reviewer, i64be resolved_at_unix_ms); empty = unsigned.
     #[prost(bytes = "vec", tag = "6")]
     pub signature: ::prost::alloc::vec::Vec<u8>,

@@ -1,5 +1,5 @@
 //! A faithful copy of the original native sink (tokio + DashMap), kept only
-//! as the baseline of the benchmarks. Its defects (D1–D8 in DESIGN.md) are
+//! as the baseline of the benchmarks. Its defects (D1–D8 in SPEC.md §3.1) are
 //! kept on purpose: this is what the component is measured against.
 
 use approval_proto::Decision;
