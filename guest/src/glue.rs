@@ -287,6 +287,8 @@ impl RegistryGuest for Component {
 
     fn resolve(request_id: String, decision: Decision) -> Result<Batch, SinkError> {
         with_registry(|r| {
+            // Not journaled: the caller knows the verdict it delivered and
+            // journals it itself (S18), so no journal bytes cross back.
             r.resolve(&request_id, decision.into())?;
             Ok(drain(r))
         })

@@ -1,10 +1,13 @@
 //! The verdict journal: how the verdict memory survives a reset (S18).
 //!
-//! Every verdict the registry newly remembers (from a frame, a `resolve` or
-//! an `apply`) is appended to a flat byte buffer that the next export call
-//! hands to the host (one `list<u8>`, no per-verdict string), so no host
-//! writes entries of its own. The host keeps them, bounded like the memory
-//! itself, and gives them to a fresh instance after a trap
+//! Every verdict a frame makes the registry newly remember is appended to a
+//! flat byte buffer that the next export call hands to the host (one
+//! `list<u8>`, no per-verdict string). A direct verdict (`resolve`, an
+//! `apply`'s resolve operation) is journaled by its caller, who knows it,
+//! with [`append`]: the Rust host calls this very function, and every other
+//! host's encoder is checked against `tests/vectors/journal.json`. The host
+//! keeps the entries, bounded like the memory itself, and gives them to a
+//! fresh instance after a trap
 //! ([`crate::registry::Registry::restore`]), so a verdict applied before the
 //! trap stays final after it.
 //!

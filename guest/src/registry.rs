@@ -255,23 +255,26 @@ impl<C: TimeSource> Registry<C> {
     /// signature; counted in `unauthenticated`) is an error and changes
     /// nothing.
     ///
-    /// Journals the verdict (S18) if it was newly remembered, as every
-    /// applied verdict is, so no host ever writes a journal entry. Verdicts
-    /// from frames go through [`Registry::resolve_event`].
+    /// Writes no journal entry: its caller knows the verdict it delivered
+    /// and journals it with [`crate::journal::append`] (carrying the entry
+    /// back across the component boundary cost a sixth of a round trip).
+    /// Verdicts from frames go through [`Registry::resolve_event`].
     pub fn resolve(&mut self, id: &str, verdict: Verdict) -> Result<u32, RegistryError> {
         self.check_id(id)?;
         if self.trust.required() {
             self.stats.unauthenticated += 1;
             return Err(RegistryError::Unauthenticated(AuthFailure::Unsigned));
         }
-        self.apply_journaled(id, verdict, None)
+        self.apply_verdict(id, verdict, None)
+            .map(|(woken, _)| woken)
     }
 
     /// Applies a verdict event from the stream: checks its id, then, with
     /// trusted keys configured, its signature (S17: a failure is counted in
     /// `unauthenticated` and changes nothing, so a forged verdict never
     /// occupies the memory ahead of the genuine one), then resolves like
-    /// [`Registry::resolve`], keeping who decided.
+    /// [`Registry::resolve`], keeping who decided, and journals it (S18) if
+    /// it was newly remembered: only the guest has seen these verdicts.
     pub fn resolve_event(
         &mut self,
         event: &wire::Resolved<'_>,
@@ -285,20 +288,9 @@ impl<C: TimeSource> Registry<C> {
             return Err(RegistryError::Unauthenticated(failure));
         }
         let decider = Decider::from_event(event.reviewer, event.key_id, event.resolved_at_unix_ms);
-        self.apply_journaled(event.request_id, verdict, decider)
-    }
-
-    /// Applies a checked verdict and journals it (S18) if it was newly
-    /// remembered.
-    fn apply_journaled(
-        &mut self,
-        id: &str,
-        verdict: Verdict,
-        decider: Option<Decider>,
-    ) -> Result<u32, RegistryError> {
-        let (woken, remembered_at) = self.apply_verdict(id, verdict, decider)?;
+        let (woken, remembered_at) = self.apply_verdict(event.request_id, verdict, decider)?;
         if let Some(at) = remembered_at {
-            journal::append(&mut self.journal, id, verdict, at);
+            journal::append(&mut self.journal, event.request_id, verdict, at);
         }
         Ok(woken)
     }

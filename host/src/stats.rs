@@ -7,17 +7,39 @@
 use approval_guest::stats::Stats as GuestStats;
 
 /// Counters only the host keeps (they survive a reset of the guest);
-/// the sink's core counts them.
+/// the sink's core counts them, each only upwards.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct HostCounters {
     /// Instances replaced after a fault.
-    pub(crate) resets: u64,
+    resets: u64,
     /// Messages sources skipped as over `max_frame_bytes`.
-    pub(crate) oversized_frames: u64,
+    oversized_frames: u64,
     /// Non-verdicts the direct API refused before any guest call.
-    pub(crate) rejected_verdicts: u64,
+    rejected_verdicts: u64,
     /// Guest calls made.
-    pub(crate) guest_calls: u64,
+    guest_calls: u64,
+}
+
+impl HostCounters {
+    /// An instance was replaced after a fault.
+    pub(crate) fn reset(&mut self) {
+        self.resets += 1;
+    }
+
+    /// A source skipped `n` messages over `max_frame_bytes`.
+    pub(crate) fn oversized(&mut self, n: u64) {
+        self.oversized_frames = self.oversized_frames.saturating_add(n);
+    }
+
+    /// The direct API refused a non-verdict (S8).
+    pub(crate) fn rejected_verdict(&mut self) {
+        self.rejected_verdicts += 1;
+    }
+
+    /// A guest call is about to be made.
+    pub(crate) fn guest_call(&mut self) {
+        self.guest_calls += 1;
+    }
 }
 
 macro_rules! define_host_stats {

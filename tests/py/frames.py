@@ -44,3 +44,14 @@ def verdict_event(
 def stream(*frames: bytes) -> bytes:
     """Length-delimited frames, as the gateway's stream carries them."""
     return b"".join(_varint(len(f)) + f for f in frames)
+
+
+def invalidation_event(seq: int, agent_id: str, log_id: int = 0) -> bytes:
+    """An `InvalidationEvent` with a `PolicyInvalidated` for `agent_id`."""
+    agent = agent_id.encode()
+    inner = _field_bytes(1, agent) if agent else b""
+    out = _varint(1 << 3) + _varint(seq) if seq else b""
+    out += _field_bytes(2, inner)
+    if log_id:
+        out += _varint(4 << 3 | 1) + struct.pack("<Q", log_id)
+    return out

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from conftest import run
-from frames import stream, verdict_event
+from frames import invalidation_event, stream, verdict_event
 
-from approval_sink import ApprovalSink, Decision, ManualClock, SinkConfig, SinkError, TrustedKey, default_config
+from approval_sink import ApprovalSink, ManualClock, SinkConfig, SinkError, TrustedKey, default_config
 from approval_sink import _sources, grpc, nats, sink as sink_module
 from approval_sink._ops import OpQueue
 from approval_sink._registry import EPOCH_TICK, Registry, default_component_path
-from approval_sink.sink import JOURNAL_HEADER_BYTES, invalidation_frame
+from approval_sink.sink import JOURNAL_HEADER_BYTES, invalidation_frame, journal_entry
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 
@@ -54,10 +54,11 @@ def test_frames_are_encoded_as_prost_encodes_them():
                 key_id=r["key_id"],
                 signature=bytes.fromhex(r["signature"]),
             )
-        elif seq == 0 and log_id == 0:
-            body = invalidation_frame(event["policy_invalidated"]["agent_id"])
         else:
-            continue  # the suite never sequences an invalidation by hand
+            agent = event["policy_invalidated"]["agent_id"]
+            body = invalidation_event(seq, agent, log_id)
+            if seq == 0 and log_id == 0:
+                assert invalidation_frame(agent) == body, "the host's own encoder"
         assert body.hex() == case["body"], case["name"]
         assert stream(body).hex() == case["frame"], case["name"]
 
@@ -98,9 +99,11 @@ def test_signed_vectors_verify_in_the_guest_and_tampered_ones_do_not():
     run(body())
 
 
-def test_the_journal_vectors_restore_in_the_guest():
+def test_the_journal_vectors_are_written_and_restored_as_the_guest_does():
     v = vectors("journal.json")
     assert JOURNAL_HEADER_BYTES == v["header_bytes"]
+    written = b"".join(journal_entry(e["decision"], int(e["stored_at"]), e["id"].encode()) for e in v["entries"])
+    assert written.hex() == v["bytes"]
     config = default_config()
     registry = Registry(default_component_path(), config, lambda: 0, lambda _agent: None)
     restored = registry.restore_verdicts(bytes.fromhex(v["bytes"]))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections import deque
 from dataclasses import replace
 from functools import partial
@@ -42,10 +43,18 @@ from .types import (
 
 log = logging.getLogger("approval_sink")
 
-#: Bytes of a journal entry's header (SPEC.md §5.6): the decision, the
-#: time it was remembered and the id's length; the guest writes every
-#: entry, this host only bounds what it keeps.
-JOURNAL_HEADER_BYTES = 1 + 8 + 4
+#: A journal entry's header (SPEC.md §5.6): the decision, the time it was
+#: remembered and the id's length, little-endian. The guest writes the
+#: entries of the verdicts frames bring; this host writes those it delivers
+#: itself (`resolve` returns none), checked against
+#: `tests/vectors/journal.json`.
+_JOURNAL_HEADER = struct.Struct("<BQI")
+JOURNAL_HEADER_BYTES = _JOURNAL_HEADER.size
+
+
+def journal_entry(decision: int, stored_at: int, request_id: bytes) -> bytes:
+    """One journal entry (SPEC.md §5.6)."""
+    return _JOURNAL_HEADER.pack(decision, stored_at, len(request_id)) + request_id
 
 
 # The most stream bytes one `ingest-frames` call takes: lowering costs 32
@@ -252,6 +261,9 @@ class ApprovalSink:
         applied, refused = self._flush(raise_fault=True)
         if refused is not None:
             raise refused
+        # `resolve` returns no journal (S18): this host writes the entry (a
+        # repeat is harmless: a fresh instance skips it).
+        self._remember(journal_entry(int(decision), self._clock.now_ns(), rid))
         return applied.woken if applied else 0
 
     def on_approval_resolved(self, request_id: str, decision: Decision) -> None:

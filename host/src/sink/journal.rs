@@ -3,9 +3,10 @@
 //!
 //! # Invariants
 //!
-//! * Entries are the guest's journal entries (`approval_guest::journal`,
-//!   SPEC.md §5.6), kept as the guest wrote them, oldest first; the host
-//!   writes none of its own and never needs to understand more than their
+//! * Entries are in the guest's journal format (`approval_guest::journal`,
+//!   SPEC.md §5.6): the guest's own, kept as it wrote them, and the host's
+//!   for the verdicts it delivered, written with the guest crate's
+//!   `journal::append`; oldest first. The host never reads more than their
 //!   header.
 //! * Each call's journal is kept whole, as the guest returned it (moved,
 //!   not copied per entry): the ingest path pays one walk of the entries'
@@ -21,6 +22,7 @@
 //!   a faulty guest wrote end the walk, never panic the host.
 
 use approval_guest::journal;
+use approval_guest::verdict::Verdict;
 use std::collections::VecDeque;
 
 /// A small journal joins the newest chunk while that holds fewer entries
@@ -80,6 +82,33 @@ impl VerdictJournal {
                 newest,
             }),
         }
+        self.trim(now);
+    }
+
+    /// Keeps one verdict the host delivered itself (`deliver`: the guest's
+    /// `resolve` returns no journal), written with the guest's own
+    /// `journal::append`, without a buffer of its own.
+    pub(crate) fn push(&mut self, id: &str, verdict: Verdict, now: u64) {
+        if self.capacity == 0 {
+            return;
+        }
+        match self.chunks.back_mut() {
+            Some(tail) if tail.entries < TAIL_ENTRIES => {
+                journal::append(&mut tail.bytes, id, verdict, now);
+                tail.entries += 1;
+                tail.newest = tail.newest.max(now);
+            }
+            _ => {
+                let mut bytes = Vec::new();
+                journal::append(&mut bytes, id, verdict, now);
+                self.chunks.push_back(Chunk {
+                    bytes,
+                    entries: 1,
+                    newest: now,
+                });
+            }
+        }
+        self.entries += 1;
         self.trim(now);
     }
 
@@ -181,13 +210,8 @@ mod tests {
     #[test]
     fn single_verdicts_share_the_tail_chunk() {
         let mut j = VerdictJournal::new(10_000, 1_000);
-        let single = |id: &str, verdict, at| {
-            let mut bytes = Vec::new();
-            journal::append(&mut bytes, id, verdict, at);
-            bytes
-        };
         for i in 0..3 * TAIL_ENTRIES {
-            j.extend(single(&format!("req-{i}"), Verdict::Denied, 5), 5);
+            j.push(&format!("req-{i}"), Verdict::Denied, 5);
         }
         assert_eq!(j.chunks.len(), 3, "one chunk per {TAIL_ENTRIES} verdicts");
         assert_eq!(j.len(), 3 * TAIL_ENTRIES);
@@ -196,7 +220,7 @@ mod tests {
             .map(|e| e.id.to_string());
         assert_eq!(first.as_deref(), Some("req-0"), "oldest first");
         // Past the TTL, whole chunks go.
-        j.extend(single("late", Verdict::Approved, 2_000), 2_000);
+        j.push("late", Verdict::Approved, 2_000);
         assert_eq!(j.len(), 1);
     }
 }
