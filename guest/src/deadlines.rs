@@ -11,16 +11,34 @@
 //! * Whether an entry is live is the owner's to say (a `live(token,
 //!   deadline)` predicate: tokens may be reused with another deadline), and
 //!   stale entries are skipped wherever the queue is read.
-//! * Stale entries are dropped (by the owner's [`DeadlineQueue::compact`]
-//!   or [`DeadlineQueue::rebuild`]) once `retire` says they outnumber the
-//!   live ones, so memory stays proportional to pending waiters however
-//!   many finish early.
+//! * Stale entries are dropped by [`DeadlineQueue::retire`] once they
+//!   outnumber the live ones, so memory stays proportional to pending
+//!   waiters however many finish early; how (a rebuild from the pending
+//!   waiters or a compaction asking about each entry) is this file's
+//!   policy, by the pending table's size.
 
 use alloc::collections::BinaryHeap;
 use core::cmp::Reverse;
 
 /// Fewer stale entries than this are never worth a rebuild.
 const COMPACT_MIN_STALE: usize = 64;
+
+/// A rebuild reads the pending table whole: worth it while the table is at
+/// most this many times the queue.
+const REBUILD_SPREAD: usize = 4;
+
+/// The owner's pending waiters, as the queue needs to know them.
+pub trait Pending {
+    /// How many are pending.
+    fn count(&self) -> usize;
+    /// The size of the table that holds them (what a rebuild reads).
+    fn capacity(&self) -> usize;
+    /// Each pending waiter as `(deadline, token)`.
+    fn entries(&self) -> impl Iterator<Item = (u64, u64)>;
+    /// Whether `(deadline, token)` is a pending waiter's deadline (tokens
+    /// may be reused with another deadline).
+    fn is_live(&self, token: u64, deadline: u64) -> bool;
+}
 
 /// A min-heap of `(deadline, token)` with lazy deletion.
 #[derive(Debug, Default)]
@@ -43,16 +61,26 @@ impl DeadlineQueue {
     }
 
     /// `n` waiters finished before their deadline: their entries are stale.
-    /// Says whether stale entries now outnumber the `live_count` pending
-    /// waiters, so the owner should [`DeadlineQueue::compact`] or
-    /// [`DeadlineQueue::rebuild`] the queue.
-    pub fn retire(&mut self, n: usize, live_count: usize) -> bool {
+    /// Once stale entries outnumber the `pending` waiters, drops them all:
+    /// by rebuilding from `pending`'s entries while its table is at most
+    /// [`REBUILD_SPREAD`] times the queue (reading a table bucket by bucket
+    /// streams through memory), else by asking `pending` about each entry
+    /// (a random lookup, a cache miss, per entry: cheaper only when the
+    /// table is much larger than the queue, as it never shrinks).
+    pub fn retire(&mut self, n: usize, pending: &impl Pending) {
         self.stale = self.stale.saturating_add(n);
-        self.stale > COMPACT_MIN_STALE && self.stale > live_count
+        if self.stale <= COMPACT_MIN_STALE || self.stale <= pending.count() {
+            return;
+        }
+        if pending.capacity() <= REBUILD_SPREAD * self.heap.len() {
+            self.rebuild(pending.entries());
+        } else {
+            self.compact(|t, d| pending.is_live(t, d));
+        }
     }
 
     /// Drops every stale entry, asking `live` of each entry.
-    pub fn compact(&mut self, live: impl Fn(u64, u64) -> bool) {
+    fn compact(&mut self, live: impl Fn(u64, u64) -> bool) {
         self.heap.retain(|Reverse((d, t))| live(*t, *d));
         self.stale = 0;
     }
@@ -61,7 +89,7 @@ impl DeadlineQueue {
     /// `(deadline, token)`: the same live entries as [`DeadlineQueue::compact`]
     /// keeps, read in the owner's order instead of asked for one by one
     /// (a random lookup per entry). Reuses the heap's buffer.
-    pub fn rebuild(&mut self, pending: impl IntoIterator<Item = (u64, u64)>) {
+    fn rebuild(&mut self, pending: impl IntoIterator<Item = (u64, u64)>) {
         let mut entries = core::mem::take(&mut self.heap).into_vec();
         entries.clear();
         entries.extend(pending.into_iter().map(Reverse));
@@ -105,19 +133,47 @@ impl DeadlineQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
+
+    /// Pending waiters for the tests: `(deadline, token)`s in a table of
+    /// `capacity`.
+    struct Table {
+        pending: Vec<(u64, u64)>,
+        capacity: usize,
+    }
+
+    impl Pending for Table {
+        fn count(&self) -> usize {
+            self.pending.len()
+        }
+        fn capacity(&self) -> usize {
+            self.capacity
+        }
+        fn entries(&self) -> impl Iterator<Item = (u64, u64)> {
+            self.pending.iter().copied()
+        }
+        fn is_live(&self, token: u64, deadline: u64) -> bool {
+            self.pending.contains(&(deadline, token))
+        }
+    }
 
     #[test]
-    fn stale_entries_are_skipped_and_compacted() {
+    fn stale_entries_are_skipped_and_compacted_in_a_large_table() {
         let mut q = DeadlineQueue::default();
         for t in 0..200u64 {
             q.push(t, t);
         }
-        // Only odd tokens stay live.
-        let live = |t: u64, _d: u64| t % 2 == 1;
-        assert!(!q.retire(100, 100), "not yet more stale than live");
-        assert!(q.retire(1, 99), "stale outnumber live");
-        q.compact(live);
+        // Only odd tokens stay live; the table is far larger than the
+        // queue, so the stale entries are compacted away one by one.
+        let table = Table {
+            pending: (0..200u64).filter(|t| t % 2 == 1).map(|t| (t, t)).collect(),
+            capacity: 100_000,
+        };
+        q.retire(100, &table);
+        assert_eq!(q.len(), 200, "not yet more stale than live");
+        q.retire(1, &table);
         assert_eq!(q.len(), 100, "compacted");
+        let live = |t: u64, d: u64| table.is_live(t, d);
         assert_eq!(q.next(live), Some(1));
         assert_eq!(q.pop_due(0, live), None, "nothing due at 0");
         assert_eq!(q.pop_due(3, live), Some(1));
@@ -126,21 +182,24 @@ mod tests {
     }
 
     #[test]
-    fn a_rebuild_holds_exactly_the_pending_entries() {
+    fn a_small_table_is_read_whole_into_exactly_the_pending_entries() {
         let mut q = DeadlineQueue::default();
         for t in 0..200u64 {
             q.push(1000 - t, t);
         }
-        assert!(q.retire(150, 50));
-        let pending: alloc::vec::Vec<(u64, u64)> = (150..200u64).map(|t| (1000 - t, t)).collect();
-        q.rebuild(pending.iter().copied());
-        assert_eq!(q.len(), 50);
-        assert!(!q.retire(1, 49), "the stale count starts again");
-        let live = |t: u64, _d: u64| t >= 150;
-        let order: alloc::vec::Vec<u64> = core::iter::from_fn(|| q.pop_due(1000, live)).collect();
+        let table = Table {
+            pending: (150..200u64).map(|t| (1000 - t, t)).collect(),
+            capacity: 64,
+        };
+        q.retire(150, &table);
+        assert_eq!(q.len(), 50, "rebuilt from the pending waiters");
+        q.retire(1, &table);
+        assert_eq!(q.len(), 50, "the stale count starts again");
+        let live = |t: u64, d: u64| table.is_live(t, d);
+        let order: Vec<u64> = core::iter::from_fn(|| q.pop_due(1000, live)).collect();
         assert_eq!(
             order,
-            (150..200u64).rev().collect::<alloc::vec::Vec<_>>(),
+            (150..200u64).rev().collect::<Vec<_>>(),
             "earliest first"
         );
     }

@@ -5,7 +5,8 @@
 //! `list<op>` of strings costs one `cabi_realloc` per string).
 //!
 //! This module owns the format: the host's [`OpWriter`] and the guest's
-//! [`OpReader`] live together and are tested against each other natively.
+//! [`OpReader`] live together and are tested against each other natively,
+//! and [`apply`] runs a buffer against a registry (the `apply` export).
 //!
 //! # Format
 //!
@@ -23,6 +24,7 @@
 //! for. An id that is not UTF-8 fails that operation only (its length is
 //! known); a truncated operation or an unknown tag ends the buffer.
 
+use crate::registry::{Registered, Registry, RegistryError, Reply, TimeSource};
 use crate::verdict::Verdict;
 use alloc::vec::Vec;
 
@@ -217,6 +219,65 @@ impl<'a> Iterator for OpReader<'a> {
     }
 }
 
+/// Why one operation of a buffer failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpFailure {
+    /// It could not be read.
+    Read(OpError),
+    /// The registry refused it (a registration's or a verdict's typed
+    /// error).
+    Refused(RegistryError),
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// `(index, why)` of each operation that failed, in order.
+    pub errors: Vec<(u32, OpFailure)>,
+    /// Waiters the buffer's verdicts woke.
+    pub woken: u32,
+}
+
+/// Applies a buffer's operations to `registry` in order, as the separate
+/// calls would: a registration settled at once from the verdict memory is
+/// reported as a finished waiter (the registry's `done` list, like any
+/// other), a cancel of a token that is not pending does nothing, and an
+/// operation that fails (unreadable, or refused) fails alone, by index.
+pub fn apply<C: TimeSource>(registry: &mut Registry<C>, buf: &[u8]) -> Applied {
+    let mut applied = Applied::default();
+    for (i, op) in OpReader::new(buf).enumerate() {
+        let result = match op {
+            Ok(Op::Register {
+                waiter,
+                start_ns,
+                timeout_ns,
+                id,
+            }) => registry
+                .register_from(waiter, id, start_ns, timeout_ns, Reply::Batched)
+                .map(|registered| {
+                    if let Registered::Settled(outcome) = registered {
+                        registry.push_done(waiter, outcome);
+                    }
+                })
+                .map_err(OpFailure::Refused),
+            Ok(Op::Cancel { waiter }) => {
+                registry.cancel(waiter);
+                Ok(())
+            }
+            Ok(Op::Resolve { id, verdict }) => registry
+                .resolve(id, verdict)
+                .map(|n| applied.woken = applied.woken.saturating_add(n))
+                .map_err(OpFailure::Refused),
+            Err(e) => Err(OpFailure::Read(e)),
+        };
+        if let Err(failure) = result {
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            applied.errors.push((index, failure));
+        }
+    }
+    applied
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,5 +357,50 @@ mod tests {
                 let _ = OpReader::new(&bad).count();
             }
         }
+    }
+
+    #[test]
+    fn a_buffer_applies_in_order_and_failures_stay_their_own() {
+        use crate::verdict::{Completion, Outcome};
+        /// Time stands still at 0.
+        struct Still;
+        impl TimeSource for Still {
+            fn now_ns(&self) -> u64 {
+                0
+            }
+        }
+        let mut registry = Registry::new(Still);
+        let mut w = OpWriter::new();
+        w.resolve("early", Verdict::Denied);
+        w.register(1, 0, 1_000, "early");
+        w.register(2, 0, 1_000, "req-1");
+        w.register(3, 0, 1_000, "");
+        w.register(4, 0, 1_000, "req-1");
+        w.cancel(4);
+        w.cancel(99);
+        w.resolve("req-1", Verdict::Approved);
+        let applied = apply(&mut registry, w.bytes());
+        assert_eq!(applied.woken, 1, "waiter 4 was cancelled first");
+        assert_eq!(
+            applied.errors,
+            [(3, OpFailure::Refused(RegistryError::RequestIdEmpty))]
+        );
+        let done: Vec<Completion> = registry.take_done();
+        assert_eq!(done.len(), 2);
+        assert!(
+            done.iter()
+                .any(|c| c.waiter == 1 && c.outcome == Outcome::Decided(Verdict::Denied))
+        );
+        assert!(
+            done.iter()
+                .any(|c| c.waiter == 2 && c.outcome == Outcome::Decided(Verdict::Approved))
+        );
+        let mut bytes = w.bytes().to_vec();
+        bytes.push(0xee);
+        let tail = apply(&mut Registry::new(Still), &bytes);
+        assert_eq!(
+            tail.errors.last(),
+            Some(&(8, OpFailure::Read(OpError::Truncated)))
+        );
     }
 }

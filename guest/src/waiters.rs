@@ -113,3 +113,21 @@ impl Waiters {
         self.hasher.hash_one(token)
     }
 }
+
+impl crate::deadlines::Pending for Waiters {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn capacity(&self) -> usize {
+        Waiters::capacity(self)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (u64, u64)> {
+        self.iter().map(|w| (w.deadline, w.token))
+    }
+
+    fn is_live(&self, token: u64, deadline: u64) -> bool {
+        self.get(token).is_some_and(|w| w.deadline == deadline)
+    }
+}

@@ -237,27 +237,6 @@ fn limits_give_typed_errors_and_leave_others_alone() {
 }
 
 #[test]
-fn expire_waiter_times_out_only_that_waiter_and_only_when_due() {
-    let (mut r, clock) = registry();
-    for w in 1..=3 {
-        pending(&mut r, w, "req", SEC);
-    }
-    assert!(!r.expire_waiter(1), "not due yet");
-    clock.advance(SEC);
-    assert!(r.expire_waiter(1));
-    assert!(!r.expire_waiter(1), "already gone");
-    assert!(!r.expire_waiter(42), "unknown token");
-    assert_eq!(r.take_done(), vec![done(1, Outcome::TimedOut)]);
-    let s = r.stats();
-    assert_eq!((s.waiters, s.timed_out), (2, 1));
-    // The others, due at the same instant, are still there for `expire`,
-    // which skips the heap entry `expire_waiter` left behind.
-    assert_eq!(r.expire(), 2);
-    assert_eq!(r.stats().timed_out, 3);
-    assert_eq!(r.next_deadline(), None);
-}
-
-#[test]
 fn removing_waiters_one_by_one_from_a_shared_id_keeps_the_rest_exact() {
     let (mut r, clock) = registry();
     for w in 0..1000 {

@@ -1,4 +1,6 @@
 //! The approval-waiter registry: the pure, clock-generic core of the sink.
+//! This file holds the waiters (register, cancel, expire, completions);
+//! `verdicts.rs` delivers, remembers, verifies and journals verdicts.
 //!
 //! This module owns every waiter; it keeps the per-id state (the tokens
 //! waiting on each id and the verdict remembered for it) in an [`IdTable`]
@@ -19,7 +21,8 @@
 //!   compacted once stale tokens outnumber live ones, so k timeouts or
 //!   cancels on one id cost O(k), not O(k²).
 //! * Every pending waiter has a live entry in `deadlines`; an entry is live
-//!   iff `waiters` holds its token with that deadline ([`Registry::is_live`]).
+//!   iff `waiters` holds its token with that deadline (the one liveness
+//!   rule, `Waiters`' [`Pending::is_live`]).
 //! * Removal is always by token (S6): a timeout or cancel never touches another
 //!   waiter on the same id, older or newer.
 //! * Batched waiters finish by a [`Completion`] pushed to `outbox`, which the
@@ -35,17 +38,17 @@
 //! * Nothing here panics on any input: all arithmetic on times saturates, no
 //!   indexing, no `unwrap`.
 
+mod verdicts;
+
 use crate::config::Config;
-use crate::deadlines::DeadlineQueue;
-use crate::ids::{IdTable, Remembered, Waiting};
-use crate::journal;
+use crate::deadlines::{DeadlineQueue, Pending};
+use crate::ids::IdTable;
 use crate::stats::Stats;
 use crate::trust::{AuthFailure, TrustedKeys};
 pub use crate::verdict::{Completion, Registered, Reply};
-use crate::verdict::{Decider, Outcome, Verdict};
+use crate::verdict::{Outcome, Verdict};
 use crate::waiters::{Waiter, Waiters};
 use crate::window::SeqWindow;
-use crate::wire;
 use alloc::vec::Vec;
 
 /// Where the registry reads the time: monotonic nanoseconds (the host's
@@ -235,116 +238,6 @@ impl<C: TimeSource> Registry<C> {
         true
     }
 
-    /// Trusts exactly these reviewer keys (`(key id, 32-byte Ed25519 public
-    /// key)`) from now on (S17); an empty list trusts none, so verdicts need
-    /// no signature. On error nothing changes.
-    pub fn set_trusted_keys<'a>(
-        &mut self,
-        keys: impl IntoIterator<Item = (&'a str, &'a [u8])>,
-    ) -> Result<(), RegistryError> {
-        self.trust
-            .set(keys)
-            .map_err(|e| RegistryError::InvalidConfig(e.reason()))
-    }
-
-    /// Delivers a verdict to every waiter on `id` (S2, S5) and remembers it
-    /// (S4, S15). Returns how many waiters it resolved: 0 too for a repeat
-    /// of the verdict already remembered. A request id that breaks a limit,
-    /// the opposite of a remembered verdict (counted in `conflicts`), or any
-    /// verdict at all while trusted keys are configured (it carries no
-    /// signature; counted in `unauthenticated`) is an error and changes
-    /// nothing.
-    ///
-    /// Writes no journal entry: its caller knows the verdict it delivered
-    /// and journals it with [`crate::journal::append`] (carrying the entry
-    /// back across the component boundary cost a sixth of a round trip).
-    /// Verdicts from frames go through [`Registry::resolve_event`].
-    pub fn resolve(&mut self, id: &str, verdict: Verdict) -> Result<u32, RegistryError> {
-        self.check_id(id)?;
-        if self.trust.required() {
-            self.stats.unauthenticated += 1;
-            return Err(RegistryError::Unauthenticated(AuthFailure::Unsigned));
-        }
-        self.apply_verdict(id, verdict, None)
-            .map(|(woken, _)| woken)
-    }
-
-    /// Applies a verdict event from the stream: checks its id, then, with
-    /// trusted keys configured, its signature (S17: a failure is counted in
-    /// `unauthenticated` and changes nothing, so a forged verdict never
-    /// occupies the memory ahead of the genuine one), then resolves like
-    /// [`Registry::resolve`], keeping who decided, and journals it (S18) if
-    /// it was newly remembered: only the guest has seen these verdicts.
-    pub fn resolve_event(
-        &mut self,
-        event: &wire::Resolved<'_>,
-        verdict: Verdict,
-    ) -> Result<u32, RegistryError> {
-        self.check_id(event.request_id)?;
-        if self.trust.required()
-            && let Err(failure) = self.trust.verify(event, verdict)
-        {
-            self.stats.unauthenticated += 1;
-            return Err(RegistryError::Unauthenticated(failure));
-        }
-        let decider = Decider::from_event(event.reviewer, event.key_id, event.resolved_at_unix_ms);
-        let (woken, remembered_at) = self.apply_verdict(event.request_id, verdict, decider)?;
-        if let Some(at) = remembered_at {
-            journal::append(&mut self.journal, event.request_id, verdict, at);
-        }
-        Ok(woken)
-    }
-
-    /// The verdict remembered for `id` and who decided it, if the event said
-    /// (S17); `None` once the memory dropped it (S15's bound).
-    pub fn decided_by(&mut self, id: &str) -> Option<(Verdict, Option<Decider>)> {
-        let now = self.clock.now_ns();
-        self.ids
-            .decided_by(id, now)
-            .map(|(verdict, decider)| (verdict, decider.cloned()))
-    }
-
-    /// Remembers and delivers a verdict whose id was checked; returns the
-    /// waiters woken and, if it was newly remembered, when.
-    fn apply_verdict(
-        &mut self,
-        id: &str,
-        verdict: Verdict,
-        decider: Option<Decider>,
-    ) -> Result<(u32, Option<u64>), RegistryError> {
-        let now = self.clock.now_ns();
-        // One lookup: the id's waiters, and its verdict from now on.
-        let waiting = match self.ids.remember(id, verdict, decider, now) {
-            (Remembered::New, waiting) => waiting,
-            (Remembered::Repeat, _) => return Ok((0, None)),
-            (Remembered::Conflict, _) => {
-                self.stats.conflicts += 1;
-                return Err(RegistryError::ConflictingVerdict);
-            }
-        };
-        let Some(Waiting {
-            id: waiting_on,
-            tokens,
-        }) = waiting
-        else {
-            return Ok((0, Some(now)));
-        };
-        let mut woken = 0u32;
-        for token in tokens {
-            // A stale token may since have been reused on another id: one
-            // lookup both checks the id (an `IdRef` compare) and takes the
-            // waiter.
-            let Some(entry) = self.waiters.remove_if(token, |w| w.id == waiting_on) else {
-                continue;
-            };
-            woken = woken.saturating_add(1);
-            self.finish(token, entry.reply, Outcome::Decided(verdict));
-        }
-        self.stats.delivered += u64::from(woken);
-        self.retire_deadlines(woken as usize);
-        Ok((woken, Some(now)))
-    }
-
     /// Times out every waiter whose deadline is `<= clock.now()` (S3, S11).
     /// Returns how many timed out.
     pub fn expire(&mut self) -> u32 {
@@ -352,10 +245,7 @@ impl<C: TimeSource> Registry<C> {
         let mut expired = 0u32;
         loop {
             let waiters = &self.waiters;
-            let Some(token) = self
-                .deadlines
-                .pop_due(now, |t, d| Self::is_live(waiters, t, d))
-            else {
+            let Some(token) = self.deadlines.pop_due(now, |t, d| waiters.is_live(t, d)) else {
                 break;
             };
             if let Some(entry) = self.remove(token) {
@@ -368,52 +258,10 @@ impl<C: TimeSource> Registry<C> {
         expired
     }
 
-    /// Times out one waiter if its deadline is `<= clock.now()` (S3), leaving
-    /// every other waiter alone: an async wait whose own timer fired ends
-    /// itself instead of waking every other due task (which made a storm of
-    /// n async timeouts cost O(n²) in wakeups). Returns whether it timed out.
-    pub fn expire_waiter(&mut self, waiter: u64) -> bool {
-        let now = self.clock.now_ns();
-        if self.deadline_of(waiter).is_none_or(|d| d > now) {
-            return false;
-        }
-        let Some(entry) = self.remove(waiter) else {
-            return false;
-        };
-        self.stats.timed_out += 1;
-        self.retire_deadlines(1);
-        self.finish(waiter, entry.reply, Outcome::TimedOut);
-        self.ids.evict(now);
-        true
-    }
-
     /// The earliest deadline of a pending waiter, if any.
     pub fn next_deadline(&mut self) -> Option<u64> {
         let waiters = &self.waiters;
-        self.deadlines.next(|t, d| Self::is_live(waiters, t, d))
-    }
-
-    /// Drains the journal of verdicts remembered since the last call (S18).
-    pub fn take_journal(&mut self) -> Vec<u8> {
-        core::mem::take(&mut self.journal)
-    }
-
-    /// Remembers the verdicts of a journal a failed instance wrote (S18),
-    /// with their original times; returns how many were restored. Bytes
-    /// that are not a journal end the walk (never a panic).
-    pub fn restore(&mut self, journal_bytes: &[u8]) -> u32 {
-        let now = self.clock.now_ns();
-        let mut restored = 0u32;
-        for entry in journal::entries(journal_bytes) {
-            if self.check_id(entry.id).is_ok()
-                && self
-                    .ids
-                    .restore(entry.id, entry.verdict, entry.stored_at, now)
-            {
-                restored = restored.saturating_add(1);
-            }
-        }
-        restored
+        self.deadlines.next(|t, d| waiters.is_live(t, d))
     }
 
     /// Reports `outcome` for a batched `waiter` that never became pending
@@ -471,29 +319,10 @@ impl<C: TimeSource> Registry<C> {
         Ok(())
     }
 
-    /// Whether `(deadline, token)` is the deadline of a pending waiter: the
-    /// one liveness rule of the deadline queue.
-    fn is_live(waiters: &Waiters, token: u64, deadline: u64) -> bool {
-        waiters.get(token).is_some_and(|w| w.deadline == deadline)
-    }
-
-    /// `n` waiters finished before their deadline; drops the stale
-    /// deadlines once they outnumber the pending ones.
+    /// `n` waiters finished before their deadline: the queue drops its
+    /// stale entries when they outnumber the pending waiters.
     fn retire_deadlines(&mut self, n: usize) {
-        let waiters = &self.waiters;
-        if !self.deadlines.retire(n, waiters.len()) {
-            return;
-        }
-        // Reading the waiter map bucket by bucket streams through memory;
-        // asking it about each deadline is a random lookup (a cache miss)
-        // per entry. The map never shrinks, so read it only while it is
-        // not much larger than the queue.
-        if waiters.capacity() <= 4 * self.deadlines.len() {
-            self.deadlines
-                .rebuild(waiters.iter().map(|w| (w.deadline, w.token)));
-        } else {
-            self.deadlines.compact(|t, d| Self::is_live(waiters, t, d));
-        }
+        self.deadlines.retire(n, &self.waiters);
     }
 
     /// Takes `waiter` out of the waiter map and its id's list; its deadline

@@ -32,6 +32,16 @@
 //!   then by capacity; each verdict dropped is counted. A verdict past its
 //!   TTL is never handed out, even before an eviction pass drops it.
 //! * Nothing here panics on any input.
+//!
+//! Files: this one holds the table and its entries; `key.rs` how an entry
+//! holds its id; `tokens.rs` an id's waiter tokens; `memory.rs` the verdict
+//! memory's bounds and eviction.
+
+mod key;
+mod memory;
+mod tokens;
+
+pub use tokens::Tokens;
 
 use crate::config::{SeededState, seeded};
 use crate::verdict::{Decider, Verdict};
@@ -41,6 +51,8 @@ use alloc::vec::Vec;
 use core::hash::BuildHasher;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
+use key::{Key, Probe};
+use memory::Memory;
 
 /// What [`IdTable::remember`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,177 +64,6 @@ pub enum Remembered {
     Repeat,
     /// The other verdict is remembered: this one must be ignored (S15).
     Conflict,
-}
-
-/// The tokens registered on one id. Most ids have one waiter, so one
-/// token is kept inline: registering and resolving it allocates nothing.
-#[derive(Debug, Default)]
-pub enum Tokens {
-    /// None.
-    #[default]
-    Empty,
-    /// Exactly one.
-    One(u64),
-    /// Two or more (possibly stale ones among them); boxed, so the common
-    /// case keeps an id's entry small.
-    Many(Box<Vec<u64>>),
-}
-
-impl Tokens {
-    fn push(&mut self, token: u64) {
-        match self {
-            Tokens::Empty => *self = Tokens::One(token),
-            Tokens::One(first) => *self = Tokens::Many(Box::new(alloc::vec![*first, token])),
-            Tokens::Many(all) => all.push(token),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Tokens::Empty => 0,
-            Tokens::One(_) => 1,
-            Tokens::Many(all) => all.len(),
-        }
-    }
-
-    /// Keeps each token for which `keep` holds, once.
-    fn compact(&mut self, keep: impl FnMut(&u64) -> bool) {
-        if let Tokens::Many(all) = self {
-            all.sort_unstable();
-            all.dedup();
-            all.retain(keep);
-        }
-    }
-}
-
-impl IntoIterator for Tokens {
-    type Item = u64;
-    type IntoIter = core::iter::Chain<core::option::IntoIter<u64>, alloc::vec::IntoIter<u64>>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        let (one, many) = match self {
-            Tokens::Empty => (None, Vec::new()),
-            Tokens::One(token) => (Some(token), Vec::new()),
-            Tokens::Many(all) => (None, *all),
-        };
-        one.into_iter().chain(many)
-    }
-}
-
-/// A remembered verdict.
-struct Memory {
-    verdict: Verdict,
-    /// Who decided, when the event said so (boxed: most verdicts name
-    /// nobody).
-    decider: Option<Box<Decider>>,
-    stored_at: u64,
-    /// Unique among the verdicts `order` can still name: it wraps after
-    /// 2^32 verdicts, and `order` holds at most twice the remembered ones
-    /// plus 64, far fewer than a 4 GiB wasm32 memory could ever remember.
-    /// Its `order` entry carries it too.
-    generation: u32,
-}
-
-/// Longest id kept inside its entry; longer ones are boxed.
-const INLINE_ID: usize = 23;
-
-/// A request id, kept inside its entry when it is short (most are), so
-/// comparing it reads the entry's own cache line and a new id allocates
-/// nothing: the interned `Rc<str>` this replaced cost an allocation per
-/// new id and a `free` per eviction (BENCHMARKS.md Run N: with the rest of
-/// that run, ~560 fewer instructions per resolving frame).
-enum Key {
-    /// Up to [`INLINE_ID`] bytes; `len` is the length plus one (its zero
-    /// is the niche that tells a boxed key apart).
-    Inline {
-        len: core::num::NonZeroU8,
-        bytes: [u8; INLINE_ID],
-    },
-    /// A longer id.
-    Boxed(Box<str>),
-}
-
-impl Key {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, bytes } => {
-                bytes.get(..usize::from(len.get() - 1)).unwrap_or_default()
-            }
-            Key::Boxed(id) => id.as_bytes(),
-        }
-    }
-
-    /// Whether this is the id `probe` looks for.
-    fn matches(&self, probe: &Probe<'_>) -> bool {
-        match (self, probe) {
-            (Key::Inline { len, bytes }, Probe::Short { len: l, bytes: b }) => {
-                len == l && words(bytes) == words(b)
-            }
-            (Key::Boxed(id), Probe::Long(wanted)) => id.as_bytes() == wanted.as_bytes(),
-            _ => false,
-        }
-    }
-
-    /// The id (made from a `&str`, so always UTF-8).
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(self.bytes()).unwrap_or_default()
-    }
-}
-
-/// An id being looked up, prepared once per lookup: a short one padded as
-/// an inline [`Key`] is, so comparing it with an entry's key is a length
-/// and three word compares. (A slice compare is a call to `memcmp`, a byte
-/// loop in wasm: ~250 instructions per resolving frame, BENCHMARKS.md Run
-/// N.)
-enum Probe<'a> {
-    /// At most [`INLINE_ID`] bytes, zero-padded.
-    Short {
-        len: core::num::NonZeroU8,
-        bytes: [u8; INLINE_ID],
-    },
-    /// A longer id.
-    Long(&'a str),
-}
-
-impl<'a> Probe<'a> {
-    fn new(id: &'a str) -> Self {
-        let len = u8::try_from(id.len() + 1)
-            .ok()
-            .and_then(core::num::NonZeroU8::new);
-        match (len, id.len() <= INLINE_ID) {
-            (Some(len), true) => {
-                let mut bytes = [0; INLINE_ID];
-                if let Some(head) = bytes.get_mut(..id.len()) {
-                    head.copy_from_slice(id.as_bytes());
-                }
-                Probe::Short { len, bytes }
-            }
-            _ => Probe::Long(id),
-        }
-    }
-
-    /// The key an entry for this id holds.
-    fn key(&self) -> Key {
-        match self {
-            Probe::Short { len, bytes } => Key::Inline {
-                len: *len,
-                bytes: *bytes,
-            },
-            Probe::Long(id) => Key::Boxed(Box::from(*id)),
-        }
-    }
-}
-
-/// A padded inline id as three words (the last overlaps the second by a
-/// byte: equal words, equal bytes).
-fn words(bytes: &[u8; INLINE_ID]) -> [u64; 3] {
-    let word = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map_or(0, u64::from_le_bytes)
-    };
-    [word(0), word(8), word(INLINE_ID - 8)]
 }
 
 /// What the table holds for an id: waiters, or its remembered verdict,
@@ -343,44 +184,6 @@ impl IdTable {
             table.insert_unique(hash, entry, |e| hasher.hash_one(e.key.as_str()));
         }
         self.table = table;
-    }
-
-    /// Changes the memory's bounds, evicting at once what no longer fits.
-    pub fn set_bounds(&mut self, capacity: u32, ttl_ns: u64, now: u64) {
-        self.capacity = capacity as usize;
-        self.ttl_ns = ttl_ns;
-        self.evict(now);
-    }
-
-    /// The verdict remembered for `id`, if it is within the TTL at `now`
-    /// (one found past it is dropped now and counted).
-    pub fn remembered(&mut self, id: &str, now: u64) -> Option<Verdict> {
-        self.decided_by(id, now).map(|(verdict, _)| verdict)
-    }
-
-    /// [`IdTable::remembered`], with who decided when the event said so.
-    pub fn decided_by(&mut self, id: &str, now: u64) -> Option<(Verdict, Option<&Decider>)> {
-        if self.remembered == 0 {
-            return None;
-        }
-        let hash = self.hasher.hash_one(id);
-        let probe = Probe::new(id);
-        let Ok(entry) = self.table.find_entry(hash, |e| e.key.matches(&probe)) else {
-            return None;
-        };
-        let stale = entry
-            .get()
-            .memory()
-            .map(|m| now.saturating_sub(m.stored_at) > self.ttl_ns)?;
-        if stale {
-            // Remembered: nobody waits on it, so the entry goes whole.
-            self.free_stamps.push(entry.remove().0.stamp);
-            self.remembered -= 1;
-            self.evictions += 1;
-            return None;
-        }
-        let memory = entry.into_mut().memory()?;
-        Some((memory.verdict, memory.decider.as_deref()))
     }
 
     /// Adds `token` to `id`'s waiters; returns the id's [`IdRef`] (for
@@ -542,71 +345,9 @@ impl IdTable {
         true
     }
 
-    /// Drops remembered verdicts older than the TTL at `now`, then enforces
-    /// the capacity (oldest first).
-    pub fn evict(&mut self, now: u64) {
-        // The queue is in age order, so the first young entry ends the scan;
-        // this costs no lookup unless something expired.
-        while let Some(&(hash, generation, stored_at)) = self.order.front() {
-            if now.saturating_sub(stored_at) <= self.ttl_ns {
-                break;
-            }
-            self.order.pop_front();
-            self.forget(hash, generation);
-        }
-        self.enforce_capacity();
-    }
-
-    /// Verdicts remembered now.
-    pub fn remembered_len(&self) -> usize {
-        self.remembered
-    }
-
     /// Ids with at least one pending waiter.
     pub fn waiting_ids(&self) -> usize {
         self.waiting
-    }
-
-    /// Remembered verdicts dropped so far (capacity or TTL).
-    pub fn evictions(&self) -> u64 {
-        self.evictions
-    }
-
-    /// Books a newly remembered verdict: its place in `order`, the count,
-    /// and the bounds.
-    fn note_remembered(&mut self, hash: u64, generation: u32, stored_at: u64) {
-        self.generation = generation;
-        self.remembered += 1;
-        self.order.push_back((hash, generation, stored_at));
-        self.enforce_capacity();
-        // Keep the queue bounded should stale entries ever build up.
-        if self.order.len() > 2 * self.remembered + 64 {
-            let table = &self.table;
-            self.order
-                .retain(|&(h, g, _)| table.find(h, |e| e.remembers(g)).is_some());
-        }
-    }
-
-    /// Drops the oldest remembered verdicts until the capacity holds.
-    fn enforce_capacity(&mut self) {
-        while self.remembered > self.capacity {
-            let Some((hash, generation, _)) = self.order.pop_front() else {
-                break;
-            };
-            self.forget(hash, generation);
-        }
-    }
-
-    /// Forgets the verdict remembered as `generation` if it is still there:
-    /// found by its stored hash, compared by generation, no string work;
-    /// nobody waits on a remembered id, so its entry goes whole.
-    fn forget(&mut self, hash: u64, generation: u32) {
-        let Ok(entry) = self.table.find_entry(hash, |e| e.remembers(generation)) else {
-            return;
-        };
-        self.free_stamps.push(entry.remove().0.stamp);
-        self.remembered -= 1;
-        self.evictions += 1;
     }
 }
 
@@ -635,42 +376,4 @@ fn take_stamp(free: &mut Vec<u32>, next: &mut u32) -> u32 {
         *next = stamp.wrapping_add(1);
         stamp
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alloc::string::String;
-
-    /// Every byte of a short id counts, its length too (an id may end in
-    /// NUL bytes, which padding also is), and short and long never match.
-    #[test]
-    fn a_key_matches_exactly_its_own_id() {
-        let mut ids: Vec<String> = ["", "a", "a\0", "a\0\0"].map(String::from).to_vec();
-        for len in [7, 8, 9, 15, 16, 22, 23, 24, 40] {
-            let base = "k".repeat(len);
-            ids.push(base.clone());
-            for at in 0..len {
-                let mut changed = base.clone().into_bytes();
-                changed[at] = b'x';
-                ids.push(String::from_utf8(changed).unwrap());
-            }
-        }
-        for (i, id) in ids.iter().enumerate() {
-            let key = Probe::new(id).key();
-            assert_eq!(key.as_str(), id);
-            for (j, other) in ids.iter().enumerate() {
-                assert_eq!(
-                    key.matches(&Probe::new(other)),
-                    i == j,
-                    "{id:?} vs {other:?}"
-                );
-            }
-        }
-        assert!(matches!(
-            Probe::new(&"k".repeat(23)).key(),
-            Key::Inline { .. }
-        ));
-        assert!(matches!(Probe::new(&"k".repeat(24)).key(), Key::Boxed(_)));
-    }
 }
