@@ -8,6 +8,7 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
+use cli::exit::Exit;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -37,22 +38,16 @@ enum Command {
     /// Wait for one approval through a gateway; exit 0 approved, 1 denied,
     /// 2 pending (timed out), 3 not served (bad arguments, credentials or
     /// TLS refused, or the gateway never reached during the whole wait).
-    Wait(cli::gateway::WaitArgs),
+    Wait(cli::wait::WaitArgs),
     /// Act as a reviewer: publish a verdict to a gateway; exit 0 published
     /// (or the same verdict already stands), 3 not served, 4 a different
     /// verdict already stands.
-    Resolve(cli::gateway::ResolveArgs),
+    Resolve(cli::resolve::ResolveArgs),
     /// Make a reviewer key pair: ID.key (PKCS#8 PEM, mode 0600) and ID.pub.
     Keygen(cli::keygen::KeygenArgs),
     /// Publish a policy invalidation to a gateway.
-    Invalidate(cli::gateway::InvalidateArgs),
+    Invalidate(cli::invalidate::InvalidateArgs),
 }
-
-/// Exit code of a command that could not be served: a usage error, a
-/// runtime error, or (for `wait`) a gateway never reached. Distinct from
-/// `wait`'s 0 approved, 1 denied, 2 pending, so a script never reads a
-/// failure as a verdict.
-const NOT_SERVED: i32 = 3;
 
 fn main() {
     tracing_subscriber::fmt()
@@ -69,27 +64,31 @@ fn main() {
         Err(e) => {
             // `--help` and `--version` are not errors; anything else is a
             // usage error (clap's own exit code 2 would read as "pending").
-            let code = if e.use_stderr() { NOT_SERVED } else { 0 };
+            let code = if e.use_stderr() {
+                Exit::NotServed
+            } else {
+                Exit::Success
+            };
             let _ = e.print();
-            std::process::exit(code)
+            std::process::exit(code.code())
         }
     };
-    let done = |result: anyhow::Result<()>| result.map(|()| 0);
+    let done = |result: anyhow::Result<()>| result.map(|()| Exit::Success);
     let result = match args.command {
         Command::Demo(demo) => done(cli::demo::run(demo, args.component)),
         Command::Inspect => done(cli::inspect::run(args.component)),
         Command::Export(export) => done(cli::export::run(export, args.component)),
         Command::Gateway(gateway) => done(cli::gateway::serve(gateway)),
-        Command::Wait(wait) => cli::gateway::wait(wait, args.component),
-        Command::Resolve(resolve) => cli::gateway::resolve(resolve),
+        Command::Wait(wait) => cli::wait::wait(wait, args.component),
+        Command::Resolve(resolve) => cli::resolve::resolve(resolve),
         Command::Keygen(keygen) => done(cli::keygen::run(keygen)),
-        Command::Invalidate(invalidate) => done(cli::gateway::invalidate(invalidate)),
+        Command::Invalidate(invalidate) => done(cli::invalidate::invalidate(invalidate)),
     };
     match result {
-        Ok(code) => std::process::exit(code),
+        Ok(exit) => std::process::exit(exit.code()),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::exit(NOT_SERVED)
+            std::process::exit(Exit::NotServed.code())
         }
     }
 }

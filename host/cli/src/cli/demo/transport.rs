@@ -1,0 +1,142 @@
+//! How the simulated reviewer's verdicts reach the sink: as frames into
+//! its stream input, through a gRPC gateway (`--gateway`), or through NATS
+//! JetStream with a stateless gateway over it (`--nats`).
+
+use super::DemoArgs;
+use super::reviewer::Keys;
+use crate::cli::nats::LocalNats;
+use approval_gateway::{Gateway, GatewayLog};
+use approval_grpc::GrpcSource;
+use approval_host::ApprovalSink;
+use approval_host::sources::Pump;
+use approval_nats::{NatsConfig, NatsSource};
+use approval_proto::grpc::review_service_client::ReviewServiceClient;
+use approval_proto::{Event, InvalidationEvent};
+use prost::Message;
+use tonic::transport::Channel;
+
+/// How the simulated reviewer's verdicts reach the sink.
+#[derive(Clone)]
+pub(super) enum Reviewer {
+    /// Length-delimited frames straight into the sink's stream input.
+    Frames(ApprovalSink),
+    /// `ReviewService` of a gateway the sink is subscribed to.
+    Gateway(ReviewServiceClient<Channel>),
+}
+
+/// The reviewer's way in, and what must live as long as the run.
+pub(super) struct Transport {
+    /// How verdicts are sent.
+    pub(super) reviewer: Reviewer,
+    /// The sink's source, if verdicts go through a gateway or the log.
+    _pump: Option<Pump>,
+    /// An in-process gateway, if one was started.
+    _gateway: Option<tokio::task::JoinHandle<Result<(), approval_gateway::GatewayError>>>,
+    /// A local `nats-server`, if one was started.
+    _nats: Option<LocalNats>,
+}
+
+/// Sets up the way `args` asks for; `keys` make a NATS gateway verify.
+pub(super) async fn connect(
+    args: &DemoArgs,
+    sink: &ApprovalSink,
+    keys: Option<&Keys>,
+) -> anyhow::Result<Transport> {
+    let mut nats_server = None;
+    let (reviewer, pump, gateway) = match (args.gateway.as_deref(), args.nats.as_deref()) {
+        (None, None) => (Reviewer::Frames(sink.clone()), None, None),
+        (_, Some(nats)) => {
+            let url = if nats == "local" {
+                let server = LocalNats::start()?;
+                let url = server.url();
+                nats_server = Some(server);
+                url
+            } else {
+                nats.to_owned()
+            };
+            let config = NatsConfig::new(&url);
+            let log = crate::cli::nats::open(config.clone()).await?;
+            let keys: Vec<_> = keys.iter().map(|k| k.reviewer.trusted()).collect();
+            let gateway = Gateway::nats(log).trusted_keys(&keys)?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let gateway_url = format!("http://{}", listener.local_addr()?);
+            let serve = tokio::spawn(gateway.serve(listener, std::future::pending()));
+            let pump = sink.pump(NatsSource::new(config));
+            let client = ReviewServiceClient::connect(gateway_url).await?;
+            println!("reviewing through NATS JetStream at {url} (stream APPROVALS)");
+            (Reviewer::Gateway(client), Some(pump), Some(serve))
+        }
+        (Some(url), None) => {
+            let (url, gateway) = match url {
+                "local" => {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                    let url = format!("http://{}", listener.local_addr()?);
+                    let serve = Gateway::new(GatewayLog::new(1 << 20))
+                        .serve(listener, std::future::pending());
+                    (url, Some(tokio::spawn(serve)))
+                }
+                url => (url.to_string(), None),
+            };
+            let pump = sink.pump(GrpcSource::new(url.clone()));
+            let client = ReviewServiceClient::connect(url.clone()).await?;
+            println!("reviewing through the gRPC gateway at {url}");
+            (Reviewer::Gateway(client), Some(pump), gateway)
+        }
+    };
+    Ok(Transport {
+        reviewer,
+        _pump: pump,
+        _gateway: gateway,
+        _nats: nats_server,
+    })
+}
+
+impl Reviewer {
+    /// Publishes events; `last_seq` is the sequence number of the last one.
+    /// Returns how many a verifying gateway refused (the forgeries).
+    pub(super) async fn publish(&self, events: Vec<Event>, last_seq: u64) -> anyhow::Result<u64> {
+        let mut refused = 0;
+        match self {
+            Reviewer::Frames(sink) => {
+                let first = last_seq + 1 - events.len() as u64;
+                let bytes: Vec<u8> = events
+                    .into_iter()
+                    .zip(first..)
+                    .flat_map(|(event, seq)| {
+                        InvalidationEvent {
+                            seq,
+                            event: Some(event),
+                            log_id: 0,
+                        }
+                        .encode_length_delimited_to_vec()
+                    })
+                    .collect();
+                if !bytes.is_empty() {
+                    sink.ingest_bytes(&bytes)?;
+                }
+            }
+            Reviewer::Gateway(client) => {
+                let calls = events.into_iter().map(|event| {
+                    let mut client = client.clone();
+                    async move {
+                        match event {
+                            Event::ApprovalResolved(r) => client.resolve(r).await.map(drop),
+                            Event::PolicyInvalidated(p) => client.invalidate(p).await.map(drop),
+                        }
+                    }
+                });
+                for result in futures::future::join_all(calls).await {
+                    match result {
+                        // A gateway that verifies signatures (the NATS
+                        // demo's) refuses the forgeries itself.
+                        Err(status) if status.code() == tonic::Code::PermissionDenied => {
+                            refused += 1;
+                        }
+                        other => other?,
+                    }
+                }
+            }
+        }
+        Ok(refused)
+    }
+}

@@ -1,0 +1,108 @@
+//! `approval-sink wait`: one agent waiting for one approval through a
+//! gateway or the NATS log (SPEC.md §10: exit codes, the one stdout line).
+
+use super::client::{ClientArgs, runtime, trusted_keys};
+use super::exit::Exit;
+use approval_grpc::GrpcSource;
+use approval_host::{ApprovalSink, Decision, Outcome};
+use approval_nats::NatsSource;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The approval request to wait on.
+    #[arg(long)]
+    request_id: String,
+    /// How long to wait before falling back to Pending (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Apply only verdicts signed by this reviewer key (`ID.pub`;
+    /// repeatable).
+    #[arg(long, value_name = "PUB")]
+    trusted_key: Vec<PathBuf>,
+}
+
+/// Exit code of `wait`: 0 approved, 1 denied, 2 pending (no answer in
+/// time), 3 not served: credentials or TLS refused (at once), or the
+/// gateway never reached during the whole wait. Prints one line on stdout:
+/// the decision, then ` reviewer=NAME` when known and ` key=ID` when signed.
+pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<Exit> {
+    let keys = trusted_keys(&args.trusted_key)?;
+    let tls = args.client.tls()?;
+    let token = args.client.token()?;
+    runtime()?.block_on(async {
+        let mut builder = ApprovalSink::builder().trusted_keys(keys);
+        if let Some(path) = component {
+            builder = builder.component_file(path);
+        }
+        let sink = builder.build()?;
+        // The pump first: with NATS it also looks the new wait up in the
+        // log (a verdict published before this wait began).
+        let pump = match args.client.nats.config() {
+            Some(config) => sink.pump(NatsSource::new(config)),
+            None => {
+                let mut source = GrpcSource::new(args.client.gateway.clone());
+                if let Some(tls) = tls {
+                    source = source.tls(tls);
+                }
+                if let Some(token) = token {
+                    source = source.bearer_token(token);
+                }
+                sink.pump(source)
+            }
+        };
+        let wait = sink.wait_detailed(&args.request_id, args.timeout);
+        eprintln!(
+            "waiting up to {} for {} ...",
+            humantime::format_duration(args.timeout),
+            args.request_id
+        );
+        let refused = async {
+            loop {
+                if pump.stats().refused > 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let resolution = tokio::select! {
+            resolution = wait => resolution?,
+            () = refused => {
+                // Still exactly one line on stdout: no decision was made.
+                println!("{}", Decision::Pending.as_str_name());
+                let why = pump.stats().last_error.unwrap_or_default();
+                eprintln!("the gateway refused this client: {why}");
+                return Ok(Exit::NotServed);
+            }
+        };
+        let decision = match resolution.outcome {
+            Outcome::Decided(d) => d,
+            _ => Decision::Pending,
+        };
+        let mut line = decision.as_str_name().to_owned();
+        if let Some(by) = &resolution.decided_by {
+            if let Some(reviewer) = &by.reviewer {
+                line.push_str(&format!(" reviewer={reviewer}"));
+            }
+            if let Some(key) = &by.key_id {
+                line.push_str(&format!(" key={key}"));
+            }
+        }
+        println!("{line}");
+        Ok(match decision {
+            Decision::Approved => Exit::Success,
+            Decision::Denied => Exit::Denied,
+            // Pending because nobody could have answered: not served.
+            _ if pump.stats().connects == 0 => {
+                let why = pump.stats().last_error.unwrap_or_default();
+                eprintln!("the gateway was never reached: {why}");
+                Exit::NotServed
+            }
+            _ => Exit::Pending,
+        })
+    })
+}
