@@ -195,7 +195,7 @@ async def source_rows() -> List[Tuple[str, str, str, str]]:
 
     from approval_sink.grpc import SUBSCRIBE, GrpcSource, subscribe_request
     from approval_sink.nats import NatsSource, resolved_subject
-    from approval_sink.sink import _varint as varint
+    from approval_sink._wire import varint
 
     n = FRAMES
     rows = []
@@ -309,10 +309,10 @@ async def main(profile: bool, sources: bool) -> None:
     stock = []
     for _ in range(PAIRS):
         s = ApprovalSink(big_config())
-        call = s._registry._funcs["ingest-frames"]
+        call = s._guest.registry._funcs["ingest-frames"]
         t = time.perf_counter()
-        call._func(s._registry._store, data)
-        call.post_return(s._registry._store)
+        call._func(s._guest.registry._store, data)
+        call.post_return(s._guest.registry._store)
         stock.append(FRAMES / (time.perf_counter() - t))
     rows.append(("  the one call through wasmtime-py's stock `Func.__call__` (per-byte lowering)",
                  spread([r / 1e3 for r in stock], ".0f") + "k frames/s", "", ""))
@@ -321,7 +321,7 @@ async def main(profile: bool, sources: bool) -> None:
     for _ in range(PAIRS):
         s = ApprovalSink(big_config())
         t = time.perf_counter()
-        s._registry.apply(0, junk)
+        s._guest.registry.apply(0, junk)
         floor.append(FRAMES / (time.perf_counter() - t))
     rows.append((f"  floor: {len(data):,} B lowered into one `apply` the guest stops reading at once",
                  spread([r / 1e3 for r in floor], ".0f") + "k frames/s (" + spread([len(data) / (FRAMES / r) / 1e6 for r in floor], ".0f") + " MB/s)", "", ""))

@@ -4,7 +4,7 @@ writes (`tests/vectors/frames.json`)."""
 
 import struct
 
-from approval_sink.sink import _varint
+from approval_sink._wire import varint as _varint
 
 
 def _field_bytes(number: int, data: bytes) -> bytes:

@@ -26,8 +26,8 @@ def plain(value):
 
 def both(name, *args):
     """The same call on two fresh instances: planned, then stock."""
-    planned = ApprovalSink()._registry
-    stock = ApprovalSink()._registry
+    planned = ApprovalSink()._guest.registry
+    stock = ApprovalSink()._guest.registry
     call = stock._funcs[name]
     ours = planned._call(name, *args)
     theirs = call._func(stock._store, *args)
@@ -81,12 +81,12 @@ def test_bytes_in_and_out_read_as_wasmtime_py_reads_them():
 
 def test_an_error_result_is_an_err():
     sink = ApprovalSink()
-    refused = sink._registry._call("set-trusted-keys", [])
+    refused = sink._guest.registry._call("set-trusted-keys", [])
     assert refused is None
     record = Record()
     record.id = ""
     setattr(record, "public-key", bytes(32))
-    refused = sink._registry._call("set-trusted-keys", [record])
+    refused = sink._guest.registry._call("set-trusted-keys", [record])
     assert isinstance(refused, Err) and refused.value.tag == "invalid-config"
     stats, theirs = both("stats")
     assert stats == theirs

@@ -12,10 +12,11 @@ from conftest import run
 from frames import invalidation_event, stream, verdict_event
 
 from approval_sink import ApprovalSink, ManualClock, SinkConfig, SinkError, TrustedKey, default_config
-from approval_sink import _sources, grpc, nats, sink as sink_module
+from approval_sink import _guest, _sources, grpc, nats
 from approval_sink._ops import OpQueue
 from approval_sink._registry import EPOCH_TICK, Registry, default_component_path
-from approval_sink.sink import JOURNAL_HEADER_BYTES, invalidation_frame, journal_entry
+from approval_sink._journal import JOURNAL_HEADER_BYTES, journal_entry
+from approval_sink._wire import invalidation_frame
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 
@@ -133,9 +134,9 @@ def test_host_defaults_are_the_pinned_ones():
     assert config.max_memory_bytes == shared["max_memory_bytes"]
     assert config.call_budget * ms == shared["call_budget_ms"]
     assert EPOCH_TICK * ms == shared["epoch_tick_ms"]
-    assert sink_module._VERIFY_SHARE_OF_BUDGET == shared["verify_share_of_budget"]
-    assert sink_module._VERIFY_COST * 1e6 == pytest.approx(shared["verify_cost_us"])
-    assert sink_module._MIN_SIGNED_FRAME_BYTES == shared["min_signed_frame_bytes"]
+    assert _guest.VERIFY_SHARE_OF_BUDGET == shared["verify_share_of_budget"]
+    assert _guest.VERIFY_COST * 1e6 == pytest.approx(shared["verify_cost_us"])
+    assert _guest.MIN_SIGNED_FRAME_BYTES == shared["min_signed_frame_bytes"]
     assert _sources.INITIAL_BACKOFF * ms == shared["initial_backoff_ms"]
     assert _sources.DEFAULT_MAX_BACKOFF * ms == shared["max_backoff_ms"]
     assert _sources.SHORTEST_BACKOFF * ms == shared["shortest_backoff_ms"]
@@ -145,4 +146,4 @@ def test_host_defaults_are_the_pinned_ones():
     assert grpc.MAX_MESSAGE_BYTES == shared["transport_max_message_bytes"]
     assert nats.CONNECT_TIMEOUT * ms == shared["nats_connect_timeout_ms"]
     assert nats.LOG_CHECK * ms == shared["nats_log_check_ms"]
-    assert sink_module._MAX_INGEST_CALL_BYTES == python["ingest_call_bytes"]
+    assert _guest.MAX_INGEST_CALL_BYTES == python["ingest_call_bytes"]

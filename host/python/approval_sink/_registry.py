@@ -21,7 +21,7 @@ from wasmtime.component import Component, Linker, Record, Variant
 from ._abi import Call, Err, add_clock, self_check
 
 from .clock import seconds_to_ns
-from .types import GUEST_STATS, DecidedBy, Decision, Ending, Outcome, SinkConfig, SinkError, Stats
+from .types import GUEST_STATS, DecidedBy, Decision, Ending, IngestReport, Outcome, SinkConfig, SinkError, Stats
 
 _IFACE = "assembly:approval/registry@0.1.0"
 _COMPILED: Dict[str, Tuple[Engine, Component]] = {}
@@ -218,9 +218,20 @@ class Registry:
     def expire(self) -> Applied:
         return Applied(self._call("expire"), [], 0)
 
-    def ingest(self, name: str, data: bytes) -> Tuple[Any, Applied]:
+    def ingest(self, name: str, data: bytes) -> Tuple[IngestReport, Applied]:
         r = self._call(name, data)
-        return r, Applied(r["batch"], [], 0)
+        applied = Applied(r["batch"], [], 0)
+        report = IngestReport(
+            events=r["events"],
+            duplicates=r["duplicates"],
+            rejected=r["rejected"],
+            completed=len(applied.done),
+            errors=[sink_error(e) for e in r["errors"]],
+            fatal=None if r["fatal"] is None else sink_error(r["fatal"]),
+            last_seq=r["last-seq"],
+            log_id=r["log-id"],
+        )
+        return report, applied
 
     def resume_from(self, log_id: int, seq: int) -> None:
         self._call("resume-from", log_id, seq)

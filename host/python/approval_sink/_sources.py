@@ -12,7 +12,8 @@ import logging
 import random
 from typing import Any, Callable, Coroutine, List, Optional
 
-from .sink import ApprovalSink, _varint
+from ._wire import varint
+from .sink import ApprovalSink
 from .types import SinkError
 
 log = logging.getLogger("approval_sink.sources")
@@ -44,7 +45,7 @@ class FrameBatch:
         would lose its framing)."""
         if not self._frames:
             asyncio.get_running_loop().call_soon(self.flush)
-        self._frames.append(_varint(len(body)) + body)
+        self._frames.append(varint(len(body)) + body)
 
     def flush(self) -> None:
         """Sends what is queued; refusals are counted by the guest and

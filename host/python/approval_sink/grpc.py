@@ -31,7 +31,8 @@ from ._sources import (
     FrameBatch,
     start_pump,
 )
-from .sink import ApprovalSink, _varint
+from ._wire import varint
+from .sink import ApprovalSink
 
 log = logging.getLogger("approval_sink.grpc")
 
@@ -57,9 +58,9 @@ def subscribe_request(agent_id: str, last_seq: int, log_id: int) -> bytes:
     out = b""
     agent = agent_id.encode()
     if agent:
-        out += b"\x0a" + _varint(len(agent)) + agent
+        out += b"\x0a" + varint(len(agent)) + agent
     if last_seq:
-        out += b"\x10" + _varint(last_seq)
+        out += b"\x10" + varint(last_seq)
     if log_id:
         out += b"\x19" + struct.pack("<Q", log_id)
     return out

@@ -57,7 +57,8 @@ from nats.js import api
 from nats.js.errors import NotFoundError
 
 from ._sources import DEFAULT_MAX_BACKOFF, INITIAL_BACKOFF, Backoff, FrameBatch, start_pump
-from .sink import ApprovalSink, _varint
+from ._wire import varint
+from .sink import ApprovalSink
 from .types import SinkError
 
 log = logging.getLogger("approval_sink.nats")
@@ -129,7 +130,7 @@ def rfc3339_unix_ns(text: str) -> int:
 def frame(payload: bytes, seq: int, log_id: int) -> bytes:
     """A stored message as a guest frame body: ``seq`` and ``log_id``
     appended."""
-    return payload + b"\x08" + _varint(seq) + b"\x21" + struct.pack("<Q", log_id)
+    return payload + b"\x08" + varint(seq) + b"\x21" + struct.pack("<Q", log_id)
 
 
 def unsequenced_frame(payload: bytes) -> bytes:

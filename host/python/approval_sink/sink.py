@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
-from collections import deque
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Tuple, Union
+from typing import Any, Awaitable, Callable, Dict, Optional, Tuple, Union
 
+from ._guest import MAX_INGEST_CALL_BYTES, Guest, signed_chunk_bytes
+from ._journal import journal_entry
 from ._ops import OpQueue
-from ._registry import Applied, Registry, WasmtimeError, default_component_path, guest_defaults, sink_error
+from ._registry import Applied, Registry, default_component_path, guest_defaults
+from ._timer import Timer
+from ._wire import id_bytes, invalidation_frame
 from .clock import U64_MAX, SystemClock, seconds_to_ns
 from .types import (
     RESET,
@@ -42,64 +44,6 @@ from .types import (
 )
 
 log = logging.getLogger("approval_sink")
-
-#: A journal entry's header (SPEC.md §5.6): the decision, the time it was
-#: remembered and the id's length, little-endian. The guest writes the
-#: entries of the verdicts frames bring; this host writes those it delivers
-#: itself (`resolve` returns none), checked against
-#: `tests/vectors/journal.json`.
-_JOURNAL_HEADER = struct.Struct("<BQI")
-JOURNAL_HEADER_BYTES = _JOURNAL_HEADER.size
-
-
-def journal_entry(decision: int, stored_at: int, request_id: bytes) -> bytes:
-    """One journal entry (SPEC.md §5.6)."""
-    return _JOURNAL_HEADER.pack(decision, stored_at, len(request_id)) + request_id
-
-
-# The most stream bytes one `ingest-frames` call takes: lowering costs 32
-# bytes of buffers a byte (`_abi`).
-_MAX_INGEST_CALL_BYTES = 1 << 20
-
-# A pessimistic cost of one Ed25519 verification in the guest, the share of
-# the call budget verification may take, and the smallest signed verdict
-# frame: the Rust adapter's figures (`trust.rs`).
-_VERIFY_COST = 500e-6
-_VERIFY_SHARE_OF_BUDGET = 4
-_MIN_SIGNED_FRAME_BYTES = 87
-
-
-def _signed_chunk_bytes(call_budget: float) -> int:
-    verifications = int(call_budget / _VERIFY_SHARE_OF_BUDGET / _VERIFY_COST)
-    return max(1, verifications) * _MIN_SIGNED_FRAME_BYTES
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _id_bytes(request_id: str) -> bytes:
-    # A Python str may hold lone surrogates, which UTF-8 cannot: passed
-    # through as the bytes they would be, the guest refuses the operation
-    # with its typed error (not UTF-8) instead of this host raising
-    # UnicodeEncodeError.
-    return request_id.encode("utf-8", "surrogatepass")
-
-
-def invalidation_frame(agent_id: str) -> bytes:
-    """An ``InvalidationEvent`` with a ``PolicyInvalidated`` (field 2) for
-    ``agent_id`` (its field 1), unsequenced: the frame the guest forwards."""
-    agent = _id_bytes(agent_id)
-    inner = b"\x0a" + _varint(len(agent)) + agent if agent else b""
-    return b"\x12" + _varint(len(inner)) + inner
 
 
 def default_config(component: Union[str, Path, None] = None) -> SinkConfig:
@@ -136,28 +80,11 @@ class ApprovalSink:
         self._lookup: Optional[Callable[[str, "asyncio.Future[Outcome]"], None]] = None
         self._source: Optional[object] = None
         self._next_token = 1
-        self._listeners: List[Callable[[str], None]] = []
-        self._invalidated: List[str] = []
-        self._resume: Tuple[int, int] = (0, 0)
-        # What the guest remembers, for a fresh instance after a trap (S18).
-        # Each call's journal is kept whole (parsing it per entry cost more
-        # than the rest of an ingest's host side), bounded by bytes: the
-        # newest chunks holding at least `verdict_cache_capacity` entries of
-        # the longest id, so never fewer than the guest can remember; the
-        # fresh guest keeps the newest within its own bounds.
-        self._journal: Deque[bytes] = deque()
-        self._journal_bytes = 0
-        self._journal_bound = max(1, self.config.verdict_cache_capacity) * (
-            JOURNAL_HEADER_BYTES + max(1, self.config.max_request_id_bytes)
-        )
-        self._traps = 0
         self._oversized = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._flush_scheduled = False
-        self._timer: Optional[asyncio.TimerHandle] = None
-        self._timer_at: Optional[int] = None
-        self._registry = self._new_registry()
-        self._clock.on_advance(self._on_clock_advanced)
+        self._timer = Timer(self._clock, self._expire)
+        self._guest = Guest(self._path, self.config, self._clock, self._on_reset)
 
     # -- waits -----------------------------------------------------------
 
@@ -196,7 +123,7 @@ class ApprovalSink:
         timeout_ns = seconds_to_ns(timeout)
         self._queue.register(token, start, timeout_ns, rid)
         fut.add_done_callback(partial(self._on_future_done, token))
-        self._arm(min(start + min(timeout_ns, seconds_to_ns(self.config.max_timeout)), U64_MAX))
+        self._timer.arm(min(start + min(timeout_ns, seconds_to_ns(self.config.max_timeout)), U64_MAX))
         self._request_flush()
         if self._lookup is not None:
             self._lookup(request_id, fut)
@@ -228,7 +155,7 @@ class ApprovalSink:
     def _checked_id(self, request_id: str) -> bytes:
         """The id's bytes for the queue; an id over the limit is refused
         before it is copied anywhere, with the guest's own error."""
-        rid = _id_bytes(request_id)
+        rid = id_bytes(request_id)
         if len(rid) > self.config.max_request_id_bytes:
             raise SinkError("request-id-too-long", len(rid))
         return rid
@@ -263,7 +190,7 @@ class ApprovalSink:
             raise refused
         # `resolve` returns no journal (S18): this host writes the entry (a
         # repeat is harmless: a fresh instance skips it).
-        self._remember(journal_entry(int(decision), self._clock.now_ns(), rid))
+        self._guest.journal.keep(journal_entry(int(decision), self._clock.now_ns(), rid))
         return applied.woken if applied else 0
 
     def on_approval_resolved(self, request_id: str, decision: Decision) -> None:
@@ -282,7 +209,7 @@ class ApprovalSink:
 
     def add_invalidation_listener(self, listener: Callable[[str], None]) -> None:
         """Calls ``listener(agent_id)`` for each policy invalidation (S10)."""
-        self._listeners.append(listener)
+        self._guest.listeners.append(listener)
 
     def push_frame(self, frame: bytes) -> None:
         """Applies one encoded ``InvalidationEvent`` (no length prefix);
@@ -306,9 +233,9 @@ class ApprovalSink:
         it owns this stream (it sends whole frames only); feed a sink
         either from a source or by hand."""
         data = bytes(data)
-        step = _MAX_INGEST_CALL_BYTES
+        step = MAX_INGEST_CALL_BYTES
         if self.config.trusted_keys:
-            step = min(step, _signed_chunk_bytes(self.config.call_budget))
+            step = min(step, signed_chunk_bytes(self.config.call_budget))
         report = self._ingest("ingest-frames", data[:step])
         for at in range(step, len(data), step):
             if report.fatal is not None:
@@ -317,19 +244,9 @@ class ApprovalSink:
         return report
 
     def _ingest(self, export: str, data: bytes) -> IngestReport:
-        raw, applied = self._call(lambda r: r.ingest(export, data))
+        report, applied = self._call(lambda r: r.ingest(export, data))
         self._apply(applied)
-        report = IngestReport(
-            events=raw["events"],
-            duplicates=raw["duplicates"],
-            rejected=raw["rejected"],
-            completed=len(applied.done),
-            errors=[sink_error(e) for e in raw["errors"]],
-            fatal=None if raw["fatal"] is None else sink_error(raw["fatal"]),
-            last_seq=raw["last-seq"],
-            log_id=raw["log-id"],
-        )
-        self._resume = (report.log_id, report.last_seq)
+        self._guest.resume = (report.log_id, report.last_seq)
         return report
 
     # -- state -----------------------------------------------------------
@@ -347,7 +264,7 @@ class ApprovalSink:
         skipped as oversized before the guest)."""
         self._sweep_cancelled()
         s = self._call(lambda r: r.stats())
-        s.traps = s.resets = self._traps
+        s.traps = s.resets = self._guest.traps
         s.oversized_frames = self._oversized
         return s
 
@@ -365,11 +282,11 @@ class ApprovalSink:
     def inject_trap(self) -> None:
         """Makes the next guest call trap, as a guest bug would: for tests
         of trap recovery (S12)."""
-        self._registry.trap_next = True
+        self._guest.registry.trap_next = True
 
     def resume_point(self) -> Tuple[int, int]:
         """``(log_id, last_seq)``: where a source resumes (S9, S16)."""
-        return self._resume
+        return self._guest.resume
 
     # -- the guest -------------------------------------------------------
 
@@ -377,26 +294,15 @@ class ApprovalSink:
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
+            self._timer.bind(loop)
         elif self._loop is not loop:
             raise RuntimeError("an ApprovalSink belongs to the event loop it was first used on")
         return loop
 
-    def _new_registry(self) -> Registry:
-        return Registry(self._path, self.config, self._clock.now_ns, self._invalidated.append)
-
     def _call(self, f: Callable[[Registry], Any]) -> Any:
         """One guest call, after the queue; a fault resets the instance."""
         self._flush()
-        return self._guarded(f)
-
-    def _guarded(self, f: Callable[[Registry], Any]) -> Any:
-        try:
-            return f(self._registry)
-        except WasmtimeError as e:
-            self._reset(str(e))
-            raise GuestFault(str(e)) from e
-        finally:
-            self._dispatch_invalidations()
+        return self._guest.call(f)
 
     def _request_flush(self) -> None:
         if not self._flush_scheduled and self._queue and self._loop is not None:
@@ -418,7 +324,7 @@ class ApprovalSink:
             return None, None
         queue = self._queue.take()
         try:
-            applied = self._guarded(lambda r: r.apply(self._clock.now_ns(), bytes(queue.buf)))
+            applied = self._guest.call(lambda r: r.apply(self._clock.now_ns(), bytes(queue.buf)))
         except GuestFault:
             if raise_fault:
                 raise
@@ -442,8 +348,8 @@ class ApprovalSink:
                     deciders[request_id] = self._decided_by(request_id)
                 outcome = replace(outcome, decided_by=deciders[request_id])
             self._settle(token, outcome)
-        self._remember(applied.remembered)
-        self._arm(applied.next_deadline)
+        self._guest.journal.keep(applied.remembered)
+        self._timer.arm(applied.next_deadline)
 
     def _decided_by(self, request_id: str) -> Optional[DecidedBy]:
         if not request_id.isascii():
@@ -452,7 +358,7 @@ class ApprovalSink:
             except UnicodeEncodeError:
                 return None  # no verdict can be remembered for it
         try:
-            return self._guarded(lambda r: r.decided_by(request_id))
+            return self._guest.call(lambda r: r.decided_by(request_id))
         except SinkError:
             return None  # the fault reset the instance; the outcome stands
 
@@ -465,64 +371,20 @@ class ApprovalSink:
         else:
             fut.set_result(outcome)
 
-    def _remember(self, journal: bytes) -> None:
-        if not journal:
-            return
-        self._journal.append(journal)
-        self._journal_bytes += len(journal)
-        while self._journal_bytes - len(self._journal[0]) >= self._journal_bound:
-            self._journal_bytes -= len(self._journal.popleft())
-
-    def _reset(self, why: str) -> None:
-        """A trap: a fresh instance that remembers the old one's verdicts
-        (S18) and resumes where it stood; every outstanding wait ends as
-        ``RESET`` (S12), which ``wait_for_approval`` reads as ``PENDING``."""
-        self._traps += 1
-        log.error("approval-sink guest faulted (%s); resetting its instance", why)
+    def _on_reset(self) -> None:
+        """The guest was replaced after a trap (S12): queued operations were
+        for the old instance, and every outstanding wait ends as ``RESET``,
+        which ``wait_for_approval`` reads as ``PENDING``."""
         self._queue = OpQueue()
-        self._registry = self._new_registry()
-        self._registry.restore_verdicts(b"".join(self._journal))
-        self._registry.resume_from(*self._resume)
         slots, self._slots = self._slots, {}
         self._detailed.clear()
         for fut in slots.values():
             if not fut.done():
                 fut.set_result(RESET)
 
-    def _dispatch_invalidations(self) -> None:
-        # After the call: a listener may call back into the sink.
-        while self._invalidated:
-            agent = self._invalidated.pop(0)
-            for listener in list(self._listeners):
-                try:
-                    listener(agent)
-                except Exception:  # noqa: BLE001 - one listener's bug stays its own
-                    log.exception("policy invalidation listener failed for %r", agent)
-
     # -- time ------------------------------------------------------------
 
-    def _arm(self, deadline: Optional[int]) -> None:
-        """Makes sure something expires waits at ``deadline``."""
-        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
-            return
-        self._timer_at = deadline
-        if self._clock.virtual or self._loop is None:
-            return  # `advance` drives expiry
-        if self._timer is not None:
-            self._timer.cancel()
-        delay = max(0.0, (deadline - self._clock.now_ns()) / 1e9)
-        self._timer = self._loop.call_at(self._loop.time() + delay, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._expire()
-
-    def _on_clock_advanced(self) -> None:
-        if self._timer_at is not None and self._clock.now_ns() >= self._timer_at:
-            self._expire()
-
     def _expire(self) -> None:
-        self._timer_at = None
         try:
             applied = self._call(lambda r: r.expire())
         except SinkError:
