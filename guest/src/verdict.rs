@@ -73,6 +73,16 @@ impl Verdict {
     }
 }
 
+impl TryFrom<Decision> for Verdict {
+    type Error = Decision;
+
+    /// The verdict a wire decision names; `Pending` and `Unspecified` are
+    /// not verdicts (S8) and come back as the error.
+    fn try_from(decision: Decision) -> Result<Self, Decision> {
+        Verdict::from_wire(decision as i32).ok_or(decision)
+    }
+}
+
 /// How one wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

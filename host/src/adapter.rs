@@ -164,7 +164,7 @@ impl Adapter {
             .map_err(fault)?;
         let nonempty = |s: String| (!s.is_empty()).then_some(s);
         Ok(found.map(|d| DecidedBy {
-            decision: verdict_of(d.decision).decision(),
+            decision: verdict_of(d.decision),
             reviewer: nonempty(d.reviewer),
             key_id: nonempty(d.key_id),
             resolved_at_unix_ms: (d.resolved_at_unix_ms != 0).then_some(d.resolved_at_unix_ms),
@@ -327,7 +327,7 @@ fn verdict_of(d: WitDecision) -> Verdict {
 impl From<WitOutcome> for Outcome {
     fn from(o: WitOutcome) -> Self {
         match o {
-            WitOutcome::Decided(d) => Outcome::Decided(verdict_of(d).decision()),
+            WitOutcome::Decided(d) => Outcome::Decided(verdict_of(d)),
             WitOutcome::TimedOut => Outcome::TimedOut,
             WitOutcome::Cancelled => Outcome::Cancelled,
             WitOutcome::Reset => Outcome::Reset,

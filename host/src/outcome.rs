@@ -1,12 +1,16 @@
 //! How a wait ended, and the `Decision` it maps to.
 
+/// A reviewer's verdict: exactly `Approved` or `Denied` (the wire
+/// `Decision` also has `Pending` and `Unspecified`, which are not
+/// verdicts, S8); `Verdict::decision` gives the wire value.
+pub use approval_guest::verdict::Verdict;
 pub use approval_proto::Decision;
 
 /// How one wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// A reviewer decided (`Approved` or `Denied`).
-    Decided(Decision),
+    /// A reviewer decided.
+    Decided(Verdict),
     /// The timeout passed with no verdict (S3).
     TimedOut,
     /// The wait was cancelled by its token.
@@ -20,7 +24,7 @@ impl Outcome {
     /// every way of ending without one. Never `Denied` without a reviewer.
     pub fn decision(self) -> Decision {
         match self {
-            Outcome::Decided(d) => d,
+            Outcome::Decided(v) => v.decision(),
             Outcome::TimedOut | Outcome::Cancelled | Outcome::Reset => Decision::Pending,
         }
     }

@@ -197,7 +197,7 @@ impl ReviewerKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecidedBy {
     /// The verdict.
-    pub decision: crate::Decision,
+    pub decision: Verdict,
     /// The reviewer the gateway named, if any (at most 256 bytes kept).
     pub reviewer: Option<String>,
     /// The trusted key that signed the verdict; `None` when unsigned.

@@ -14,7 +14,7 @@
 use approval_gateway::{Gateway, GatewayLog, LogLimits};
 use approval_grpc::GrpcSource;
 use approval_host::sources::Pump;
-use approval_host::{ApprovalSink, Decision, Outcome, ResumePoint, SinkConfig};
+use approval_host::{ApprovalSink, Decision, Outcome, ResumePoint, SinkConfig, Verdict};
 use approval_nats::NatsSource;
 use approval_nats::{NatsConfig, VerdictLog};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
@@ -82,7 +82,7 @@ async fn latency(
             let (outcome, at) = t.await.expect("task");
             assert_eq!(
                 outcome.expect("served"),
-                Outcome::Decided(Decision::Approved)
+                Outcome::Decided(Verdict::Approved)
             );
             samples.push(at - start);
         }

@@ -103,3 +103,12 @@ pub fn approvals(n: usize, seq0: u64, id_from: usize) -> Vec<u8> {
 pub fn wire(d: Decision) -> i32 {
     d as i32
 }
+
+/// The outcome of a wait a reviewer decided with `decision` (a verdict).
+///
+/// # Panics
+///
+/// If `decision` is not a verdict (`Pending`, `Unspecified`).
+pub fn decided(decision: Decision) -> approval_host::Outcome {
+    approval_host::Outcome::Decided(approval_host::Verdict::try_from(decision).expect("a verdict"))
+}

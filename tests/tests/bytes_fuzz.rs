@@ -11,7 +11,7 @@
 use approval_guest::frames::{FrameDecoder, apply_frame};
 use approval_guest::registry::{Registry, TimeSource};
 use approval_guest::wire::{self, Payload};
-use approval_host::{ApprovalSink, Decision, Outcome, ReviewerKey, TrustedKey};
+use approval_host::{ApprovalSink, Decision, Outcome, ReviewerKey, TrustedKey, Verdict};
 use approval_proto::{Event, InvalidationEvent};
 use approval_tests::events::{frame, resolved_event, signed, stream, verdict_event, wire};
 use approval_tests::sinks::{manual_sink, proptest_cases};
@@ -139,7 +139,7 @@ async fn never_approved_by_a_forgery(
         // Not decided by the stream: a genuine verdict still lands.
         sink.push_frame(&case.genuine).unwrap();
     }
-    prop_assert_eq!(w.await.unwrap(), Outcome::Decided(Decision::Denied));
+    prop_assert_eq!(w.await.unwrap(), Outcome::Decided(Verdict::Denied));
     Ok(())
 }
 
@@ -321,7 +321,7 @@ async fn corpus_frames_have_the_documented_outcomes() {
     let r = sink.ingest_bytes(&read("valid-approved.bin")).unwrap();
     assert_eq!((r.events, r.duplicates), (1, 0));
     assert_eq!(sink.waiter_count(), 0, "the approval reached req-1");
-    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Approved)));
     // seqs 1 and 2: the first is a duplicate now, the second is applied.
     let r = sink.ingest_bytes(&read("valid-two-frames.bin")).unwrap();
     assert_eq!((r.events, r.duplicates), (1, 1));

@@ -4,7 +4,8 @@
 
 use approval_grpc::GrpcSource;
 use approval_host::sources::PumpConfig;
-use approval_host::{ApprovalSink, HostError, Outcome, SinkConfig};
+use approval_host::{ApprovalSink, HostError, SinkConfig};
+use approval_tests::events::decided;
 use approval_tests::sinks::manual_sink_with;
 use approval_tests::time::{HOUR, eventually};
 use std::time::Duration;
@@ -70,7 +71,7 @@ async fn extreme_durations_in_range_saturate_and_work() {
     let settled = sink.wait("early", Duration::MAX).await;
     assert_eq!(
         settled,
-        Ok(Outcome::Decided(approval_host::Decision::Approved)),
+        Ok(decided(approval_host::Decision::Approved)),
         "a TTL of Duration::MAX keeps the verdict"
     );
     let wait = sink.wait("late", Duration::MAX);

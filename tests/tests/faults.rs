@@ -4,8 +4,8 @@
 //! every outstanding wait as `Reset` (Pending, never Denied), count it, and
 //! serve new waits normally, without touching other sinks.
 
-use approval_host::{Decision, Outcome, SinkError};
-use approval_tests::events::{stream, verdict_event, wire};
+use approval_host::{Decision, Outcome, SinkError, Verdict};
+use approval_tests::events::{decided, stream, verdict_event, wire};
 use approval_tests::sinks::manual_sink;
 use approval_tests::time::HOUR;
 use std::time::Duration;
@@ -35,11 +35,11 @@ async fn trap_with_1000_waits_outstanding_resets_them_all_to_pending() {
 
     let next = sink.wait("req-after", HOUR);
     assert_eq!(sink.deliver("req-after", Decision::Approved), Ok(1));
-    assert_eq!(next.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(next.await, Ok(Outcome::Decided(Verdict::Approved)));
 
     assert_eq!(other.waiter_count(), 1, "another sink is untouched");
     assert_eq!(other.deliver("req-x", Decision::Approved), Ok(1));
-    assert_eq!(bystander.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(bystander.await, Ok(Outcome::Decided(Verdict::Approved)));
 }
 
 /// A registration is queued and reaches the guest in a flush (SPEC.md
@@ -57,7 +57,7 @@ async fn trap_during_registration_fails_that_wait_only() {
     );
     let w = sink.wait("req-2", HOUR);
     sink.deliver("req-2", Decision::Denied).unwrap();
-    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Denied)));
+    assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Denied)));
     assert_eq!(sink.stats().await.resets, 1);
 }
 
@@ -117,7 +117,7 @@ async fn memory_cap_is_a_reset_not_a_host_crash() {
     assert_eq!((s.resets, s.waiters), (1, 0));
     let w = sink.wait("after", HOUR);
     sink.deliver("after", Decision::Approved).unwrap();
-    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Approved)));
 }
 
 #[tokio::test]
@@ -164,7 +164,7 @@ async fn crash_loop_is_refused_with_a_clear_error_then_recovers() {
     std::thread::sleep(Duration::from_millis(60));
     let w = sink.wait("req-2", HOUR);
     assert_eq!(sink.deliver("req-2", Decision::Approved), Ok(1));
-    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Approved)));
 }
 
 /// S18: a reset loses no applied verdict. Verdicts the old instance
@@ -176,7 +176,7 @@ async fn a_reset_loses_no_applied_verdict() {
     sink.deliver("early", Decision::Approved).unwrap();
     let w = sink.wait("delivered", HOUR);
     sink.deliver("delivered", Decision::Denied).unwrap();
-    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Denied)));
+    assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Denied)));
     let framed = stream(&[verdict_event(1, "streamed", wire(Decision::Approved))]);
     sink.ingest_bytes(&framed).unwrap();
 
@@ -194,7 +194,7 @@ async fn a_reset_loses_no_applied_verdict() {
     ] {
         assert_eq!(
             sink.wait(id, HOUR).await,
-            Ok(Outcome::Decided(decision)),
+            Ok(decided(decision)),
             "{id} is still remembered"
         );
     }

@@ -8,9 +8,9 @@ use approval_gateway::{Gateway, GatewayLog};
 use approval_grpc::GrpcSource;
 use approval_host::SinkConfig;
 use approval_host::sources::PumpConfig;
-use approval_host::{ApprovalSink, Decision, Outcome};
+use approval_host::{ApprovalSink, Decision, Outcome, Verdict};
 use approval_proto::{ApprovalResolved, Event};
-use approval_tests::events::{invalidation, verdict};
+use approval_tests::events::{decided, invalidation, verdict};
 use approval_tests::sinks::{manual_sink, manual_sink_with};
 use approval_tests::time::{GUARD, HOUR, eventually};
 use std::net::SocketAddr;
@@ -134,7 +134,7 @@ async fn gateway_restart_mid_stream_loses_and_doubles_nothing() {
         let out = tokio::time::timeout(GUARD, w)
             .await
             .expect("every waiter gets a verdict");
-        assert_eq!(out, Ok(Outcome::Decided(expected(i).1)), "waiter {i}");
+        assert_eq!(out, Ok(decided(expected(i).1)), "waiter {i}");
     }
     let s = sink.stats().await;
     assert_eq!(s.delivered, N as u64, "each waiter resolved exactly once");
@@ -166,7 +166,7 @@ async fn resubscribe_resumes_after_last_seq() {
     for i in 0..10 {
         let w = sink.wait(&expected(i).0, HOUR);
         eventually(|| async { sink.stats().await.last_seq == 10 }).await;
-        assert_eq!(w.await, Ok(Outcome::Decided(expected(i).1)));
+        assert_eq!(w.await, Ok(decided(expected(i).1)));
     }
     drop(pump);
     gateway.kill().await;
@@ -245,7 +245,7 @@ async fn grpc_source_honours_the_sinks_frame_limit_and_counts_what_it_skips() {
     publish_padded(&log, "after", 10);
     for w in [big, after] {
         let out = tokio::time::timeout(GUARD, w).await.expect("delivered");
-        assert_eq!(out, Ok(Outcome::Decided(Decision::Approved)));
+        assert_eq!(out, Ok(Outcome::Decided(Verdict::Approved)));
     }
     assert_eq!(
         sink.waiter_count(),
@@ -291,7 +291,7 @@ async fn gateway_restarted_with_a_fresh_log_loses_no_verdict() {
         let out = tokio::time::timeout(GUARD, w)
             .await
             .expect("every waiter of either half gets a verdict");
-        assert_eq!(out, Ok(Outcome::Decided(expected(i).1)), "waiter {i}");
+        assert_eq!(out, Ok(decided(expected(i).1)), "waiter {i}");
     }
     let s = sink.stats().await;
     assert_eq!(s.delivered, 2 * HALF as u64);
@@ -317,7 +317,7 @@ async fn an_oversized_event_in_the_log_is_skipped_without_ending_the_stream() {
     publish_padded(&log, "huge", 5 << 20);
     publish_padded(&log, "after", 10);
     let out = tokio::time::timeout(GUARD, after).await.expect("delivered");
-    assert_eq!(out, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(out, Ok(Outcome::Decided(Verdict::Approved)));
     let p = pump.stats();
     assert_eq!(
         (p.oversized_frames, p.connects, p.failures),
@@ -440,7 +440,7 @@ async fn the_gateway_bounds_subscribers_and_retained_bytes() {
     let out = tokio::time::timeout(GUARD, tail)
         .await
         .expect("the tail is replayed");
-    assert_eq!(out, Ok(Outcome::Decided(expected(99).1)));
+    assert_eq!(out, Ok(decided(expected(99).1)));
     assert_eq!(first.stats().await.last_seq, 100);
     // A second subscription is refused while the first is open.
     let (second, _c2) = manual_sink();

@@ -7,7 +7,7 @@
 use approval_gateway::{Gateway, GatewayLog, ServerTls, Token};
 use approval_grpc::{ClientTls, GrpcSource};
 use approval_host::sources::PumpConfig;
-use approval_host::{Decision, Outcome};
+use approval_host::{Decision, Outcome, Verdict};
 use approval_tests::events::verdict;
 use approval_tests::sinks::manual_sink;
 use approval_tests::time::{HOUR, eventually};
@@ -102,6 +102,6 @@ async fn the_right_client_is_served_and_wrong_ones_are_refused_without_a_storm()
         GrpcSource::new(url).tls(tls).bearer_token("s3cret"),
         backoff(),
     );
-    assert_eq!(served.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(served.await, Ok(Outcome::Decided(Verdict::Approved)));
     drop((unknown_ca, no_token));
 }

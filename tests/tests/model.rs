@@ -12,7 +12,7 @@
 
 use approval_host::{
     ApprovalSink, Decision, ManualClock, Outcome, ReviewerKey, SinkConfig, SinkError, TrustedKey,
-    Wait,
+    Verdict, Wait,
 };
 use approval_proto::ApprovalResolved;
 use approval_tests::events::{resolved_event, stream, verdict_event};
@@ -143,7 +143,7 @@ struct Model {
     /// (wait index, id, deadline) of pending waits.
     waiters: Vec<(usize, usize, u64)>,
     /// Remembered verdicts (S4, S15): (id, verdict, stored at), oldest first.
-    cache: VecDeque<(usize, Decision, u64)>,
+    cache: VecDeque<(usize, Verdict, u64)>,
     outcomes: Vec<Option<Outcome>>,
     last_seq: u64,
     log_id: u64,
@@ -182,8 +182,8 @@ impl Model {
     /// of a remembered verdict (S15)).
     fn resolve(&mut self, id: usize, decision: i32, signer: Option<Signer>) -> bool {
         let verdict = match decision {
-            1 => Decision::Approved,
-            2 => Decision::Denied,
+            1 => Verdict::Approved,
+            2 => Verdict::Denied,
             _ => {
                 self.malformed += 1;
                 return false;

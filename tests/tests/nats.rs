@@ -9,11 +9,12 @@
 use approval_gateway::Gateway;
 use approval_grpc::GrpcSource;
 use approval_host::sources::{Pump, PumpConfig};
-use approval_host::{ApprovalSink, Decision, Outcome, SinkConfig};
+use approval_host::{ApprovalSink, Decision, Outcome, SinkConfig, Verdict};
 use approval_nats::NatsSource;
 use approval_nats::{NatsConfig, VerdictConflict, VerdictLog};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
 use approval_proto::{ApprovalResolved, PolicyInvalidated};
+use approval_tests::events::decided;
 use approval_tests::nats::{Cluster, Node, retry, scratch};
 use approval_tests::time::{GUARD, eventually};
 use std::time::Duration;
@@ -86,7 +87,7 @@ async fn verdicts_flow_through_nats_source_and_resume_after_a_server_restart() {
     log.publish_verdict(&verdict("req-1", Decision::Approved))
         .await
         .expect("published");
-    assert_eq!(settled(first).await, Outcome::Decided(Decision::Approved));
+    assert_eq!(settled(first).await, Outcome::Decided(Verdict::Approved));
     // The lookup may have settled it first; the stream follows.
     eventually(|| std::future::ready(sink.resume_point().last_seq == 1)).await;
     let before = sink.resume_point();
@@ -104,7 +105,7 @@ async fn verdicts_flow_through_nats_source_and_resume_after_a_server_restart() {
         retry(GUARD, || log.publish_verdict(&resolved)).await;
     }
     for (i, wait) in (2..=4).zip(waits) {
-        assert_eq!(settled(wait).await, Outcome::Decided(decision_of(i)));
+        assert_eq!(settled(wait).await, decided(decision_of(i)));
     }
     let stats = sink.stats().await;
     assert_eq!(stats.log_id, before.log_id, "same stream, same log");
@@ -142,7 +143,7 @@ async fn two_stateless_gateways_share_one_stream_and_the_first_verdict_wins() {
         .expect("resolved")
         .into_inner()
         .seq;
-    assert_eq!(settled(wait).await, Outcome::Decided(Decision::Approved));
+    assert_eq!(settled(wait).await, Outcome::Decided(Verdict::Approved));
 
     // The same decision again, at either gateway: idempotent, same seq.
     let again = at_b
@@ -207,7 +208,7 @@ async fn a_fresh_sink_gets_a_verdict_published_before_it_existed_even_past_the_c
         });
         let pump = pump(&sink, &config);
         let wait = sink.wait(id, WAIT);
-        assert_eq!(settled(wait).await, Outcome::Decided(decision));
+        assert_eq!(settled(wait).await, decided(decision));
         let stats = sink.stats().await;
         assert_eq!(stats.last_seq, 0, "a lookup never moves last_seq");
         // Counted just after the verdict is applied.
@@ -240,7 +241,7 @@ async fn a_burst_of_waits_with_a_nats_source_reaches_the_guest_batched() {
     let pump = pump(&sink, &config);
     eventually(|| std::future::ready(pump.stats().connected)).await;
     let decided = sink.wait("burst-7", WAIT);
-    assert_eq!(settled(decided).await, Outcome::Decided(Decision::Denied));
+    assert_eq!(settled(decided).await, Outcome::Decided(Verdict::Denied));
     let before = sink.stats().await.guest_calls;
     let waits: Vec<_> = (0..BURST)
         .map(|i| sink.wait(format!("burst-{}", i + 1000), WAIT))
@@ -294,7 +295,7 @@ async fn a_sink_that_takes_over_from_a_stopped_one_misses_and_doubles_nothing() 
         .map(|i| second.wait(format!("req-{i}"), WAIT))
         .collect();
     for (i, wait) in (50..80).zip(late) {
-        assert_eq!(settled(wait).await, Outcome::Decided(decision_of(i)));
+        assert_eq!(settled(wait).await, decided(decision_of(i)));
     }
 }
 
@@ -311,7 +312,7 @@ async fn a_recreated_stream_is_a_new_log_and_the_sink_keeps_working() {
         log.publish_verdict(&verdict(&format!("req-{i}"), Decision::Approved))
             .await
             .unwrap();
-        assert_eq!(settled(wait).await, Outcome::Decided(Decision::Approved));
+        assert_eq!(settled(wait).await, Outcome::Decided(Verdict::Approved));
     }
     // A wait may settle by its lookup before the consumer delivers the
     // verdict's own event: the stream catches up to seq 5 soon after.
@@ -329,7 +330,7 @@ async fn a_recreated_stream_is_a_new_log_and_the_sink_keeps_working() {
     log.publish_verdict(&verdict("after", Decision::Denied))
         .await
         .unwrap();
-    assert_eq!(settled(wait).await, Outcome::Decided(Decision::Denied));
+    assert_eq!(settled(wait).await, Outcome::Decided(Verdict::Denied));
     // The wait may have settled by lookup; the stream must follow: seq 1
     // of the new log applied in a new window, not dropped as a duplicate.
     eventually(|| {
@@ -402,11 +403,7 @@ async fn three_sinks_get_every_verdict_exactly_once_while_a_cluster_node_dies_an
             let outcome = outcome
                 .unwrap_or_else(|_| panic!("sink {n}: req-{i} never settled"))
                 .unwrap();
-            assert_eq!(
-                outcome,
-                Outcome::Decided(decision_of(i)),
-                "sink {n} req-{i}"
-            );
+            assert_eq!(outcome, decided(decision_of(i)), "sink {n} req-{i}");
         }
     }
     for sink in &sinks {
@@ -460,8 +457,8 @@ async fn the_readme_permissions_let_sinks_read_and_only_gateways_publish() {
     log.publish_verdict(&verdict("after", Decision::Denied))
         .await
         .unwrap();
-    assert_eq!(settled(before).await, Outcome::Decided(Decision::Approved));
-    assert_eq!(settled(after).await, Outcome::Decided(Decision::Denied));
+    assert_eq!(settled(before).await, Outcome::Decided(Verdict::Approved));
+    assert_eq!(settled(after).await, Outcome::Decided(Verdict::Denied));
     assert_eq!(pump.stats().refused, 0, "{:?}", pump.stats());
 
     // The sink user may read the stream's info, so it can open the log,
@@ -550,7 +547,7 @@ async fn a_message_over_the_frame_limit_with_its_appended_fields_is_skipped_and_
     log.publish_verdict(&verdict("after", Decision::Denied))
         .await
         .unwrap();
-    assert_eq!(settled(after).await, Outcome::Decided(Decision::Denied));
+    assert_eq!(settled(after).await, Outcome::Decided(Verdict::Denied));
     // (A wait on "edge" would still get it by lookup: that frame carries
     // two bytes more than the stored message, not twenty.) The stream
     // moves past both skipped messages to seq 3.
@@ -583,7 +580,7 @@ async fn a_gateways_subscribers_follow_a_recreated_stream() {
     log.publish_verdict(&verdict("before", Decision::Approved))
         .await
         .unwrap();
-    assert_eq!(settled(first).await, Outcome::Decided(Decision::Approved));
+    assert_eq!(settled(first).await, Outcome::Decided(Verdict::Approved));
 
     log.context().delete_stream(&config.stream).await.unwrap();
     let log = open(config.clone()).await;
@@ -592,7 +589,7 @@ async fn a_gateways_subscribers_follow_a_recreated_stream() {
     log.publish_verdict(&verdict("after", Decision::Denied))
         .await
         .unwrap();
-    assert_eq!(settled(after).await, Outcome::Decided(Decision::Denied));
+    assert_eq!(settled(after).await, Outcome::Decided(Verdict::Denied));
     let stats = sink.stats().await;
     assert_eq!(
         (stats.log_id, stats.last_seq, stats.log_changes),

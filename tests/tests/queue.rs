@@ -6,7 +6,7 @@
 //! when the wait was asked for, and S12 (a trap resolves queued waits as
 //! `Reset`).
 
-use approval_host::{Decision, Outcome, SinkConfig, SinkError};
+use approval_host::{Decision, Outcome, SinkConfig, SinkError, Verdict};
 use approval_tests::events::{stream, verdict_event, wire};
 use approval_tests::sinks::{manual_sink, manual_sink_with};
 use approval_tests::time::HOUR;
@@ -45,12 +45,12 @@ async fn a_queued_wait_with_a_bad_id_fails_alone() {
     let after = sink.wait("req-2", HOUR);
     // One flush carries all four and the verdict.
     assert_eq!(sink.deliver("req-1", Decision::Approved), Ok(1));
-    assert_eq!(before.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(before.await, Ok(Outcome::Decided(Verdict::Approved)));
     assert_eq!(empty.await, Err(SinkError::RequestIdEmpty));
     assert_eq!(too_long.await, Err(SinkError::RequestIdTooLong(17)));
     assert_eq!(sink.waiter_count(), 1, "req-2 still waits");
     assert_eq!(sink.deliver("req-2", Decision::Denied), Ok(1));
-    assert_eq!(after.await, Ok(Outcome::Decided(Decision::Denied)));
+    assert_eq!(after.await, Ok(Outcome::Decided(Verdict::Denied)));
 
     // An id over the limit is refused before it is queued or copied into
     // the guest, with the guest's own typed error, however large.
@@ -100,7 +100,7 @@ async fn a_verdict_through_ingest_sees_the_waits_queued_before_it() {
         "it found the waiter"
     );
     assert_eq!(sink.stats().await.early_hits, 0, "not cached first");
-    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Denied)));
+    assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Denied)));
 
     // The same through a single frame.
     let w = sink.wait("req-2", HOUR);
@@ -112,7 +112,7 @@ async fn a_verdict_through_ingest_sees_the_waits_queued_before_it() {
     .unwrap();
     assert_eq!(
         futures::poll!(w),
-        Poll::Ready(Ok(Outcome::Decided(Decision::Approved)))
+        Poll::Ready(Ok(Outcome::Decided(Verdict::Approved)))
     );
 }
 
@@ -127,7 +127,7 @@ async fn waiter_count_is_exact_while_waits_are_queued() {
     // The early verdict settles the first at the flush this count makes.
     assert_eq!(sink.waiter_count(), 1);
     assert_eq!(sink.stats().await.waiters, 1);
-    assert_eq!(settled.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(settled.await, Ok(Outcome::Decided(Verdict::Approved)));
     drop(pending);
     assert_eq!(sink.waiter_count(), 0);
 }
@@ -177,7 +177,7 @@ async fn a_trap_during_a_flush_resolves_every_queued_wait_as_reset() {
     assert_eq!((s.traps, s.waiters), (1, 0));
     let w = sink.wait("after", HOUR);
     assert_eq!(sink.deliver("after", Decision::Approved), Ok(1));
-    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Approved)));
 }
 
 /// A polled `Wait` whose registration is still queued does not flush
@@ -193,7 +193,7 @@ async fn a_polled_queued_wait_is_settled_by_the_timer_tasks_flush() {
     let within = Duration::from_secs(10);
     assert_eq!(
         tokio::time::timeout(within, early).await,
-        Ok(Ok(Outcome::Decided(Decision::Denied)))
+        Ok(Ok(Outcome::Decided(Verdict::Denied)))
     );
     assert_eq!(
         tokio::time::timeout(within, &mut empty).await,

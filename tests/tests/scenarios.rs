@@ -9,7 +9,7 @@
 
 use approval_host::{
     ApprovalSink, Decision, HostError, ManualClock, Outcome, SinkConfig, SinkError, Stats,
-    TrustedKey, Wait,
+    TrustedKey, Verdict, Wait,
 };
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use approval_tests::time::settle;
@@ -85,9 +85,8 @@ fn kind(e: &SinkError) -> &'static str {
 
 fn outcome_json(result: &Result<Outcome, SinkError>) -> Value {
     match result {
-        Ok(Outcome::Decided(Decision::Approved)) => json!("approved"),
-        Ok(Outcome::Decided(Decision::Denied)) => json!("denied"),
-        Ok(Outcome::Decided(other)) => json!(format!("decided {other:?}")),
+        Ok(Outcome::Decided(Verdict::Approved)) => json!("approved"),
+        Ok(Outcome::Decided(Verdict::Denied)) => json!("denied"),
         Ok(Outcome::TimedOut) => json!("timed-out"),
         Ok(Outcome::Cancelled) => json!("cancelled"),
         Ok(Outcome::Reset) => json!("reset"),
@@ -269,7 +268,7 @@ impl Run {
                 (Value::Null, None) => {}
                 (Value::Object(want), Some(by)) => {
                     let got = json!({
-                        "decision": if by.decision == Decision::Approved { "approved" } else { "denied" },
+                        "decision": if by.decision == Verdict::Approved { "approved" } else { "denied" },
                         "reviewer": by.reviewer,
                         "key_id": by.key_id,
                     });

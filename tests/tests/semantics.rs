@@ -4,7 +4,7 @@
 //! The rules every host shares are the scenarios of `tests/scenarios/`,
 //! replayed by `scenarios.rs`.
 
-use approval_host::{ApprovalSink, Decision, Outcome, SinkError};
+use approval_host::{ApprovalSink, Decision, Outcome, SinkError, Verdict};
 use approval_tests::events::{frame, invalidation_event, verdict_event};
 use approval_tests::sinks::manual_sink;
 use approval_tests::time::{SEC, settle};
@@ -65,7 +65,7 @@ async fn s8_pending_and_unspecified_are_not_verdicts() {
     let s = sink.stats().await;
     assert_eq!((s.malformed, s.cached_verdicts), (3, 0));
     assert_eq!(sink.deliver("req-1", Decision::Approved), Ok(1));
-    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Approved)));
 }
 
 #[tokio::test]
@@ -109,7 +109,7 @@ async fn s14_sinks_are_independent() {
     let a = one.wait("req-1", 30 * SEC);
     let b = two.wait("req-1", 30 * SEC);
     assert_eq!(one.deliver("req-1", Decision::Approved), Ok(1));
-    assert_eq!(a.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(a.await, Ok(Outcome::Decided(Verdict::Approved)));
     assert_eq!(two.waiter_count(), 1);
     assert!(b.now_or_never().is_none());
     assert_eq!(two.waiter_count(), 0, "dropped after one poll");
@@ -179,5 +179,5 @@ async fn s6_many_waiters_on_one_id_time_out_in_one_call_without_a_reset() {
     assert_eq!((s.traps, s.resets), (0, 0));
     assert_eq!((s.waiters, s.ids, s.timed_out), (1, 1, 100_000));
     assert_eq!(sink.deliver("shared", Decision::Approved), Ok(1));
-    assert_eq!(newer.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(newer.await, Ok(Outcome::Decided(Verdict::Approved)));
 }

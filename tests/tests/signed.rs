@@ -7,7 +7,7 @@
 use approval_host::trust::AuthFailure;
 use approval_host::{
     ApprovalSink, DecidedBy, Decision, ManualClock, Outcome, ReviewerKey, SinkConfig, SinkError,
-    TrustedKey,
+    TrustedKey, Verdict,
 };
 use approval_tests::events::{frame, resolved_event, signed, stream, verdict_event, wire};
 use approval_tests::time::{SEC, settle};
@@ -44,11 +44,11 @@ async fn a_valid_signature_approves_and_names_its_reviewer() {
     )))
     .expect("a signed verdict by a trusted key is applied");
     let resolution = wait.await.expect("decided");
-    assert_eq!(resolution.outcome, Outcome::Decided(Decision::Approved));
+    assert_eq!(resolution.outcome, Outcome::Decided(Verdict::Approved));
     assert_eq!(
         resolution.decided_by,
         Some(DecidedBy {
-            decision: Decision::Approved,
+            decision: Verdict::Approved,
             reviewer: Some("alice".into()),
             key_id: Some("alice".into()),
             resolved_at_unix_ms: Some(1_700_000_000_000),
@@ -138,7 +138,7 @@ async fn every_forgery_is_rejected_counted_and_leaves_the_waiter_pending() {
         signed(&alice, "req-1", Decision::Denied),
     )))
     .expect("genuine");
-    assert_eq!(wait.await, Ok(Outcome::Decided(Decision::Denied)));
+    assert_eq!(wait.await, Ok(Outcome::Decided(Verdict::Denied)));
     assert_eq!(sink.stats().await.last_seq, 9);
     drop(clock);
 }
@@ -173,7 +173,7 @@ async fn a_forged_verdict_first_never_blocks_the_genuine_one() {
     .expect("genuine");
     assert_eq!(
         sink.wait("req-1", 5 * SEC).await,
-        Ok(Outcome::Decided(Decision::Approved))
+        Ok(Outcome::Decided(Verdict::Approved))
     );
     let stats = sink.stats().await;
     assert_eq!((stats.conflicts, stats.unauthenticated), (0, 1));
@@ -186,7 +186,7 @@ async fn without_keys_unsigned_verdicts_work_as_before() {
     sink.push_frame(&frame(&verdict_event(1, "req-1", wire(Decision::Approved))))
         .expect("unsigned is fine without keys");
     let resolution = wait.await.expect("decided");
-    assert_eq!(resolution.outcome, Outcome::Decided(Decision::Approved));
+    assert_eq!(resolution.outcome, Outcome::Decided(Verdict::Approved));
     let by = resolution.decided_by.expect("attribution");
     assert_eq!(by.reviewer.as_deref(), Some("reviewer@example"));
     assert_eq!(by.key_id, None, "unsigned");
@@ -196,7 +196,7 @@ async fn without_keys_unsigned_verdicts_work_as_before() {
     let by = wait.await.expect("decided").decided_by.expect("remembered");
     assert_eq!(
         (by.decision, by.reviewer, by.key_id),
-        (Decision::Denied, None, None)
+        (Verdict::Denied, None, None)
     );
 }
 
@@ -240,7 +240,7 @@ async fn a_large_signed_backlog_is_ingested_in_budget_sized_chunks() {
     assert_eq!((stats.traps, stats.unauthenticated), (0, 0));
     assert_eq!(
         sink.wait("req-500", SEC).await,
-        Ok(Outcome::Decided(Decision::Approved))
+        Ok(Outcome::Decided(Verdict::Approved))
     );
 }
 

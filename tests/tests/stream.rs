@@ -3,8 +3,8 @@
 //! a corrupt stream, and an `AsyncRead` source through the pump.
 
 use approval_host::sources::ReaderSource;
-use approval_host::{Decision, Outcome, SinkError};
-use approval_tests::events::{frame, invalidation_event, stream, verdict_event, wire};
+use approval_host::{Decision, Outcome, SinkError, Verdict};
+use approval_tests::events::{decided, frame, invalidation_event, stream, verdict_event, wire};
 use approval_tests::sinks::manual_sink;
 use approval_tests::time::HOUR;
 
@@ -25,12 +25,12 @@ async fn frames_split_at_every_byte_boundary_resolve_the_same() {
         assert_eq!(first.events + second.events, 3, "cut at {cut}");
         assert_eq!(
             a.await,
-            Ok(Outcome::Decided(Decision::Approved)),
+            Ok(Outcome::Decided(Verdict::Approved)),
             "cut at {cut}"
         );
         assert_eq!(
             b.await,
-            Ok(Outcome::Decided(Decision::Denied)),
+            Ok(Outcome::Decided(Verdict::Denied)),
             "cut at {cut}"
         );
         assert_eq!(sink.stats().await.last_seq, 3);
@@ -65,7 +65,7 @@ async fn ten_thousand_frames_in_one_write_resolve_ten_thousand_waiters() {
         } else {
             Decision::Denied
         };
-        assert_eq!(w.await, Ok(Outcome::Decided(want)));
+        assert_eq!(w.await, Ok(decided(want)));
     }
     assert_eq!(sink.stats().await.last_seq, 10_000);
 }
@@ -105,7 +105,7 @@ async fn corrupt_length_prefix_ends_the_stream_but_not_the_sink() {
         matches!(report.fatal, Some(SinkError::MalformedFrame(_))),
         "a never-ending varint loses framing"
     );
-    assert_eq!(a.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(a.await, Ok(Outcome::Decided(Verdict::Approved)));
     // The source reopens (resuming from last_seq = 1) and sends the rest.
     assert_eq!(sink.stats().await.last_seq, 1);
     sink.ingest_bytes(&stream(&[verdict_event(
@@ -114,7 +114,7 @@ async fn corrupt_length_prefix_ends_the_stream_but_not_the_sink() {
         wire(Decision::Denied),
     )]))
     .unwrap();
-    assert_eq!(b.await, Ok(Outcome::Decided(Decision::Denied)));
+    assert_eq!(b.await, Ok(Outcome::Decided(Verdict::Denied)));
 }
 
 #[tokio::test]
@@ -143,7 +143,7 @@ async fn end_stream_drops_a_partial_frame_left_by_a_closed_source() {
     assert_eq!(sink.stats().await.malformed, 1);
     // The next connection starts clean.
     sink.ingest_bytes(&bytes).unwrap();
-    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Approved)));
 }
 
 #[tokio::test]
@@ -166,7 +166,7 @@ async fn reader_source_feeds_frames_split_across_reads() {
         }
     });
     for w in waits {
-        assert_eq!(w.await, Ok(Outcome::Decided(Decision::Denied)));
+        assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Denied)));
     }
     pump.finished().await;
     let s = sink.stats().await;
@@ -192,8 +192,8 @@ async fn direct_events_do_not_disturb_a_partial_stream_frame() {
         (1, 0),
         "the stream frame survived intact"
     );
-    assert_eq!(a.await, Ok(Outcome::Decided(Decision::Approved)));
-    assert_eq!(b.await, Ok(Outcome::Decided(Decision::Denied)));
+    assert_eq!(a.await, Ok(Outcome::Decided(Verdict::Approved)));
+    assert_eq!(b.await, Ok(Outcome::Decided(Verdict::Denied)));
 }
 
 #[tokio::test]
@@ -207,7 +207,7 @@ async fn a_rejected_frame_with_seq_u64_max_never_moves_last_seq() {
     let good = stream(&[verdict_event(1, "req-1", wire(Decision::Approved))]);
     let r = sink.ingest_bytes(&good).unwrap();
     assert_eq!((r.events, r.duplicates, r.last_seq), (1, 0, 1));
-    assert_eq!(w.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Approved)));
 }
 
 /// Issue #12: a one-shot source used to stop for good after one guest
@@ -221,14 +221,14 @@ async fn reader_source_pump_survives_a_guest_fault() {
     let pump = sink.pump(ReaderSource::new(reader, "duplex"));
     let frame = |seq, id: &str| stream(&[verdict_event(seq, id, wire(Decision::Approved))]);
     writer.write_all(&frame(1, "req-1")).await.unwrap();
-    assert_eq!(first.await, Ok(Outcome::Decided(Decision::Approved)));
+    assert_eq!(first.await, Ok(Outcome::Decided(Verdict::Approved)));
     // The next guest call (the pump's ingest of the next chunk) traps.
     sink.inject_trap();
     writer.write_all(&frame(2, "req-2")).await.unwrap();
     approval_tests::time::eventually(|| async { sink.resume_point().last_seq == 2 }).await;
     assert_eq!(
         sink.wait("req-2", HOUR).await,
-        Ok(Outcome::Decided(Decision::Approved)),
+        Ok(Outcome::Decided(Verdict::Approved)),
         "the chunk reached the fresh instance"
     );
     writer.write_all(&frame(3, "req-3")).await.unwrap();

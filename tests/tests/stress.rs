@@ -2,7 +2,7 @@
 //! a multi-thread runtime waiting, cancelling and resolving concurrently.
 //! Afterwards every count is back to zero and no outcome is wrong.
 
-use approval_host::{ApprovalSink, Decision, Outcome};
+use approval_host::{ApprovalSink, Decision, Outcome, Verdict};
 use approval_tests::sinks::manual_sink;
 use approval_tests::time::HOUR;
 use std::time::Duration;
@@ -60,7 +60,8 @@ async fn many_tasks_across_sinks_wait_cancel_and_resolve_concurrently() {
     }
     for a in agents {
         let (i, outcome) = a.await.unwrap();
-        assert_eq!(outcome, expected(i).map(Outcome::Decided), "agent {i}");
+        let verdict = expected(i).map(|d| Verdict::try_from(d).expect("a verdict"));
+        assert_eq!(outcome, verdict.map(Outcome::Decided), "agent {i}");
     }
     for (sink, _clock) in &sinks {
         assert_eq!(sink.waiter_count(), 0);

@@ -4,7 +4,7 @@
 use super::client::{ClientArgs, runtime, trusted_keys};
 use super::exit::Exit;
 use approval_grpc::GrpcSource;
-use approval_host::{ApprovalSink, Decision, Outcome};
+use approval_host::{ApprovalSink, Decision};
 use approval_nats::NatsSource;
 use clap::Args;
 use std::path::PathBuf;
@@ -79,10 +79,7 @@ pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<Exit> 
                 return Ok(Exit::NotServed);
             }
         };
-        let decision = match resolution.outcome {
-            Outcome::Decided(d) => d,
-            _ => Decision::Pending,
-        };
+        let decision = resolution.outcome.decision();
         let mut line = decision.as_str_name().to_owned();
         if let Some(by) = &resolution.decided_by {
             if let Some(reviewer) = &by.reviewer {
