@@ -14,13 +14,14 @@ use crate::bindings::{
 use crate::clock::duration_ns;
 use crate::component::Loaded;
 use crate::config::SinkConfig;
-use crate::error::{HostError, SinkError};
+use crate::error::{HostError, SinkError, cause};
 use crate::imports::StoreState;
 use crate::outcome::Outcome;
 use crate::report::{IngestReport, ResumePoint};
 use crate::trust::{AuthFailure, DecidedBy, TrustedKey};
 use approval_guest::stats::Stats as GuestStats;
 use approval_guest::verdict::Verdict;
+use std::sync::Arc;
 use wasmtime::Store;
 
 /// Waiters finished by one call, and the earliest deadline still pending.
@@ -80,7 +81,7 @@ impl Adapter {
         let api = loaded
             .pre
             .instantiate(&mut store)
-            .map_err(|e| HostError::Instantiate(format!("{e:#}")))?;
+            .map_err(|e| HostError::Instantiate(cause(e)))?;
         let mut adapter = Adapter {
             store,
             api,
@@ -96,7 +97,7 @@ impl Adapter {
             .configure(config)
             .and(trusted)
             .map_err(|e| match e {
-                SinkError::GuestFault(why) => HostError::Instantiate(why),
+                fault @ SinkError::GuestFault(_) => HostError::Instantiate(Arc::new(fault)),
                 refused => HostError::Config(refused),
             })?;
         Ok(adapter)

@@ -7,7 +7,7 @@
 //! concurrency support every plain `TypedFunc::call` is cheaper (SPEC.md §4).
 
 use crate::bindings::ApprovalRegistryPre;
-use crate::error::HostError;
+use crate::error::{Cause, HostError, cause};
 use crate::imports::StoreState;
 use std::sync::{Arc, OnceLock};
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -37,7 +37,7 @@ pub const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10)
 /// not stall the sink's mutex). One ticker thread per process advances the
 /// epoch every [`EPOCH_TICK`].
 pub(crate) fn engine() -> Result<&'static Engine, HostError> {
-    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+    static ENGINE: OnceLock<Result<Engine, Cause>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
             let mut config = Config::new();
@@ -48,7 +48,7 @@ pub(crate) fn engine() -> Result<&'static Engine, HostError> {
             if std::env::var_os("APPROVAL_SINK_PERFMAP").is_some() {
                 config.profiler(wasmtime::ProfilingStrategy::PerfMap);
             }
-            let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
+            let engine = Engine::new(&config).map_err(cause)?;
             let ticker = engine.weak();
             std::thread::Builder::new()
                 .name("approval-sink-epoch".into())
@@ -59,18 +59,17 @@ pub(crate) fn engine() -> Result<&'static Engine, HostError> {
                         std::thread::sleep(EPOCH_TICK);
                     }
                 })
-                .map_err(|e| format!("starting the epoch ticker: {e}"))?;
+                .map_err(|e| Arc::new(e) as Cause)?;
             Ok(engine)
         })
         .as_ref()
-        .map_err(|e| HostError::Engine(e.clone()))
+        .map_err(|e| HostError::Engine(Arc::clone(e)))
 }
 
 /// Compiles and links component bytes of the `approval-registry` world.
 pub fn load(bytes: &[u8]) -> Result<Arc<Loaded>, HostError> {
     let engine = engine()?.clone();
-    let component =
-        Component::new(&engine, bytes).map_err(|e| HostError::Compile(format!("{e:#}")))?;
+    let component = Component::new(&engine, bytes).map_err(|e| HostError::Compile(cause(e)))?;
     link(engine, &component, bytes.len())
 }
 
@@ -81,21 +80,21 @@ fn link(engine: Engine, component: &Component, size: usize) -> Result<Arc<Loaded
         &mut linker,
         |state| state,
     )
-    .map_err(|e| HostError::Compile(format!("{e:#}")))?;
+    .map_err(|e| HostError::Compile(cause(e)))?;
     let pre = linker
         .instantiate_pre(component)
         .and_then(ApprovalRegistryPre::new)
-        .map_err(|e| HostError::Compile(format!("{e:#}")))?;
+        .map_err(|e| HostError::Compile(cause(e)))?;
     Ok(Arc::new(Loaded { engine, pre, size }))
 }
 
 /// The embedded component, compiled once per process.
 pub fn embedded() -> Result<Arc<Loaded>, HostError> {
-    static EMBEDDED: OnceLock<Result<Arc<Loaded>, String>> = OnceLock::new();
+    static EMBEDDED: OnceLock<Result<Arc<Loaded>, Cause>> = OnceLock::new();
     EMBEDDED
-        .get_or_init(|| load(REGISTRY_COMPONENT).map_err(|e| e.to_string()))
+        .get_or_init(|| load(REGISTRY_COMPONENT).map_err(|e| Arc::new(e) as Cause))
         .clone()
-        .map_err(HostError::Compile)
+        .map_err(HostError::Embedded)
 }
 
 /// Compiles component bytes into a wasmtime artifact (`.cwasm`) for
@@ -105,7 +104,7 @@ pub fn embedded() -> Result<Arc<Loaded>, HostError> {
 pub fn precompile(bytes: &[u8]) -> Result<Vec<u8>, HostError> {
     engine()?
         .precompile_component(bytes)
-        .map_err(|e| HostError::Compile(format!("{e:#}")))
+        .map_err(|e| HostError::Compile(cause(e)))
 }
 
 /// The name an artifact of `bytes` is cached under: a hash of the engine's
@@ -133,7 +132,7 @@ pub unsafe fn load_precompiled(artifact: &[u8], size: usize) -> Result<Arc<Loade
     let engine = engine()?.clone();
     // SAFETY: the caller vouches for the artifact (see above).
     let component = unsafe { Component::deserialize(&engine, artifact) }
-        .map_err(|e| HostError::Compile(format!("{e:#}")))?;
+        .map_err(|e| HostError::Compile(cause(e)))?;
     link(engine, &component, size)
 }
 

@@ -1,6 +1,18 @@
 //! Error types of the host API.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What caused a [`HostError`], its chain kept (`source()`); shared, so a
+/// failure cached once per process (the embedded component's compile) is
+/// the same error every time it is returned.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The cause of a wasmtime (or `wit-component`) error, with its whole
+/// chain.
+pub(crate) fn cause(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Cause {
+    Arc::from(e.into())
+}
 
 /// Why one sink operation failed. No variant affects other waiters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +63,40 @@ pub enum SinkError {
     CrashLoop(std::time::Duration),
 }
 
+/// Why a wait ended without an outcome: only what a wait can meet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaitError {
+    /// The request id is longer than the limit (its length in bytes).
+    #[error("request id is {0} bytes, over the limit")]
+    RequestIdTooLong(u32),
+    /// The request id is empty.
+    #[error("request id is empty")]
+    RequestIdEmpty,
+    /// The sink already holds its maximum of pending waiters (the limit).
+    #[error("too many pending waiters (limit {0})")]
+    TooManyWaiters(u32),
+    /// The guest is crash-looping (S12): the registration was refused for
+    /// a while.
+    #[error("the guest is crash-looping; calls refused for another {0:?}")]
+    CrashLoop(std::time::Duration),
+    /// The guest refused the registration for a reason no wait should meet
+    /// (a host or guest bug, never user input: a reused waiter token).
+    #[error("the registration was refused: {0}")]
+    Refused(SinkError),
+}
+
+impl From<SinkError> for WaitError {
+    fn from(e: SinkError) -> Self {
+        match e {
+            SinkError::RequestIdTooLong(n) => WaitError::RequestIdTooLong(n),
+            SinkError::RequestIdEmpty => WaitError::RequestIdEmpty,
+            SinkError::TooManyWaiters(n) => WaitError::TooManyWaiters(n),
+            SinkError::CrashLoop(left) => WaitError::CrashLoop(left),
+            other => WaitError::Refused(other),
+        }
+    }
+}
+
 /// Why a sink could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -63,14 +109,18 @@ pub enum HostError {
         source: std::io::Error,
     },
     /// The engine could not be created.
-    #[error("creating the wasmtime engine: {0}")]
-    Engine(String),
+    #[error("creating the wasmtime engine")]
+    Engine(#[source] Cause),
     /// The bytes are not a component of the `approval-registry` world.
-    #[error("compiling the component: {0}")]
-    Compile(String),
+    #[error("compiling the component")]
+    Compile(#[source] Cause),
+    /// The embedded component failed to compile or link (a build defect:
+    /// the test suite loads it); the same error every time it is asked for.
+    #[error("loading the embedded component")]
+    Embedded(#[source] Cause),
     /// Instantiation failed (imports mismatch, start trap, limits).
-    #[error("instantiating the component: {0}")]
-    Instantiate(String),
+    #[error("instantiating the component")]
+    Instantiate(#[source] Cause),
     /// The guest refused the configuration.
     #[error("configuring the sink: {0}")]
     Config(SinkError),

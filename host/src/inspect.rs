@@ -1,7 +1,7 @@
 //! What a component file is: its WIT world, imports and exports, size, and
 //! whether it validates and links as an `approval-registry` sink.
 
-use crate::error::HostError;
+use crate::error::{HostError, cause};
 use wasmtime::component::Component;
 
 /// A description of one component.
@@ -19,18 +19,17 @@ pub struct ComponentInfo {
 
 /// Decodes and validates component bytes (any world).
 pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, HostError> {
-    let decoded = wit_component::decode(bytes).map_err(|e| HostError::Compile(format!("{e:#}")))?;
+    let decoded = wit_component::decode(bytes).map_err(|e| HostError::Compile(cause(e)))?;
     let mut printer = wit_component::WitPrinter::default();
     let resolve = decoded.resolve();
     let package = decoded.package();
     printer
         .print(resolve, package, &[])
-        .map_err(|e| HostError::Compile(format!("{e:#}")))?;
+        .map_err(|e| HostError::Compile(cause(e)))?;
     let wit = printer.output.to_string();
 
     let engine = async_engine()?;
-    let component =
-        Component::new(&engine, bytes).map_err(|e| HostError::Compile(format!("{e:#}")))?;
+    let component = Component::new(&engine, bytes).map_err(|e| HostError::Compile(cause(e)))?;
     let ty = component.component_type();
     let mut imports: Vec<String> = ty
         .imports(&engine)
@@ -55,5 +54,5 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentInfo, HostError> {
 fn async_engine() -> Result<wasmtime::Engine, HostError> {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model_async(true);
-    wasmtime::Engine::new(&config).map_err(|e| HostError::Engine(format!("{e:#}")))
+    wasmtime::Engine::new(&config).map_err(|e| HostError::Engine(cause(e)))
 }

@@ -51,7 +51,7 @@ mod golden;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{MAX_CALL_BUDGET, MAX_CRASH_LOOP_BACKOFF, SinkConfig};
-pub use error::{HostError, SinkError};
+pub use error::{HostError, SinkError, WaitError};
 pub use outcome::{Decision, Outcome, Verdict};
 pub use report::{IngestReport, ResumePoint};
 pub use sink::{ApprovalSink, ApprovalSinkBuilder, InvalidationSink, Wait, WaitForApproval};

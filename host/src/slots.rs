@@ -20,12 +20,12 @@
 //!   `WakeList` pattern). Still no channel per waiter, and no task draining
 //!   many receivers (which trips tokio's cooperative budget).
 
-use crate::error::SinkError;
+use crate::error::WaitError;
 use crate::outcome::Outcome;
 use std::task::Waker;
 
 /// How a slot's wait ended.
-pub type SlotResult = Result<Outcome, SinkError>;
+pub type SlotResult = Result<Outcome, WaitError>;
 
 enum State {
     Free,

@@ -4,7 +4,7 @@
 //! every outstanding wait as `Reset` (Pending, never Denied), count it, and
 //! serve new waits normally, without touching other sinks.
 
-use approval_host::{Decision, Outcome, SinkError, Verdict};
+use approval_host::{Decision, Outcome, SinkError, Verdict, WaitError};
 use approval_tests::events::{decided, stream, verdict_event, wire};
 use approval_tests::sinks::manual_sink;
 use approval_tests::time::HOUR;
@@ -144,7 +144,7 @@ async fn crash_loop_is_refused_with_a_clear_error_then_recovers() {
     // The fourth reset within the window is a crash loop: calls are refused.
     assert!(matches!(
         sink.wait("req-1", HOUR).await,
-        Err(SinkError::CrashLoop(_))
+        Err(WaitError::CrashLoop(_))
     ));
     assert_eq!(
         sink.wait_for_approval("req-1", HOUR).await,

@@ -6,7 +6,7 @@
 //! when the wait was asked for, and S12 (a trap resolves queued waits as
 //! `Reset`).
 
-use approval_host::{Decision, Outcome, SinkConfig, SinkError, Verdict};
+use approval_host::{Decision, Outcome, SinkConfig, SinkError, Verdict, WaitError};
 use approval_tests::events::{stream, verdict_event, wire};
 use approval_tests::sinks::{manual_sink, manual_sink_with};
 use approval_tests::time::HOUR;
@@ -46,8 +46,8 @@ async fn a_queued_wait_with_a_bad_id_fails_alone() {
     // One flush carries all four and the verdict.
     assert_eq!(sink.deliver("req-1", Decision::Approved), Ok(1));
     assert_eq!(before.await, Ok(Outcome::Decided(Verdict::Approved)));
-    assert_eq!(empty.await, Err(SinkError::RequestIdEmpty));
-    assert_eq!(too_long.await, Err(SinkError::RequestIdTooLong(17)));
+    assert_eq!(empty.await, Err(WaitError::RequestIdEmpty));
+    assert_eq!(too_long.await, Err(WaitError::RequestIdTooLong(17)));
     assert_eq!(sink.waiter_count(), 1, "req-2 still waits");
     assert_eq!(sink.deliver("req-2", Decision::Denied), Ok(1));
     assert_eq!(after.await, Ok(Outcome::Decided(Verdict::Denied)));
@@ -57,7 +57,7 @@ async fn a_queued_wait_with_a_bad_id_fails_alone() {
     let huge = "x".repeat(16 << 20);
     assert_eq!(
         sink.wait(&huge, HOUR).await,
-        Err(SinkError::RequestIdTooLong(16 << 20))
+        Err(WaitError::RequestIdTooLong(16 << 20))
     );
     assert_eq!(
         sink.deliver(&huge, Decision::Approved),
@@ -78,7 +78,7 @@ async fn too_many_queued_waits_fail_with_the_guests_typed_error() {
     assert_eq!(sink.waiter_count(), 2, "the third is refused at the flush");
     let mut waits = waits.into_iter();
     let (a, b, c) = (waits.next(), waits.next(), waits.next());
-    assert_eq!(c.unwrap().await, Err(SinkError::TooManyWaiters(2)));
+    assert_eq!(c.unwrap().await, Err(WaitError::TooManyWaiters(2)));
     drop((a, b));
     assert_eq!(sink.waiter_count(), 0);
 }
@@ -197,6 +197,6 @@ async fn a_polled_queued_wait_is_settled_by_the_timer_tasks_flush() {
     );
     assert_eq!(
         tokio::time::timeout(within, &mut empty).await,
-        Ok(Err(SinkError::RequestIdEmpty))
+        Ok(Err(WaitError::RequestIdEmpty))
     );
 }

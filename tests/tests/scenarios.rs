@@ -9,7 +9,7 @@
 
 use approval_host::{
     ApprovalSink, Decision, HostError, ManualClock, Outcome, SinkConfig, SinkError, Stats,
-    TrustedKey, Verdict, Wait,
+    TrustedKey, Verdict, Wait, WaitError,
 };
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use approval_tests::time::settle;
@@ -83,14 +83,25 @@ fn kind(e: &SinkError) -> &'static str {
     }
 }
 
-fn outcome_json(result: &Result<Outcome, SinkError>) -> Value {
+/// The WIT name of a wait's error.
+fn wait_kind(e: &WaitError) -> &'static str {
+    match e {
+        WaitError::RequestIdTooLong(_) => "request-id-too-long",
+        WaitError::RequestIdEmpty => "request-id-empty",
+        WaitError::TooManyWaiters(_) => "too-many-waiters",
+        WaitError::CrashLoop(_) => "crash-loop",
+        WaitError::Refused(e) => kind(e),
+    }
+}
+
+fn outcome_json(result: &Result<Outcome, WaitError>) -> Value {
     match result {
         Ok(Outcome::Decided(Verdict::Approved)) => json!("approved"),
         Ok(Outcome::Decided(Verdict::Denied)) => json!("denied"),
         Ok(Outcome::TimedOut) => json!("timed-out"),
         Ok(Outcome::Cancelled) => json!("cancelled"),
         Ok(Outcome::Reset) => json!("reset"),
-        Err(e) => json!({ "error": kind(e) }),
+        Err(e) => json!({ "error": wait_kind(e) }),
     }
 }
 
@@ -155,7 +166,7 @@ fn stat(s: &Stats, name: &str) -> u64 {
 /// A named wait: still pending, or how it ended.
 enum Named {
     Pending(Wait),
-    Ended(Result<Outcome, SinkError>),
+    Ended(Result<Outcome, WaitError>),
 }
 
 struct Run {

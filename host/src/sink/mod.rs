@@ -48,7 +48,7 @@ pub(crate) use {
 
 use self::core::Core;
 use crate::adapter::{Adapter, Batch};
-use crate::error::SinkError;
+use crate::error::{SinkError, WaitError};
 use crate::outcome::Decision;
 use crate::outcome::Outcome;
 use crate::report::{IngestReport, ResumePoint};
@@ -129,7 +129,7 @@ impl ApprovalSink {
         let request_id = request_id.as_ref();
         let core = Arc::clone(&self.core);
         if let Err(e) = core.check_id_length(request_id) {
-            return Wait::settled(core, Err(e));
+            return Wait::settled(core, Err(e.into()));
         }
         let token = core.queue_wait(request_id, timeout);
         Wait::registered(core, token)
@@ -142,7 +142,7 @@ impl ApprovalSink {
         &self,
         request_id: impl AsRef<str>,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Resolution, SinkError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Resolution, WaitError>> + Send + 'static {
         let request_id = request_id.as_ref().to_owned();
         let wait = self.wait(&request_id, timeout);
         let sink = self.clone();

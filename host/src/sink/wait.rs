@@ -4,7 +4,7 @@
 //! [`WaitForApproval`] is the original API's face of it: a plain `Decision`.
 
 use super::core::Core;
-use crate::error::SinkError;
+use crate::error::WaitError;
 use crate::outcome::Outcome;
 use std::future::Future;
 use std::pin::Pin;
@@ -28,7 +28,7 @@ enum WaitState {
     /// The guest holds the waiter; the host slot has this token.
     Registered(u64),
     /// Settled when it was registered (an early verdict, or an error).
-    Settled(Result<Outcome, SinkError>),
+    Settled(Result<Outcome, WaitError>),
     /// The outcome was returned.
     Done,
 }
@@ -43,7 +43,7 @@ impl Wait {
     }
 
     /// A wait that settled at registration.
-    pub(super) fn settled(core: Arc<Core>, result: Result<Outcome, SinkError>) -> Self {
+    pub(super) fn settled(core: Arc<Core>, result: Result<Outcome, WaitError>) -> Self {
         Wait {
             core,
             state: WaitState::Settled(result),
@@ -52,7 +52,7 @@ impl Wait {
 }
 
 impl Future for Wait {
-    type Output = Result<Outcome, SinkError>;
+    type Output = Result<Outcome, WaitError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match std::mem::replace(&mut self.state, WaitState::Done) {

@@ -232,7 +232,7 @@ impl Core {
             |mut a| {
                 a.restore_verdicts(&journal)
                     .and_then(|_| a.resume_from(inner.resume))
-                    .map_err(|e| HostError::Instantiate(e.to_string()))?;
+                    .map_err(|e| HostError::Instantiate(Arc::new(e)))?;
                 Ok(a)
             },
         );

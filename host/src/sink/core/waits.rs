@@ -145,7 +145,7 @@ impl Core {
                 for (op, error) in applied.errors {
                     match taken.token(op) {
                         Some(token) => {
-                            inner.slots.complete(token, Err(error));
+                            inner.slots.complete(token, Err(error.into()));
                         }
                         // Only a verdict (queued last, by `deliver`) fails
                         // without a slot; a cancel never fails.
@@ -160,7 +160,7 @@ impl Core {
                 // After a fault every waiting slot is already `Reset`
                 // (`complete` ignores those); a refusal reaches each wait.
                 for token in taken.registrations() {
-                    inner.slots.complete(token, Err(e.clone()));
+                    inner.slots.complete(token, Err(e.clone().into()));
                 }
                 Err(e)
             }
