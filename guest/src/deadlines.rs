@@ -4,12 +4,12 @@
 //!
 //! # Invariants
 //!
-//! * Every pending waiter has an entry `(deadline, token)`. A waiter that
+//! * Every pending waiter has an entry `(deadline, ticket)`. A waiter that
 //!   finishes early (verdict, cancel, its own timeout) leaves its entry
 //!   behind and the owner calls [`DeadlineQueue::retire`]; the entry is
 //!   *stale* from then on.
-//! * Whether an entry is live is the owner's to say (a `live(token,
-//!   deadline)` predicate: tokens may be reused with another deadline), and
+//! * Whether an entry is live is the owner's to say (a `live(ticket,
+//!   deadline)` predicate: tickets may be reused with another deadline), and
 //!   stale entries are skipped wherever the queue is read.
 //! * Stale entries are dropped by [`DeadlineQueue::retire`] once they
 //!   outnumber the live ones, so memory stays proportional to pending
@@ -33,14 +33,14 @@ pub trait Pending {
     fn count(&self) -> usize;
     /// The size of the table that holds them (what a rebuild reads).
     fn capacity(&self) -> usize;
-    /// Each pending waiter as `(deadline, token)`.
+    /// Each pending waiter as `(deadline, ticket)`.
     fn entries(&self) -> impl Iterator<Item = (u64, u64)>;
-    /// Whether `(deadline, token)` is a pending waiter's deadline (tokens
+    /// Whether `(deadline, ticket)` is a pending waiter's deadline (tickets
     /// may be reused with another deadline).
-    fn is_live(&self, token: u64, deadline: u64) -> bool;
+    fn is_live(&self, ticket: u64, deadline: u64) -> bool;
 }
 
-/// A min-heap of `(deadline, token)` with lazy deletion.
+/// A min-heap of `(deadline, ticket)` with lazy deletion.
 #[derive(Debug, Default)]
 pub struct DeadlineQueue {
     heap: BinaryHeap<Reverse<(u64, u64)>>,
@@ -51,8 +51,8 @@ pub struct DeadlineQueue {
 
 impl DeadlineQueue {
     /// Adds a pending waiter's deadline.
-    pub fn push(&mut self, deadline: u64, token: u64) {
-        self.heap.push(Reverse((deadline, token)));
+    pub fn push(&mut self, deadline: u64, ticket: u64) {
+        self.heap.push(Reverse((deadline, ticket)));
     }
 
     /// Makes room for `n` more entries.
@@ -86,7 +86,7 @@ impl DeadlineQueue {
     }
 
     /// Replaces every entry by `pending`, the owner's pending waiters as
-    /// `(deadline, token)`: the same live entries as [`DeadlineQueue::compact`]
+    /// `(deadline, ticket)`: the same live entries as [`DeadlineQueue::compact`]
     /// keeps, read in the owner's order instead of asked for one by one
     /// (a random lookup per entry). Reuses the heap's buffer.
     fn rebuild(&mut self, pending: impl IntoIterator<Item = (u64, u64)>) {
@@ -97,20 +97,20 @@ impl DeadlineQueue {
         self.stale = 0;
     }
 
-    /// Removes and returns the token of the earliest live entry due at
+    /// Removes and returns the ticket of the earliest live entry due at
     /// `now` (deadline `<= now`), skipping stale entries.
     pub fn pop_due(&mut self, now: u64, live: impl Fn(u64, u64) -> bool) -> Option<u64> {
         let deadline = self.next(&live)?;
         if deadline > now {
             return None;
         }
-        self.heap.pop().map(|Reverse((_, token))| token)
+        self.heap.pop().map(|Reverse((_, ticket))| ticket)
     }
 
     /// The earliest live deadline; drops the stale entries in front of it.
     pub fn next(&mut self, live: impl Fn(u64, u64) -> bool) -> Option<u64> {
-        while let Some(&Reverse((deadline, token))) = self.heap.peek() {
-            if live(token, deadline) {
+        while let Some(&Reverse((deadline, ticket))) = self.heap.peek() {
+            if live(ticket, deadline) {
                 return Some(deadline);
             }
             self.heap.pop();
@@ -135,7 +135,7 @@ mod tests {
     use super::*;
     use alloc::vec::Vec;
 
-    /// Pending waiters for the tests: `(deadline, token)`s in a table of
+    /// Pending waiters for the tests: `(deadline, ticket)`s in a table of
     /// `capacity`.
     struct Table {
         pending: Vec<(u64, u64)>,
@@ -152,8 +152,8 @@ mod tests {
         fn entries(&self) -> impl Iterator<Item = (u64, u64)> {
             self.pending.iter().copied()
         }
-        fn is_live(&self, token: u64, deadline: u64) -> bool {
-            self.pending.contains(&(deadline, token))
+        fn is_live(&self, ticket: u64, deadline: u64) -> bool {
+            self.pending.contains(&(deadline, ticket))
         }
     }
 
@@ -163,7 +163,7 @@ mod tests {
         for t in 0..200u64 {
             q.push(t, t);
         }
-        // Only odd tokens stay live; the table is far larger than the
+        // Only odd tickets stay live; the table is far larger than the
         // queue, so the stale entries are compacted away one by one.
         let table = Table {
             pending: (0..200u64).filter(|t| t % 2 == 1).map(|t| (t, t)).collect(),

@@ -2,10 +2,10 @@
 //!
 //! Module map:
 //!
-//! * [`registry`]: the pure, clock-generic core (waiters, tokens, fan-out);
+//! * [`registry`]: the pure, clock-generic core (waiters, tickets, fan-out);
 //! * [`deadlines`]: the deadline queue with lazy deletion;
-//! * [`waiters`]: the pending waiters by token;
-//! * [`ids`]: per request id, its waiters' tokens and its remembered verdict
+//! * [`waiters`]: the pending waiters by ticket;
+//! * [`ids`]: per request id, its waiters' tickets and its remembered verdict
 //!   (the verdict memory of S4 and S15, bounded by capacity and TTL);
 //! * [`journal`]: newly remembered verdicts as bytes, for the host to carry
 //!   over a reset (S18);

@@ -37,7 +37,7 @@ const RESOLVE: u8 = 3;
 pub enum Op<'a> {
     /// Register `waiter` on `id`, as `registry.register` would at `start_ns`.
     Register {
-        /// The host's token.
+        /// The host's ticket.
         waiter: u64,
         /// When the host queued it (its clock).
         start_ns: u64,
@@ -48,7 +48,7 @@ pub enum Op<'a> {
     },
     /// Cancel `waiter` (a no-op if it is not pending).
     Cancel {
-        /// The host's token.
+        /// The host's ticket.
         waiter: u64,
     },
     /// Deliver `verdict` on `id`, as `registry.resolve`.
@@ -76,7 +76,6 @@ pub enum OpError {
 #[derive(Debug, Default, Clone)]
 pub struct OpWriter {
     buf: Vec<u8>,
-    ops: u32,
 }
 
 impl OpWriter {
@@ -98,7 +97,6 @@ impl OpWriter {
     pub fn cancel(&mut self, waiter: u64) {
         self.buf.push(CANCEL);
         self.buf.extend_from_slice(&waiter.to_le_bytes());
-        self.ops += 1;
     }
 
     /// Queues a verdict.
@@ -115,7 +113,6 @@ impl OpWriter {
         let len = u32::try_from(id.len()).unwrap_or(u32::MAX);
         self.buf.extend_from_slice(&len.to_le_bytes());
         self.buf.extend_from_slice(id.as_bytes());
-        self.ops += 1;
     }
 
     /// The encoded operations.
@@ -123,21 +120,15 @@ impl OpWriter {
         &self.buf
     }
 
-    /// How many operations are queued.
-    pub fn len(&self) -> u32 {
-        self.ops
-    }
-
     /// No operation is queued.
     pub fn is_empty(&self) -> bool {
-        self.ops == 0
+        self.buf.is_empty()
     }
 
     /// Empties the buffer; gives back memory a burst left behind.
     pub fn clear(&mut self, keep_bytes: usize) {
         self.buf.clear();
         self.buf.shrink_to(keep_bytes);
-        self.ops = 0;
     }
 }
 
@@ -241,7 +232,7 @@ pub struct Applied {
 /// Applies a buffer's operations to `registry` in order, as the separate
 /// calls would: a registration settled at once from the verdict memory is
 /// reported as a finished waiter (the registry's `done` list, like any
-/// other), a cancel of a token that is not pending does nothing, and an
+/// other), a cancel of a ticket that is not pending does nothing, and an
 /// operation that fails (unreadable, or refused) fails alone, by index.
 pub fn apply<C: TimeSource>(registry: &mut Registry<C>, buf: &[u8]) -> Applied {
     let mut applied = Applied::default();

@@ -24,7 +24,7 @@ macro_rules! for_each_stat {
             delivered: u64,
             /// Waiters that timed out (reported as `Pending`, never `Denied`).
             timed_out: u64,
-            /// Waiters cancelled by token (dropped futures).
+            /// Waiters cancelled by ticket (dropped futures).
             cancelled: u64,
             /// Registrations settled at once from a remembered verdict.
             early_hits: u64,

@@ -90,14 +90,14 @@ pub enum Outcome {
     Decided(Verdict),
     /// The deadline passed first; never a denial (S3).
     TimedOut,
-    /// The waiter was cancelled by its token (S7).
+    /// The waiter was cancelled by its ticket (S7).
     Cancelled,
 }
 
 /// One finished batched waiter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Completion {
-    /// The caller's token.
+    /// The caller's ticket.
     pub waiter: u64,
     /// How it ended.
     pub outcome: Outcome,

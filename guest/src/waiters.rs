@@ -1,6 +1,6 @@
-//! [`Waiters`]: the pending waiters, by their caller-chosen token.
+//! [`Waiters`]: the pending waiters, by their caller-chosen ticket.
 //!
-//! A hashbrown `HashTable` of [`Waiter`]s that hold their own token, so an
+//! A hashbrown `HashTable` of [`Waiter`]s that hold their own ticket, so an
 //! entry is 32 bytes and, aligned to 32, never straddles a cache line on
 //! wasm32: in a `HashMap<u64, _>` the same 32 bytes sat in 16-byte-aligned
 //! buckets and half of them spanned two lines, a second miss on every
@@ -9,8 +9,8 @@
 //!
 //! # Invariants
 //!
-//! * At most one waiter per token.
-//! * Tokens are hashed with the registry's seed (S20).
+//! * At most one waiter per ticket.
+//! * Tickets are hashed with the registry's seed (S20).
 //! * Nothing here panics on any input.
 
 use crate::config::{SeededState, seeded};
@@ -23,8 +23,8 @@ use hashbrown::hash_table::Entry;
 /// One pending waiter.
 #[repr(align(32))]
 pub struct Waiter {
-    /// The caller's token.
-    pub token: u64,
+    /// The caller's ticket.
+    pub ticket: u64,
     /// Its id's entry in the id table.
     pub id: IdRef,
     /// When it times out (the registry's clock).
@@ -37,14 +37,14 @@ pub struct Waiter {
 #[cfg(target_pointer_width = "32")]
 const _: () = assert!(core::mem::size_of::<Waiter>() == 32);
 
-/// The pending waiters by token. See the module invariants.
+/// The pending waiters by ticket. See the module invariants.
 pub struct Waiters {
     table: HashTable<Waiter>,
     hasher: SeededState,
 }
 
 impl Waiters {
-    /// Room for `capacity` waiters, tokens hashed with `hash_seed`.
+    /// Room for `capacity` waiters, tickets hashed with `hash_seed`.
     pub fn with_capacity(capacity: usize, hash_seed: u64) -> Self {
         Waiters {
             table: HashTable::with_capacity(capacity),
@@ -67,18 +67,18 @@ impl Waiters {
         self.table.capacity()
     }
 
-    /// The waiter with this token.
-    pub fn get(&self, token: u64) -> Option<&Waiter> {
-        self.table.find(self.hash(token), |w| w.token == token)
+    /// The waiter with this ticket.
+    pub fn get(&self, ticket: u64) -> Option<&Waiter> {
+        self.table.find(self.hash(ticket), |w| w.ticket == ticket)
     }
 
-    /// Adds `waiter`, replacing one with the same token.
+    /// Adds `waiter`, replacing one with the same ticket.
     pub fn insert(&mut self, waiter: Waiter) {
         let hasher = &self.hasher;
         match self.table.entry(
-            hasher.hash_one(waiter.token),
-            |w| w.token == waiter.token,
-            |w| hasher.hash_one(w.token),
+            hasher.hash_one(waiter.ticket),
+            |w| w.ticket == waiter.ticket,
+            |w| hasher.hash_one(w.ticket),
         ) {
             Entry::Occupied(mut old) => *old.get_mut() = waiter,
             Entry::Vacant(slot) => {
@@ -87,11 +87,11 @@ impl Waiters {
         }
     }
 
-    /// Takes the waiter with this token out, if `take` says so of it.
-    pub fn remove_if(&mut self, token: u64, take: impl FnOnce(&Waiter) -> bool) -> Option<Waiter> {
+    /// Takes the waiter with this ticket out, if `take` says so of it.
+    pub fn remove_if(&mut self, ticket: u64, take: impl FnOnce(&Waiter) -> bool) -> Option<Waiter> {
         let found = self
             .table
-            .find_entry(self.hash(token), |w| w.token == token)
+            .find_entry(self.hash(ticket), |w| w.ticket == ticket)
             .ok()?;
         if !take(found.get()) {
             return None;
@@ -99,9 +99,9 @@ impl Waiters {
         Some(found.remove().0)
     }
 
-    /// Takes the waiter with this token out.
-    pub fn remove(&mut self, token: u64) -> Option<Waiter> {
-        self.remove_if(token, |_| true)
+    /// Takes the waiter with this ticket out.
+    pub fn remove(&mut self, ticket: u64) -> Option<Waiter> {
+        self.remove_if(ticket, |_| true)
     }
 
     /// Every pending waiter, in no order.
@@ -109,8 +109,8 @@ impl Waiters {
         self.table.iter()
     }
 
-    fn hash(&self, token: u64) -> u64 {
-        self.hasher.hash_one(token)
+    fn hash(&self, ticket: u64) -> u64 {
+        self.hasher.hash_one(ticket)
     }
 }
 
@@ -124,10 +124,10 @@ impl crate::deadlines::Pending for Waiters {
     }
 
     fn entries(&self) -> impl Iterator<Item = (u64, u64)> {
-        self.iter().map(|w| (w.deadline, w.token))
+        self.iter().map(|w| (w.deadline, w.ticket))
     }
 
-    fn is_live(&self, token: u64, deadline: u64) -> bool {
-        self.get(token).is_some_and(|w| w.deadline == deadline)
+    fn is_live(&self, ticket: u64, deadline: u64) -> bool {
+        self.get(ticket).is_some_and(|w| w.deadline == deadline)
     }
 }

@@ -96,7 +96,7 @@ fn id_reuse_does_not_remove_newer_waiter() {
 }
 
 #[test]
-fn cancel_removes_only_its_own_token() {
+fn cancel_removes_only_its_own_ticket() {
     let (mut r, _) = registry();
     pending(&mut r, 1, "req", SEC);
     pending(&mut r, 2, "req", SEC);
@@ -250,7 +250,7 @@ fn removing_waiters_one_by_one_from_a_shared_id_keeps_the_rest_exact() {
     clock.advance(SEC);
     assert_eq!(r.expire(), 500);
     r.take_done();
-    // Reuse finished tokens: one on another id, one on the same id again.
+    // Reuse finished tickets: one on another id, one on the same id again.
     pending(&mut r, 0, "other", 10 * SEC);
     pending(&mut r, cancelled[0], "shared", 10 * SEC);
     let live = 500 - cancelled.len() + 1;
@@ -327,22 +327,22 @@ fn ids_short_and_long_are_told_apart() {
     assert_eq!(r.stats().waiters, 2, "ids[0] and ids[4] still wait");
 }
 
-/// A token reused on an id whose entry was dropped and made again is a
+/// A ticket reused on an id whose entry was dropped and made again is a
 /// waiter of the new entry only: the old entry's stale listing of it
 /// neither resolves nor removes it.
 #[test]
-fn a_reused_token_belongs_to_its_new_registration_only() {
+fn a_reused_ticket_belongs_to_its_new_registration_only() {
     let (mut r, _) = registry();
     pending(&mut r, 1, "a", 10 * SEC);
     pending(&mut r, 2, "a", 10 * SEC);
-    assert!(r.cancel(1), "token 1 stays listed on a, stale");
+    assert!(r.cancel(1), "ticket 1 stays listed on a, stale");
     pending(&mut r, 1, "b", 10 * SEC);
-    assert_eq!(r.resolve("a", Verdict::Denied), Ok(1), "only token 2");
+    assert_eq!(r.resolve("a", Verdict::Denied), Ok(1), "only ticket 2");
     assert_eq!(
         r.take_done(),
         vec![done(2, Outcome::Decided(Verdict::Denied))]
     );
-    assert!(r.cancel(1), "token 1 still waits on b");
+    assert!(r.cancel(1), "ticket 1 still waits on b");
     pending(&mut r, 3, "c", 10 * SEC);
     assert!(r.cancel(3), "c's entry is dropped");
     pending(&mut r, 3, "c", 10 * SEC);

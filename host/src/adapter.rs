@@ -27,12 +27,12 @@ use wasmtime::Store;
 /// Waiters finished by one call, and the earliest deadline still pending.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// `(token, outcome)` of each finished waiter.
+    /// `(ticket, outcome)` of each finished waiter.
     pub done: Vec<(u64, Outcome)>,
     /// The guest's earliest pending deadline, for the timer.
     pub next_deadline: Option<u64>,
     /// The guest's journal of verdicts remembered by this call (S18).
-    pub remembered: Vec<u8>,
+    pub journal: Vec<u8>,
 }
 
 /// What one `apply` of queued operations did.
@@ -291,7 +291,7 @@ impl From<bindings::Batch> for Batch {
                 .map(|c| (c.waiter, c.outcome.into()))
                 .collect(),
             next_deadline: b.next_deadline,
-            remembered: b.remembered,
+            journal: b.journal,
         }
     }
 }

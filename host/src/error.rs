@@ -35,8 +35,8 @@ pub enum SinkError {
     /// A decision that is not a verdict (`UNSPECIFIED`, `PENDING`, unknown).
     #[error("not a verdict: decision value {0}")]
     UnknownDecision(i32),
-    /// The guest saw this waiter token twice (a host bug; never user input).
-    #[error("waiter token {0} is already pending")]
+    /// The guest saw this waiter ticket twice (a host bug; never user input).
+    #[error("waiter ticket {0} is already pending")]
     DuplicateWaiter(u64),
     /// The other verdict is already final for this request id (S15): this
     /// one was ignored (counted in `Stats::conflicts`).
@@ -80,7 +80,7 @@ pub enum WaitError {
     #[error("the guest is crash-looping; calls refused for another {0:?}")]
     CrashLoop(std::time::Duration),
     /// The guest refused the registration for a reason no wait should meet
-    /// (a host or guest bug, never user input: a reused waiter token).
+    /// (a host or guest bug, never user input: a reused waiter ticket).
     #[error("the registration was refused: {0}")]
     Refused(SinkError),
 }

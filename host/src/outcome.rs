@@ -13,7 +13,7 @@ pub enum Outcome {
     Decided(Verdict),
     /// The timeout passed with no verdict (S3).
     TimedOut,
-    /// The wait was cancelled by its token.
+    /// The wait was cancelled by its ticket.
     Cancelled,
     /// The guest failed and its instance was reset (S12).
     Reset,

@@ -3,8 +3,8 @@
 //!
 //! # Invariants
 //!
-//! * A token is `generation << 32 | index`. Freeing a slot bumps its
-//!   generation, so a stale token (a late cancel, a completion for a waiter
+//! * A ticket is `generation << 32 | index`. Freeing a slot bumps its
+//!   generation, so a stale ticket (a late cancel, a completion for a waiter
 //!   already dropped) never touches the slot's next occupant.
 //! * A slot is `Waiting` from [`Slots::insert`] until the guest reports an
 //!   outcome ([`Slots::complete`]) or the future goes away
@@ -27,7 +27,7 @@ use std::task::Waker;
 /// How a slot's wait ended.
 pub type SlotResult = Result<Outcome, WaitError>;
 
-enum State {
+enum SlotState {
     Free,
     Waiting(Option<Waker>),
     Done(SlotResult),
@@ -35,7 +35,7 @@ enum State {
 
 struct Slot {
     generation: u32,
-    state: State,
+    state: SlotState,
 }
 
 /// A generational slab of waiter slots.
@@ -48,8 +48,8 @@ pub struct Slots {
     to_wake: Vec<Waker>,
 }
 
-fn split(token: u64) -> (usize, u32) {
-    ((token & 0xffff_ffff) as usize, (token >> 32) as u32)
+fn split(ticket: u64) -> (usize, u32) {
+    ((ticket & 0xffff_ffff) as usize, (ticket >> 32) as u32)
 }
 
 impl Slots {
@@ -58,44 +58,46 @@ impl Slots {
         Self::default()
     }
 
-    /// Takes a free slot, now `Waiting`, and returns its token.
+    /// Takes a free slot, now `Waiting`, and returns its ticket.
     pub fn insert(&mut self) -> u64 {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
                 self.slots.push(Slot {
                     generation: 0,
-                    state: State::Free,
+                    state: SlotState::Free,
                 });
-                // More than 2^32 live waiters would break the token layout; the
+                // More than 2^32 live waiters would break the ticket layout; the
                 // guest's `max-waiters` (a u32) stops far before that.
                 (self.slots.len() - 1) as u32
             }
         };
         self.waiting += 1;
         let slot = &mut self.slots[index as usize];
-        slot.state = State::Waiting(None);
+        slot.state = SlotState::Waiting(None);
         (u64::from(slot.generation) << 32) | u64::from(index)
     }
 
-    fn get(&mut self, token: u64) -> Option<&mut Slot> {
-        let (index, generation) = split(token);
+    fn get(&mut self, ticket: u64) -> Option<&mut Slot> {
+        let (index, generation) = split(ticket);
         self.slots
             .get_mut(index)
             .filter(|s| s.generation == generation)
     }
 
-    /// Records the guest's outcome for `token` and queues its future's waker
-    /// (see [`Slots::take_wakers`]). False for a stale token or a slot that
+    /// Records the guest's outcome for `ticket` and queues its future's waker
+    /// (see [`Slots::take_wakers`]). False for a stale ticket or a slot that
     /// is not waiting.
-    pub fn complete(&mut self, token: u64, outcome: SlotResult) -> bool {
-        let Some(slot) = self.get(token) else {
+    pub fn complete(&mut self, ticket: u64, outcome: SlotResult) -> bool {
+        let Some(slot) = self.get(ticket) else {
             return false;
         };
-        if !matches!(slot.state, State::Waiting(_)) {
+        if !matches!(slot.state, SlotState::Waiting(_)) {
             return false;
         }
-        let State::Waiting(waker) = std::mem::replace(&mut slot.state, State::Done(outcome)) else {
+        let SlotState::Waiting(waker) =
+            std::mem::replace(&mut slot.state, SlotState::Done(outcome))
+        else {
             return false;
         };
         self.waiting -= 1;
@@ -110,53 +112,54 @@ impl Slots {
     }
 
     /// Takes the outcome if it arrived (freeing the slot), else stores the
-    /// waker. `None` also for a stale token.
-    pub fn poll(&mut self, token: u64, waker: &Waker) -> Option<SlotResult> {
-        let slot = self.get(token)?;
+    /// waker. `None` also for a stale ticket.
+    pub fn poll(&mut self, ticket: u64, waker: &Waker) -> Option<SlotResult> {
+        let slot = self.get(ticket)?;
         match &mut slot.state {
-            State::Done(_) => {
-                let State::Done(outcome) = std::mem::replace(&mut slot.state, State::Free) else {
+            SlotState::Done(_) => {
+                let SlotState::Done(outcome) = std::mem::replace(&mut slot.state, SlotState::Free)
+                else {
                     return None;
                 };
-                self.free_slot(token);
+                self.free_slot(ticket);
                 Some(outcome)
             }
-            State::Waiting(stored) => {
+            SlotState::Waiting(stored) => {
                 if !stored.as_ref().is_some_and(|w| w.will_wake(waker)) {
                     *stored = Some(waker.clone());
                 }
                 None
             }
-            State::Free => None,
+            SlotState::Free => None,
         }
     }
 
     /// Frees the slot of a future that went away. True if it was still
     /// waiting (so the guest still holds the waiter and must be told).
-    pub fn remove(&mut self, token: u64) -> bool {
-        let Some(slot) = self.get(token) else {
+    pub fn remove(&mut self, ticket: u64) -> bool {
+        let Some(slot) = self.get(ticket) else {
             return false;
         };
-        let was_waiting = matches!(slot.state, State::Waiting(_));
+        let was_waiting = matches!(slot.state, SlotState::Waiting(_));
         if was_waiting {
             self.waiting -= 1;
         }
-        self.free_slot(token);
+        self.free_slot(ticket);
         was_waiting
     }
 
-    /// Whether `token`'s slot is still waiting for the guest.
-    pub fn is_waiting(&mut self, token: u64) -> bool {
-        self.get(token)
-            .is_some_and(|s| matches!(s.state, State::Waiting(_)))
+    /// Whether `ticket`'s slot is still waiting for the guest.
+    pub fn is_waiting(&mut self, ticket: u64) -> bool {
+        self.get(ticket)
+            .is_some_and(|s| matches!(s.state, SlotState::Waiting(_)))
     }
 
-    /// Tokens of every waiting slot (to resolve them all after a reset).
-    pub fn waiting_tokens(&self) -> Vec<u64> {
+    /// Tickets of every waiting slot (to resolve them all after a reset).
+    pub fn waiting_tickets(&self) -> Vec<u64> {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| matches!(s.state, State::Waiting(_)))
+            .filter(|(_, s)| matches!(s.state, SlotState::Waiting(_)))
             .map(|(i, s)| (u64::from(s.generation) << 32) | i as u64)
             .collect()
     }
@@ -166,10 +169,10 @@ impl Slots {
         self.waiting
     }
 
-    fn free_slot(&mut self, token: u64) {
-        let (index, _) = split(token);
+    fn free_slot(&mut self, ticket: u64) {
+        let (index, _) = split(ticket);
         if let Some(slot) = self.slots.get_mut(index) {
-            slot.state = State::Free;
+            slot.state = SlotState::Free;
             slot.generation = slot.generation.wrapping_add(1);
             self.free.push(index as u32);
         }
@@ -182,7 +185,7 @@ mod tests {
     use std::task::Waker;
 
     #[test]
-    fn stale_token_never_touches_the_slots_next_occupant() {
+    fn stale_ticket_never_touches_the_slots_next_occupant() {
         let mut slots = Slots::new();
         let first = slots.insert();
         assert!(slots.remove(first));
@@ -223,6 +226,6 @@ mod tests {
         );
         assert_eq!(slots.poll(t, Waker::noop()), Some(Ok(Outcome::TimedOut)));
         assert_eq!(slots.poll(t, Waker::noop()), None, "taken once");
-        assert!(slots.waiting_tokens().is_empty());
+        assert!(slots.waiting_tickets().is_empty());
     }
 }

@@ -50,8 +50,6 @@ macro_rules! define_host_stats {
             $($(#[$doc])* pub $name: $ty,)*
             /// Times the guest instance was replaced after a fault (host-side).
             pub resets: u64,
-            /// Guest traps seen (host-side).
-            pub traps: u64,
             /// Messages an event source skipped because they were over
             /// `max_frame_bytes` (host-side: they never reach the guest).
             pub oversized_frames: u64,
@@ -68,7 +66,6 @@ macro_rules! define_host_stats {
                 let mut stats = Stats {
                     $($name: guest.$name,)*
                     resets: host.resets,
-                    traps: host.resets,
                     oversized_frames: host.oversized_frames,
                     guest_calls: host.guest_calls,
                 };

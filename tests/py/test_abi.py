@@ -71,7 +71,7 @@ def test_bytes_in_and_out_read_as_wasmtime_py_reads_them():
     # printable byte value and multi-byte characters).
     frame = verdict_event(1, ids[0][:100] + "é✓", 2)
     ours, theirs = both("apply-frame", frame)
-    mine, stock = ours["batch"]["remembered"], theirs["batch"]["remembered"]
+    mine, stock = ours["batch"]["journal"], theirs["batch"]["journal"]
     # The same entry but for its time (bytes 1-8: each instance's clock).
     assert len(mine) == len(stock) and mine[:1] + mine[9:] == stock[:1] + stock[9:]
     assert mine.endswith((ids[0][:100] + "é✓").encode())

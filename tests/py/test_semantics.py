@@ -243,7 +243,7 @@ def test_s12_a_trap_while_waits_are_queued_resets_them(make_sink):
         sink.inject_trap()
         assert sink.waiter_count() == 0
         assert await asyncio.gather(*waits) == [RESET] * 50
-        assert sink.stats().traps == 1
+        assert sink.stats().resets == 1
 
     run(body())
 

@@ -86,7 +86,7 @@ async fn async_fan_out_and_mixed_batched_waiters_get_one_verdict() {
 }
 
 #[tokio::test]
-async fn async_id_reuse_and_cancel_by_token_touch_only_their_own_waiter() {
+async fn async_id_reuse_and_cancel_by_ticket_touch_only_their_own_waiter() {
     let clock = ManualClock::new();
     let mut p = Plugin::embedded(clock.clone()).await.unwrap();
     let c = p.calls().unwrap();
@@ -104,7 +104,7 @@ async fn async_id_reuse_and_cancel_by_token_touch_only_their_own_waiter() {
                     clock.advance(Duration::from_millis(500));
                     c.until_waiters(acc, 2).await; // the older one timed out
                     // wasmtime 48 cannot cancel a guest task by dropping the
-                    // host future (upstream #11833), so cancel is by token.
+                    // host future (upstream #11833), so cancel is by ticket.
                     assert!(c.cancel(acc, 3).await);
                     c.resolve(acc, "req-1", Decision::Approved).await.unwrap();
                 };

@@ -64,7 +64,7 @@ async fn a_queued_wait_with_a_bad_id_fails_alone() {
         Err(SinkError::RequestIdTooLong(16 << 20))
     );
     let s = sink.stats().await;
-    assert_eq!((s.traps, s.waiters), (0, 0));
+    assert_eq!((s.resets, s.waiters), (0, 0));
 }
 
 #[tokio::test]
@@ -174,7 +174,7 @@ async fn a_trap_during_a_flush_resolves_every_queued_wait_as_reset() {
     }
     assert_eq!(held.await, Ok(Outcome::Reset));
     let s = sink.stats().await;
-    assert_eq!((s.traps, s.waiters), (1, 0));
+    assert_eq!((s.resets, s.waiters), (1, 0));
     let w = sink.wait("after", HOUR);
     assert_eq!(sink.deliver("after", Decision::Approved), Ok(1));
     assert_eq!(w.await, Ok(Outcome::Decided(Verdict::Approved)));

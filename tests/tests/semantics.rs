@@ -164,7 +164,7 @@ async fn waiter_count_agrees_with_guest_stats_when_idle() {
 }
 
 /// S6 at scale: 100,000 waiters on one id time out in one `expire` call. Each
-/// removal by token must not scan the id's other waiters (it did: O(k²),
+/// removal by ticket must not scan the id's other waiters (it did: O(k²),
 /// enough to run into the per-call time budget and reset the instance).
 #[tokio::test]
 async fn s6_many_waiters_on_one_id_time_out_in_one_call_without_a_reset() {
@@ -176,7 +176,7 @@ async fn s6_many_waiters_on_one_id_time_out_in_one_call_without_a_reset() {
         assert_eq!(w.await, Ok(Outcome::TimedOut));
     }
     let s = sink.stats().await;
-    assert_eq!((s.traps, s.resets), (0, 0));
+    assert_eq!(s.resets, 0);
     assert_eq!((s.waiters, s.ids, s.timed_out), (1, 1, 100_000));
     assert_eq!(sink.deliver("shared", Decision::Approved), Ok(1));
     assert_eq!(newer.await, Ok(Outcome::Decided(Verdict::Approved)));

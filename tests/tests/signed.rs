@@ -237,7 +237,7 @@ async fn a_large_signed_backlog_is_ingested_in_budget_sized_chunks() {
     assert_eq!(report.events as u64, n);
     assert_eq!(report.last_seq, n);
     let stats = sink.stats().await;
-    assert_eq!((stats.traps, stats.unauthenticated), (0, 0));
+    assert_eq!((stats.resets, stats.unauthenticated), (0, 0));
     assert_eq!(
         sink.wait("req-500", SEC).await,
         Ok(Outcome::Decided(Verdict::Approved))

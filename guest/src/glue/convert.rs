@@ -92,7 +92,7 @@ pub(super) fn drain(r: &mut Registry<HostClock>) -> Batch {
     Batch {
         done,
         next_deadline: r.next_deadline(),
-        remembered: r.take_journal(),
+        journal: r.take_journal(),
     }
 }
 

@@ -1,11 +1,11 @@
 //! The async face: one component task per wait, and one timer for all
-//! of them (#15 item 5).
+//! of them.
 //!
 //! # The timer
 //!
 //! One `timer.sleep-until` call at a time serves every async wait of
-//! the instance (before, each wait had its own, so a 100k storm made
-//! 100k host sleeps). The timer runs inside one wait's task, its
+//! the instance (one per wait would make a 100k storm 100k host
+//! sleeps). The timer runs inside one wait's task, its
 //! *owner*, alongside that wait: it sleeps until the registry's
 //! earliest deadline, expires what is due (each expired async wait
 //! gets its outcome on its oneshot, batched ones are reported by the
@@ -43,7 +43,7 @@ struct Timer {
     rearm: bool,
     /// Wakes the owner for `rearm`.
     owner: Option<Waker>,
-    /// Waits that can take the timer over, by token.
+    /// Waits that can take the timer over, by ticket.
     standby: BTreeMap<u64, Waker>,
 }
 
@@ -94,15 +94,15 @@ struct Standby(u64);
 impl Standby {
     /// Ready (as the owner) once the timer is free.
     async fn claim(&self) -> Owner {
-        let token = self.0;
+        let ticket = self.0;
         future::poll_fn(|cx| {
             with_timer(|t| {
                 if t.owned {
-                    t.standby.insert(token, cx.waker().clone());
+                    t.standby.insert(ticket, cx.waker().clone());
                     Poll::Pending
                 } else {
                     t.owned = true;
-                    t.standby.remove(&token);
+                    t.standby.remove(&ticket);
                     Poll::Ready(())
                 }
             })
@@ -174,7 +174,7 @@ impl SinkGuest for Component {
         let standby = Standby(waiter);
         let claim = core::pin::pin!(standby.claim());
         let outcome = match future::select(rx, claim).await {
-            // A verdict, a cancel by token or a timeout (the registry
+            // A verdict, a cancel by ticket or a timeout (the registry
             // dropping the sender means cancelled).
             Either::Left((outcome, _)) => outcome,
             Either::Right((owner, rx)) => {

@@ -1,5 +1,5 @@
 //! [`IdTable`]: everything the registry knows per request id, in one hash
-//! table: the tokens waiting on it, and the verdict remembered for it (the
+//! table: the tickets waiting on it, and the verdict remembered for it (the
 //! verdict memory of S4 and S15, bounded by capacity and TTL).
 //!
 //! One table, so a verdict finds its id's waiters and becomes the id's
@@ -17,9 +17,9 @@
 //!   a waiter holds `(hash, stamp)`, so "is this waiter on this id" is an
 //!   integer compare. No waiter outlives its id's entry (an entry goes only
 //!   once nobody waits on it), so no waiter ever holds a reused stamp.
-//! * `tokens` lists the tokens registered on the id, with lazy deletion: a
-//!   token counts only while the registry's waiter map has it on this very
-//!   id (tokens may be reused); the list is compacted once stale tokens
+//! * `tickets` lists the tickets registered on the id, with lazy deletion: a
+//!   ticket counts only while the registry's waiter map has it on this very
+//!   id (tickets may be reused); the list is compacted once stale tickets
 //!   outnumber live ones, and dropped whole when `live` reaches 0.
 //! * `order` lists remembered verdicts oldest first as `(hash, generation,
 //!   stored_at)`. The generation is unique among the verdicts `order` can
@@ -34,14 +34,14 @@
 //! * Nothing here panics on any input.
 //!
 //! Files: this one holds the table and its entries; `key.rs` how an entry
-//! holds its id; `tokens.rs` an id's waiter tokens; `memory.rs` the verdict
+//! holds its id; `tickets.rs` an id's waiter tickets; `memory.rs` the verdict
 //! memory's bounds and eviction.
 
 mod key;
 mod memory;
-mod tokens;
+mod tickets;
 
-pub use tokens::Tokens;
+pub use tickets::Tickets;
 
 use crate::config::{SeededState, seeded};
 use crate::verdict::{Decider, Verdict};
@@ -69,9 +69,9 @@ pub enum Remembered {
 /// What the table holds for an id: waiters, or its remembered verdict,
 /// never both (a registration on a remembered id settles at once; a
 /// verdict turns the id's waiters into its memory).
-enum State {
+enum Held {
     /// At least one waiter is pending (`live > 0`) on the id.
-    Waiting { tokens: Tokens, live: u32 },
+    Waiting { tickets: Tickets, live: u32 },
     /// The id's verdict is remembered; nobody waits on it.
     Remembered(Memory),
 }
@@ -86,7 +86,7 @@ struct IdState {
     /// Unique among live entries: how a waiter names its id's entry
     /// ([`IdRef`]) without holding a copy of the id.
     stamp: u32,
-    state: State,
+    held: Held,
 }
 
 #[cfg(target_pointer_width = "32")]
@@ -94,9 +94,9 @@ const _: () = assert!(core::mem::size_of::<IdState>() == 64);
 
 impl IdState {
     fn memory(&self) -> Option<&Memory> {
-        match &self.state {
-            State::Remembered(memory) => Some(memory),
-            State::Waiting { .. } => None,
+        match &self.held {
+            Held::Remembered(memory) => Some(memory),
+            Held::Waiting { .. } => None,
         }
     }
 
@@ -107,9 +107,9 @@ impl IdState {
 
 /// How a waiter names its id's entry: the id's hash and the entry's stamp,
 /// so cancel and expiry find it without hashing or comparing the id, and a
-/// token is "on this id" iff its waiter holds this very `IdRef` (tokens
+/// ticket is "on this id" iff its waiter holds this very `IdRef` (tickets
 /// may be reused; a stamp names one live entry). Packed to 12 bytes, so a
-/// waiter, its token included, is 32 bytes on wasm32 (most of the memory
+/// waiter, its ticket included, is 32 bytes on wasm32 (most of the memory
 /// a pending waiter costs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C, packed(4))]
@@ -119,12 +119,12 @@ pub struct IdRef {
 }
 
 /// The waiters that a newly remembered verdict must now resolve: their
-/// id's [`IdRef`] (waiters on it hold the same) and its token list.
+/// id's [`IdRef`] (waiters on it hold the same) and its ticket list.
 pub struct Waiting {
     /// The id's entry.
     pub id: IdRef,
-    /// Tokens registered on it (some may be stale).
-    pub tokens: Tokens,
+    /// Tickets registered on it (some may be stale).
+    pub tickets: Tickets,
 }
 
 /// Per-id waiters and remembered verdicts. See the module invariants.
@@ -186,11 +186,11 @@ impl IdTable {
         self.table = table;
     }
 
-    /// Adds `token` to `id`'s waiters; returns the id's [`IdRef`] (for
-    /// [`IdTable::remove_token`]), or the verdict remembered for `id`, which
+    /// Adds `ticket` to `id`'s waiters; returns the id's [`IdRef`] (for
+    /// [`IdTable::remove_ticket`]), or the verdict remembered for `id`, which
     /// never takes a waiter (callers ask [`IdTable::remembered`] first, which
     /// also drops a memory past its TTL).
-    pub fn add_token(&mut self, id: &str, token: u64) -> Result<IdRef, Verdict> {
+    pub fn add_ticket(&mut self, id: &str, ticket: u64) -> Result<IdRef, Verdict> {
         let (hash, probe, entry) = lookup(&mut self.table, &self.hasher, id);
         let entry = match entry {
             Entry::Occupied(entry) => entry.into_mut(),
@@ -199,19 +199,19 @@ impl IdTable {
                 let entry = vacant.insert(IdState {
                     key: probe.key(),
                     stamp,
-                    state: State::Waiting {
-                        tokens: Tokens::Empty,
+                    held: Held::Waiting {
+                        tickets: Tickets::Empty,
                         live: 0,
                     },
                 });
                 entry.into_mut()
             }
         };
-        let (tokens, live) = match &mut entry.state {
-            State::Waiting { tokens, live } => (tokens, live),
-            State::Remembered(memory) => return Err(memory.verdict),
+        let (tickets, live) = match &mut entry.held {
+            Held::Waiting { tickets, live } => (tickets, live),
+            Held::Remembered(memory) => return Err(memory.verdict),
         };
-        tokens.push(token);
+        tickets.push(ticket);
         *live += 1;
         if *live == 1 {
             self.waiting += 1;
@@ -222,25 +222,25 @@ impl IdTable {
         })
     }
 
-    /// One live waiter on `id` is gone. `still_waiting(token)` says whether
-    /// a listed token is still a pending waiter on this id (for
+    /// One live waiter on `id` is gone. `still_waiting(ticket)` says whether
+    /// a listed ticket is still a pending waiter on this id (for
     /// compaction). Found by the stored hash and stamp: no hashing, no
     /// string compare.
-    pub fn remove_token(&mut self, id: IdRef, mut still_waiting: impl FnMut(u64) -> bool) {
+    pub fn remove_ticket(&mut self, id: IdRef, mut still_waiting: impl FnMut(u64) -> bool) {
         let Ok(mut entry) = self.table.find_entry(id.hash, |e| e.stamp == id.stamp) else {
             return;
         };
-        let State::Waiting { tokens, live } = &mut entry.get_mut().state else {
+        let Held::Waiting { tickets, live } = &mut entry.get_mut().held else {
             return;
         };
         *live = live.saturating_sub(1);
         if *live == 0 {
             self.waiting = self.waiting.saturating_sub(1);
             self.free_stamps.push(entry.remove().0.stamp);
-        } else if tokens.len() > 2 * *live as usize + 8 {
-            // Keep each live token of this id once (a token reused on the
+        } else if tickets.len() > 2 * *live as usize + 8 {
+            // Keep each live ticket of this id once (a ticket reused on the
             // same id may be listed twice).
-            tokens.compact(|&t| still_waiting(t));
+            tickets.compact(|&t| still_waiting(t));
         }
     }
 
@@ -261,7 +261,7 @@ impl IdTable {
         let keep = self.capacity > 0;
         let generation = self.generation.wrapping_add(1);
         let memory = || {
-            State::Remembered(Memory {
+            Held::Remembered(Memory {
                 verdict,
                 decider: decider.map(Box::new),
                 stored_at: now,
@@ -276,7 +276,7 @@ impl IdTable {
                     vacant.insert(IdState {
                         key: probe.key(),
                         stamp: take_stamp(&mut self.free_stamps, &mut self.next_stamp),
-                        state: memory(),
+                        held: memory(),
                     });
                     self.note_remembered(hash, generation, now);
                 }
@@ -284,8 +284,8 @@ impl IdTable {
             }
         };
         let state = entry.get_mut();
-        let (tokens, live) = match &mut state.state {
-            State::Remembered(memory) => {
+        let (tickets, live) = match &mut state.held {
+            Held::Remembered(memory) => {
                 let found = if memory.verdict == verdict {
                     Remembered::Repeat
                 } else {
@@ -293,20 +293,20 @@ impl IdTable {
                 };
                 return (found, None);
             }
-            State::Waiting { tokens, live } => (core::mem::take(tokens), *live),
+            Held::Waiting { tickets, live } => (core::mem::take(tickets), *live),
         };
         let waiting = (live > 0).then_some(Waiting {
             id: IdRef {
                 hash,
                 stamp: state.stamp,
             },
-            tokens,
+            tickets,
         });
         if live > 0 {
             self.waiting = self.waiting.saturating_sub(1);
         }
         if keep {
-            state.state = memory();
+            state.held = memory();
             self.note_remembered(hash, generation, now);
         } else {
             self.free_stamps.push(entry.remove().0.stamp);
@@ -322,7 +322,7 @@ impl IdTable {
             return false;
         }
         let generation = self.generation.wrapping_add(1);
-        let memory = State::Remembered(Memory {
+        let memory = Held::Remembered(Memory {
             verdict,
             decider: None,
             stored_at,
@@ -337,7 +337,7 @@ impl IdTable {
                 vacant.insert(IdState {
                     key: probe.key(),
                     stamp: take_stamp(&mut self.free_stamps, &mut self.next_stamp),
-                    state: memory,
+                    held: memory,
                 });
             }
         }

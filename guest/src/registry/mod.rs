@@ -2,7 +2,7 @@
 //! This file holds the waiters (register, cancel, expire, completions);
 //! `verdicts.rs` delivers, remembers, verifies and journals verdicts.
 //!
-//! This module owns every waiter; it keeps the per-id state (the tokens
+//! This module owns every waiter; it keeps the per-id state (the tickets
 //! waiting on each id and the verdict remembered for it) in an [`IdTable`]
 //! (with a journal of what it newly remembers, S18), their deadlines in a
 //! [`DeadlineQueue`] and the stream's position in a [`SeqWindow`]. It knows nothing of wasm, bindings
@@ -11,19 +11,19 @@
 //!
 //! # Invariants
 //!
-//! * `waiters` maps a caller-chosen token to its entry, which holds its
+//! * `waiters` maps a caller-chosen ticket to its entry, which holds its
 //!   id's [`IdRef`] (the [`IdTable`] entry's hash and stamp). A pending
-//!   token is in the token list of its own id. Removing one waiter leaves
-//!   its token in the list (lazy deletion, like the deadline queue's): a
-//!   token counts for an id only while `waiters` has it *on that id*
-//!   (equal `IdRef`s: tokens may be reused; a stamp names one live entry,
+//!   ticket is in the ticket list of its own id. Removing one waiter leaves
+//!   its ticket in the list (lazy deletion, like the deadline queue's): a
+//!   ticket counts for an id only while `waiters` has it *on that id*
+//!   (equal `IdRef`s: tickets may be reused; a stamp names one live entry,
 //!   and no waiter outlives its id's entry), and a list is
-//!   compacted once stale tokens outnumber live ones, so k timeouts or
+//!   compacted once stale tickets outnumber live ones, so k timeouts or
 //!   cancels on one id cost O(k), not O(k²).
 //! * Every pending waiter has a live entry in `deadlines`; an entry is live
-//!   iff `waiters` holds its token with that deadline (the one liveness
+//!   iff `waiters` holds its ticket with that deadline (the one liveness
 //!   rule, `Waiters`' [`Pending::is_live`]).
-//! * Removal is always by token (S6): a timeout or cancel never touches another
+//! * Removal is always by ticket (S6): a timeout or cancel never touches another
 //!   waiter on the same id, older or newer.
 //! * Batched waiters finish by a [`Completion`] pushed to `outbox`, which the
 //!   caller drains with [`Registry::take_done`]; async waiters finish by their
@@ -67,7 +67,7 @@ pub enum RegistryError {
     RequestIdEmpty,
     /// `max_waiters` are already pending (the limit).
     TooManyWaiters(u32),
-    /// This token is already pending.
+    /// This ticket is already pending.
     DuplicateWaiter(u64),
     /// The configuration is not acceptable (why).
     InvalidConfig(&'static str),
@@ -193,13 +193,13 @@ impl<C: TimeSource> Registry<C> {
             return Err(RegistryError::TooManyWaiters(self.config.max_waiters));
         }
         let deadline = start_ns.saturating_add(timeout_ns.min(self.config.max_timeout_ns));
-        let id = match self.ids.add_token(id, waiter) {
+        let id = match self.ids.add_ticket(id, waiter) {
             Ok(id) => id,
             // Not reached after `remembered` above; settled the same way.
             Err(verdict) => return Ok(self.settle_early(verdict, reply)),
         };
         self.waiters.insert(Waiter {
-            token: waiter,
+            ticket: waiter,
             id,
             deadline,
             reply,
@@ -223,7 +223,7 @@ impl<C: TimeSource> Registry<C> {
         self.waiters.get(waiter).map(|w| w.deadline)
     }
 
-    /// Removes one waiter by token (S6, S7); false if it was not pending.
+    /// Removes one waiter by ticket (S6, S7); false if it was not pending.
     pub fn cancel(&mut self, waiter: u64) -> bool {
         let Some(entry) = self.remove(waiter) else {
             return false;
@@ -245,12 +245,12 @@ impl<C: TimeSource> Registry<C> {
         let mut expired = 0u32;
         loop {
             let waiters = &self.waiters;
-            let Some(token) = self.deadlines.pop_due(now, |t, d| waiters.is_live(t, d)) else {
+            let Some(ticket) = self.deadlines.pop_due(now, |t, d| waiters.is_live(t, d)) else {
                 break;
             };
-            if let Some(entry) = self.remove(token) {
+            if let Some(entry) = self.remove(ticket) {
                 expired = expired.saturating_add(1);
-                self.finish(token, entry.reply, Outcome::TimedOut);
+                self.finish(ticket, entry.reply, Outcome::TimedOut);
             }
         }
         self.stats.timed_out += u64::from(expired);
@@ -330,7 +330,7 @@ impl<C: TimeSource> Registry<C> {
     fn remove(&mut self, waiter: u64) -> Option<Waiter> {
         let entry = self.waiters.remove(waiter)?;
         let waiters = &self.waiters;
-        self.ids.remove_token(entry.id, |t| {
+        self.ids.remove_ticket(entry.id, |t| {
             waiters.get(t).is_some_and(|w| w.id == entry.id)
         });
         Some(entry)

@@ -100,21 +100,21 @@ impl<C: TimeSource> Registry<C> {
         };
         let Some(Waiting {
             id: waiting_on,
-            tokens,
+            tickets,
         }) = waiting
         else {
             return Ok((0, Some(now)));
         };
         let mut woken = 0u32;
-        for token in tokens {
-            // A stale token may since have been reused on another id: one
+        for ticket in tickets {
+            // A stale ticket may since have been reused on another id: one
             // lookup both checks the id (an `IdRef` compare) and takes the
             // waiter.
-            let Some(entry) = self.waiters.remove_if(token, |w| w.id == waiting_on) else {
+            let Some(entry) = self.waiters.remove_if(ticket, |w| w.id == waiting_on) else {
                 continue;
             };
             woken = woken.saturating_add(1);
-            self.finish(token, entry.reply, Outcome::Decided(verdict));
+            self.finish(ticket, entry.reply, Outcome::Decided(verdict));
         }
         self.stats.delivered += u64::from(woken);
         self.retire_deadlines(woken as usize);

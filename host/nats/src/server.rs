@@ -82,11 +82,6 @@ impl LocalServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Its client port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Kills it at once (SIGKILL: no goodbye to the cluster) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

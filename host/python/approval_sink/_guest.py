@@ -52,7 +52,7 @@ class Guest:
         self.listeners: List[Callable[[str], None]] = []
         self.journal = Journal(config.verdict_cache_capacity, config.max_request_id_bytes)
         self.resume: Tuple[int, int] = (0, 0)
-        self.traps = 0
+        self.resets = 0
         self.registry = self._new_registry()
 
     def _new_registry(self) -> Registry:
@@ -70,7 +70,7 @@ class Guest:
             self._dispatch_invalidations()
 
     def _reset(self, why: str) -> None:
-        self.traps += 1
+        self.resets += 1
         log.error("approval-sink guest faulted (%s); resetting its instance", why)
         self.registry = self._new_registry()
         self.registry.restore_verdicts(self.journal.bytes())

@@ -24,35 +24,35 @@ _RESOLVE = struct.Struct("<BBI")
 
 
 class OpQueue:
-    """Queued operations and, per operation, the token of a registration
+    """Queued operations and, per operation, the ticket of a registration
     (``None`` for a cancel or a verdict): where its error goes."""
 
-    __slots__ = ("buf", "tokens")
+    __slots__ = ("buf", "tickets")
 
     def __init__(self) -> None:
         self.buf = bytearray()
-        self.tokens: List[Optional[int]] = []
+        self.tickets: List[Optional[int]] = []
 
     def register(self, waiter: int, start_ns: int, timeout_ns: int, request_id: bytes) -> None:
         self.buf += _REGISTER.pack(1, waiter, start_ns, min(timeout_ns, U64_MAX), len(request_id))
         self.buf += request_id
-        self.tokens.append(waiter)
+        self.tickets.append(waiter)
 
     def cancel(self, waiter: int) -> None:
         self.buf += _CANCEL.pack(2, waiter)
-        self.tokens.append(None)
+        self.tickets.append(None)
 
     def resolve(self, request_id: bytes, decision: int) -> None:
         self.buf += _RESOLVE.pack(3, decision, len(request_id))
         self.buf += request_id
-        self.tokens.append(None)
+        self.tickets.append(None)
 
     def __len__(self) -> int:
-        return len(self.tokens)
+        return len(self.tickets)
 
     def take(self) -> "OpQueue":
         """Moves the queued operations out, leaving this queue empty."""
         taken = OpQueue()
         taken.buf, self.buf = self.buf, bytearray()
-        taken.tokens, self.tokens = self.tokens, []
+        taken.tickets, self.tickets = self.tickets, []
         return taken

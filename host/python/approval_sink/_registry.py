@@ -132,12 +132,12 @@ def sink_error(v: Variant) -> SinkError:
 class Applied:
     """What a batch call finished."""
 
-    __slots__ = ("done", "next_deadline", "remembered", "errors", "woken")
+    __slots__ = ("done", "next_deadline", "journal", "errors", "woken")
 
     def __init__(self, batch: Any, errors: List[Tuple[int, SinkError]], woken: int) -> None:
         self.done: List[Tuple[int, Outcome]] = [(c["waiter"], _outcome(c["outcome"])) for c in batch["done"]]
         self.next_deadline: Optional[int] = batch["next-deadline"]
-        self.remembered: bytes = batch["remembered"]
+        self.journal: bytes = batch["journal"]
         self.errors = errors
         self.woken = woken
 

@@ -79,7 +79,7 @@ class ApprovalSink:
         self._detailed: Dict[int, str] = {}
         self._lookup: Optional[Callable[[str, "asyncio.Future[Outcome]"], None]] = None
         self._source: Optional[object] = None
-        self._next_token = 1
+        self._next_ticket = 1
         self._oversized = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._flush_scheduled = False
@@ -113,16 +113,16 @@ class ApprovalSink:
         except SinkError as refused:
             fut.set_exception(refused)
             return fut
-        token = self._next_token
-        self._next_token += 1
-        self._slots[token] = fut
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        self._slots[ticket] = fut
         if detailed:
             # Who decided is one more guest call: only for waits that ask.
-            self._detailed[token] = request_id
+            self._detailed[ticket] = request_id
         start = self._clock.now_ns()
         timeout_ns = seconds_to_ns(timeout)
-        self._queue.register(token, start, timeout_ns, rid)
-        fut.add_done_callback(partial(self._on_future_done, token))
+        self._queue.register(ticket, start, timeout_ns, rid)
+        fut.add_done_callback(partial(self._on_future_done, ticket))
         self._timer.arm(min(start + min(timeout_ns, seconds_to_ns(self.config.max_timeout)), U64_MAX))
         self._request_flush()
         if self._lookup is not None:
@@ -161,14 +161,14 @@ class ApprovalSink:
         return rid
 
     def _sweep_cancelled(self) -> None:
-        for token in [t for t, fut in self._slots.items() if fut.cancelled()]:
-            self._on_future_done(token, self._slots[token])
+        for ticket in [t for t, fut in self._slots.items() if fut.cancelled()]:
+            self._on_future_done(ticket, self._slots[ticket])
 
-    def _on_future_done(self, token: int, fut: "asyncio.Future[Outcome]") -> None:
-        self._detailed.pop(token, None)
-        if fut.cancelled() and self._slots.pop(token, None) is not None:
+    def _on_future_done(self, ticket: int, fut: "asyncio.Future[Outcome]") -> None:
+        self._detailed.pop(ticket, None)
+        if fut.cancelled() and self._slots.pop(ticket, None) is not None:
             # Queued, like the registration: no guest call of its own.
-            self._queue.cancel(token)
+            self._queue.cancel(ticket)
             self._request_flush()
 
     # -- verdicts and events ---------------------------------------------
@@ -260,11 +260,11 @@ class ApprovalSink:
         return len(self._slots)
 
     def stats(self) -> Stats:
-        """The guest's counters plus this host's (traps, resets, frames
+        """The guest's counters plus this host's (resets, frames
         skipped as oversized before the guest)."""
         self._sweep_cancelled()
         s = self._call(lambda r: r.stats())
-        s.traps = s.resets = self._guest.traps
+        s.resets = self._guest.resets
         s.oversized_frames = self._oversized
         return s
 
@@ -331,24 +331,24 @@ class ApprovalSink:
             return None, None
         refused = None
         for op, error in applied.errors:
-            token = queue.tokens[op] if op < len(queue.tokens) else None
-            if token is None:
+            ticket = queue.tickets[op] if op < len(queue.tickets) else None
+            if ticket is None:
                 refused = error
             else:
-                self._settle(token, exception=error)
+                self._settle(ticket, exception=error)
         self._apply(applied)
         return applied, refused
 
     def _apply(self, applied: Applied) -> None:
         deciders: Dict[str, Optional[DecidedBy]] = {}
-        for token, outcome in applied.done:
-            request_id = self._detailed.pop(token, None)
+        for ticket, outcome in applied.done:
+            request_id = self._detailed.pop(ticket, None)
             if request_id is not None and outcome.ending is Ending.DECIDED:
                 if request_id not in deciders:
                     deciders[request_id] = self._decided_by(request_id)
                 outcome = replace(outcome, decided_by=deciders[request_id])
-            self._settle(token, outcome)
-        self._guest.journal.keep(applied.remembered)
+            self._settle(ticket, outcome)
+        self._guest.journal.keep(applied.journal)
         self._timer.arm(applied.next_deadline)
 
     def _decided_by(self, request_id: str) -> Optional[DecidedBy]:
@@ -362,8 +362,8 @@ class ApprovalSink:
         except SinkError:
             return None  # the fault reset the instance; the outcome stands
 
-    def _settle(self, token: int, outcome: Optional[Outcome] = None, exception: Optional[BaseException] = None) -> None:
-        fut = self._slots.pop(token, None)
+    def _settle(self, ticket: int, outcome: Optional[Outcome] = None, exception: Optional[BaseException] = None) -> None:
+        fut = self._slots.pop(ticket, None)
         if fut is None or fut.done():
             return
         if exception is not None:

@@ -191,9 +191,8 @@ class Stats:
     log_id: int = 0
     log_changes: int = 0
     invalidations: int = 0
-    traps: int = 0
-    """Guest faults this host recovered from (S12)."""
     resets: int = 0
+    """Guest faults this host recovered from: instances replaced (S12)."""
     oversized_frames: int = 0
     """Frames skipped before the guest for being over ``max_frame_bytes``
     (``push_frame`` and the sources; host-side)."""

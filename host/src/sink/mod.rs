@@ -131,8 +131,8 @@ impl ApprovalSink {
         if let Err(e) = core.check_id_length(request_id) {
             return Wait::settled(core, Err(e.into()));
         }
-        let token = core.queue_wait(request_id, timeout);
-        Wait::registered(core, token)
+        let ticket = core.queue_wait(request_id, timeout);
+        Wait::registered(core, ticket)
     }
 
     /// Like [`wait`](Self::wait), and says who decided (S17): the reviewer,
@@ -282,7 +282,8 @@ impl ApprovalSink {
         self.core.waiter_count()
     }
 
-    /// The guest's counters plus the host's (resets, traps, skipped frames).
+    /// The guest's counters plus the host's (resets, skipped frames, guest
+    /// calls).
     /// If the guest call faults or is refused, the guest's counters read as
     /// zero (after the reset it caused), but for the resume point.
     pub async fn stats(&self) -> Stats {

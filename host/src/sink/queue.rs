@@ -10,7 +10,7 @@
 //! * Operations leave in the order they were queued, all at once
 //!   ([`OpQueue::take`]); nothing else reaches the guest first (the core
 //!   flushes before every other call).
-//! * For each queued operation the queue knows the slot token of a
+//! * For each queued operation the queue knows the slot ticket of a
 //!   registration (`None` for a cancel or a verdict), so the guest's typed
 //!   error for operation `i` reaches the right wait.
 //! * While new waits are watched, each queued registration's id and
@@ -34,8 +34,8 @@ pub(crate) const FLUSH_BYTES: usize = 64 * 1024;
 /// A queued registration kept for the new-waits watcher.
 #[derive(Debug)]
 pub(super) struct Watched {
-    /// Its slot token.
-    pub(super) token: u64,
+    /// Its slot ticket.
+    pub(super) ticket: u64,
     /// Its request id.
     pub(super) request_id: String,
     /// Its timeout in nanoseconds.
@@ -46,7 +46,7 @@ pub(super) struct Watched {
 #[derive(Debug, Default)]
 pub(super) struct OpQueue {
     writer: OpWriter,
-    tokens: Vec<Option<u64>>,
+    tickets: Vec<Option<u64>>,
     watched: Vec<Watched>,
 }
 
@@ -54,14 +54,14 @@ pub(super) struct OpQueue {
 #[derive(Debug, Default)]
 pub(super) struct Taken {
     writer: OpWriter,
-    tokens: Vec<Option<u64>>,
+    tickets: Vec<Option<u64>>,
     watched: Vec<Watched>,
 }
 
 impl OpQueue {
     /// Nothing is queued.
     pub(super) fn is_empty(&self) -> bool {
-        self.tokens.is_empty()
+        self.tickets.is_empty()
     }
 
     /// Over [`FLUSH_BYTES`]: flush now.
@@ -69,44 +69,44 @@ impl OpQueue {
         self.writer.bytes().len() >= FLUSH_BYTES
     }
 
-    /// Queues the registration of slot `token` on `id`, asked for at
+    /// Queues the registration of slot `ticket` on `id`, asked for at
     /// `start_ns`; `watch` keeps its id for the new-waits watcher.
     pub(super) fn push_wait(
         &mut self,
-        token: u64,
+        ticket: u64,
         start_ns: u64,
         timeout_ns: u64,
         id: &str,
         watch: bool,
     ) {
-        self.writer.register(token, start_ns, timeout_ns, id);
-        self.tokens.push(Some(token));
+        self.writer.register(ticket, start_ns, timeout_ns, id);
+        self.tickets.push(Some(ticket));
         if watch {
             self.watched.push(Watched {
-                token,
+                ticket,
                 request_id: id.to_owned(),
                 timeout_ns,
             });
         }
     }
 
-    /// Queues the cancel of slot `token` (its future went away).
-    pub(super) fn push_cancel(&mut self, token: u64) {
-        self.writer.cancel(token);
-        self.tokens.push(None);
+    /// Queues the cancel of slot `ticket` (its future went away).
+    pub(super) fn push_cancel(&mut self, ticket: u64) {
+        self.writer.cancel(ticket);
+        self.tickets.push(None);
     }
 
     /// Queues a verdict (the last operation of a `deliver`'s flush).
     pub(super) fn push_verdict(&mut self, id: &str, verdict: Verdict) {
         self.writer.resolve(id, verdict);
-        self.tokens.push(None);
+        self.tickets.push(None);
     }
 
     /// Takes every queued operation, leaving the queue empty.
     pub(super) fn take(&mut self) -> Taken {
         Taken {
             writer: std::mem::take(&mut self.writer),
-            tokens: std::mem::take(&mut self.tokens),
+            tickets: std::mem::take(&mut self.tickets),
             watched: std::mem::take(&mut self.watched),
         }
     }
@@ -116,19 +116,19 @@ impl OpQueue {
     pub(super) fn recycle(&mut self, mut taken: Taken) {
         if self.is_empty() {
             taken.writer.clear(FLUSH_BYTES);
-            taken.tokens.clear();
+            taken.tickets.clear();
             taken.watched.clear();
             self.writer = taken.writer;
-            self.tokens = taken.tokens;
+            self.tickets = taken.tickets;
             self.watched = taken.watched;
         }
     }
 
     /// Drops every queued operation (the instance they were for is gone);
-    /// returns the tokens of the registrations dropped.
+    /// returns the tickets of the registrations dropped.
     pub(super) fn discard(&mut self) -> Vec<u64> {
         let taken = self.take();
-        taken.tokens.into_iter().flatten().collect()
+        taken.tickets.into_iter().flatten().collect()
     }
 }
 
@@ -138,14 +138,14 @@ impl Taken {
         self.writer.bytes()
     }
 
-    /// The slot token of operation `op`, if it is a registration.
-    pub(super) fn token(&self, op: u32) -> Option<u64> {
-        self.tokens.get(op as usize).copied().flatten()
+    /// The slot ticket of operation `op`, if it is a registration.
+    pub(super) fn ticket(&self, op: u32) -> Option<u64> {
+        self.tickets.get(op as usize).copied().flatten()
     }
 
-    /// The tokens of every registration in the batch.
+    /// The tickets of every registration in the batch.
     pub(super) fn registrations(&self) -> impl Iterator<Item = u64> + '_ {
-        self.tokens.iter().flatten().copied()
+        self.tickets.iter().flatten().copied()
     }
 
     /// The watched registrations, moved out.
@@ -160,7 +160,7 @@ mod tests {
     use approval_guest::ops::{Op, OpReader};
 
     #[test]
-    fn operations_leave_in_order_with_their_tokens() {
+    fn operations_leave_in_order_with_their_tickets() {
         let mut q = OpQueue::default();
         q.push_wait(7, 100, 5, "req-1", true);
         q.push_cancel(7);
@@ -179,14 +179,14 @@ mod tests {
         ));
         assert!(matches!(ops[3], Op::Resolve { id: "req-1", .. }));
         assert_eq!(
-            [0, 1, 2, 3].map(|i| taken.token(i)),
+            [0, 1, 2, 3].map(|i| taken.ticket(i)),
             [Some(7), None, Some(8), None]
         );
         assert_eq!(taken.registrations().collect::<Vec<_>>(), [7, 8]);
         let watched = taken.take_watched();
         assert_eq!(watched.len(), 1, "only the watched registration");
         assert_eq!(
-            (watched[0].token, watched[0].request_id.as_str()),
+            (watched[0].ticket, watched[0].request_id.as_str()),
             (7, "req-1")
         );
         q.recycle(taken);

@@ -25,7 +25,7 @@ pub struct Wait {
 }
 
 enum WaitState {
-    /// The guest holds the waiter; the host slot has this token.
+    /// The guest holds the waiter; the host slot has this ticket.
     Registered(u64),
     /// Settled when it was registered (an early verdict, or an error).
     Settled(Result<Outcome, WaitError>),
@@ -34,11 +34,11 @@ enum WaitState {
 }
 
 impl Wait {
-    /// A wait the guest holds under `token`.
-    pub(super) fn registered(core: Arc<Core>, token: u64) -> Self {
+    /// A wait the guest holds under `ticket`.
+    pub(super) fn registered(core: Arc<Core>, ticket: u64) -> Self {
         Wait {
             core,
-            state: WaitState::Registered(token),
+            state: WaitState::Registered(ticket),
         }
     }
 
@@ -57,13 +57,13 @@ impl Future for Wait {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match std::mem::replace(&mut self.state, WaitState::Done) {
             WaitState::Settled(result) => Poll::Ready(result),
-            WaitState::Registered(token) => {
+            WaitState::Registered(ticket) => {
                 // The wait may still be queued (and be settled at once by
                 // the guest): the core has the timer task send the queue.
-                match self.core.poll_wait(token, cx) {
+                match self.core.poll_wait(ticket, cx) {
                     Some(outcome) => Poll::Ready(outcome),
                     None => {
-                        self.state = WaitState::Registered(token);
+                        self.state = WaitState::Registered(ticket);
                         Poll::Pending
                     }
                 }
@@ -75,11 +75,11 @@ impl Future for Wait {
 
 impl Drop for Wait {
     fn drop(&mut self) {
-        let WaitState::Registered(token) = self.state else {
+        let WaitState::Registered(ticket) = self.state else {
             return;
         };
         // Queued, like a registration: no guest call of its own.
-        self.core.cancel_wait(token);
+        self.core.cancel_wait(ticket);
     }
 }
 

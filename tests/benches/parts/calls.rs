@@ -26,7 +26,7 @@ pub struct Bare {
     resolve: Resolve,
     cancel: TypedFunc<(u64,), (bool,)>,
     apply: Apply,
-    /// The next request id and token: every round trip is a new approval
+    /// The next request id and ticket: every round trip is a new approval
     /// request (a verdict is final, S15, so a reused id settles at once).
     next: u64,
 }
@@ -95,7 +95,7 @@ impl Bare {
         }
     }
 
-    /// ns per `cancel(u64) -> bool` of an unknown token: the cheapest export,
+    /// ns per `cancel(u64) -> bool` of an unknown ticket: the cheapest export,
     /// close to pure call machinery (the guest does one map lookup).
     pub fn empty_call(&mut self, n: u64) -> f64 {
         let t = Instant::now();

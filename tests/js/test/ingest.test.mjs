@@ -124,7 +124,7 @@ test('sink.ingest: an async source yielding one byte at a time', async () => {
   }
   assert.equal(await sink.ingest(trickle()), 2n);
   assert.deepEqual(await wait, approved);
-  // S15 (issue #12): both verdicts are remembered, delivered or early.
+  // S15: both verdicts are remembered, delivered or early.
   assert.equal(registry.stats().cachedVerdicts, 2, "'other' early, 'slow' delivered");
 });
 

@@ -1,5 +1,5 @@
 // The batched `registry` face under jco: what only this face shows (the
-// deadline `register` reports, tokens, the WIT enum at the JS boundary).
+// deadline `register` reports, tickets, the WIT enum at the JS boundary).
 // The rules every host shares are the scenarios of tests/scenarios/,
 // replayed by scenarios.test.mjs.
 import assert from 'node:assert/strict';
@@ -27,12 +27,12 @@ test('register reports the deadline to arm; deadlines saturate and are capped', 
   assert.deepEqual(registry.register(3n, 'sooner', HOUR), { tag: 'pending', val: SECOND + HOUR });
 });
 
-test('a token is cancelled once; a reused or unknown token is refused or ignored', async () => {
+test('a ticket is cancelled once; a reused or unknown ticket is refused or ignored', async () => {
   const { registry } = await loadPlugin();
   registry.register(1n, 'id', HOUR);
   throwsSinkError(() => registry.register(1n, 'again', HOUR), 'duplicate-waiter');
   assert.equal(registry.cancel(1n), true);
-  assert.equal(registry.cancel(1n), false, 'a token is cancelled once');
+  assert.equal(registry.cancel(1n), false, 'a ticket is cancelled once');
   assert.equal(registry.cancel(99n), false);
   // The WIT enum has no `pending`: jco rejects it while lowering the call.
   assert.throws(() => registry.resolve('id', 'pending'), TypeError);

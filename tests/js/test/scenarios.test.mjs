@@ -67,7 +67,7 @@ async function replay(name, scenario) {
     const key = vectors(scenario.trusted_keys).key;
     registry.setTrustedKeys([{ id: key.id, publicKey: unhex(key.public_key) }]);
   }
-  const tokens = new Map();
+  const tickets = new Map();
   const outcomes = new Map();
   let next = 1n;
   const record = (batch) => {
@@ -85,13 +85,13 @@ async function replay(name, scenario) {
   scenario.steps.forEach((step, i) => {
     const at = `${name} step ${i}`;
     if (step.wait !== undefined) {
-      const token = next++;
-      tokens.set(step.wait, token);
-      const r = typed(() => registry.register(token, step.id, ns(step.timeout_ms)));
-      if (r.error) outcomes.set(token, { error: r.error });
-      else if (r.value.tag === 'settled') outcomes.set(token, r.value.val);
+      const ticket = next++;
+      tickets.set(step.wait, ticket);
+      const r = typed(() => registry.register(ticket, step.id, ns(step.timeout_ms)));
+      if (r.error) outcomes.set(ticket, { error: r.error });
+      else if (r.value.tag === 'settled') outcomes.set(ticket, r.value.val);
     } else if (step.cancel !== undefined) {
-      registry.cancel(tokens.get(step.cancel));
+      registry.cancel(tickets.get(step.cancel));
     } else if (step.deliver !== undefined) {
       const r = typed(() => registry.resolve(step.deliver, step.decision));
       if (step.error) assert.equal(r.error, step.error, at);
@@ -119,7 +119,7 @@ async function replay(name, scenario) {
       record(registry.expire());
     } else if (step.outcomes) {
       for (const [wait, want] of Object.entries(step.outcomes)) {
-        assert.deepEqual(outcomeJson(outcomes.get(tokens.get(wait))), want, `${at}: wait ${wait}`);
+        assert.deepEqual(outcomeJson(outcomes.get(tickets.get(wait))), want, `${at}: wait ${wait}`);
       }
     } else if (step.stats) {
       const stats = registry.stats();

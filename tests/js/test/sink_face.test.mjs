@@ -51,7 +51,7 @@ test('S4: an early verdict settles a later wait at once', async () => {
   const { registry, sink } = await loadPlugin();
   registry.resolve('early', 'denied');
   assert.deepEqual(await sink.waitForApproval(1n, 'early', HOUR), denied);
-  // S15 (changed from consume-once in issue #12): remembered, not consumed.
+  // S15: remembered, not consumed.
   assert.deepEqual(await sink.waitForApproval(2n, 'early', SECOND), denied);
 });
 
@@ -77,7 +77,7 @@ test('S6: one wait timing out leaves the other on the same id waiting', async ()
   assert.deepEqual(await long, denied);
 });
 
-test('S7: a host that drops a wait cancels it by token; the count returns at once', async () => {
+test('S7: a host that drops a wait cancels it by ticket; the count returns at once', async () => {
   const { registry, sink } = await loadPlugin();
   const waits = [];
   for (let w = 0n; w < 100n; w++) waits.push(sink.waitForApproval(w, `req-${w % 10n}`, HOUR));

@@ -208,11 +208,11 @@ impl Core {
     /// Fills the slots of finished waiters, keeps the journal they wrote and
     /// tells the timer the guest's next deadline.
     fn complete(&self, inner: &mut Inner, batch: Batch) {
-        for (token, outcome) in batch.done {
-            inner.slots.complete(token, Ok(outcome));
+        for (ticket, outcome) in batch.done {
+            inner.slots.complete(ticket, Ok(outcome));
         }
-        if !batch.remembered.is_empty() {
-            inner.journal.extend(batch.remembered, self.clock.now_ns());
+        if !batch.journal.is_empty() {
+            inner.journal.extend(batch.journal, self.clock.now_ns());
         }
         if inner.timer.reported(batch.next_deadline) {
             self.wake_timer.notify_one();
@@ -251,8 +251,8 @@ impl Core {
         // Queued operations were for the old instance; their waits are
         // still `Waiting` and end as `Reset` with the rest.
         inner.queue.discard();
-        for token in inner.slots.waiting_tokens() {
-            inner.slots.complete(token, Ok(Outcome::Reset));
+        for ticket in inner.slots.waiting_tickets() {
+            inner.slots.complete(ticket, Ok(Outcome::Reset));
         }
         inner.timer.clear();
     }

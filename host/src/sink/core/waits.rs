@@ -24,47 +24,47 @@ pub(super) struct Flushed {
 
 impl Core {
     /// Takes a slot and queues its registration on `id`; returns the slot's
-    /// token. The guest learns of it at the next flush (S1 holds: every
+    /// ticket. The guest learns of it at the next flush (S1 holds: every
     /// guest call flushes first).
     pub(in crate::sink) fn queue_wait(&self, id: &str, timeout: Duration) -> u64 {
         self.lock(|inner| {
-            let token = inner.slots.insert();
+            let ticket = inner.slots.insert();
             let start = self.clock.now_ns();
             let timeout_ns = duration_ns(timeout);
             if inner.new_waits.as_ref().is_some_and(Offer::is_closed) {
                 inner.new_waits = None;
             }
             let watch = inner.new_waits.is_some();
-            inner.queue.push_wait(token, start, timeout_ns, id, watch);
+            inner.queue.push_wait(ticket, start, timeout_ns, id, watch);
             // The guest will clamp the timeout the same way.
             let capped = timeout_ns.min(duration_ns(self.config.max_timeout));
             if inner.timer.queued(start.saturating_add(capped)) {
                 self.wake_timer.notify_one();
             }
             self.flush_if_full(inner);
-            token
+            ticket
         })
     }
 
-    /// Polls slot `token`. While waits are queued, asks the timer task to
+    /// Polls slot `ticket`. While waits are queued, asks the timer task to
     /// flush (once per batch) instead of flushing inline, so tasks spawned
     /// in a burst and polled by other workers do not each make a guest
     /// call for a handful of registrations under the contended lock.
-    pub(in crate::sink) fn poll_wait(&self, token: u64, cx: &Context<'_>) -> Option<SlotResult> {
+    pub(in crate::sink) fn poll_wait(&self, ticket: u64, cx: &Context<'_>) -> Option<SlotResult> {
         self.lock(|inner| {
             if !inner.queue.is_empty() && inner.timer.request_flush() {
                 self.wake_timer.notify_one();
             }
-            inner.slots.poll(token, cx.waker())
+            inner.slots.poll(ticket, cx.waker())
         })
     }
 
-    /// Frees slot `token` (its future went away) and queues the guest's
+    /// Frees slot `ticket` (its future went away) and queues the guest's
     /// cancel if it was still waiting (S7).
-    pub(in crate::sink) fn cancel_wait(&self, token: u64) {
+    pub(in crate::sink) fn cancel_wait(&self, ticket: u64) {
         self.lock(|inner| {
-            if inner.slots.remove(token) {
-                inner.queue.push_cancel(token);
+            if inner.slots.remove(ticket) {
+                inner.queue.push_cancel(ticket);
                 self.flush_if_full(inner);
             }
         });
@@ -143,9 +143,9 @@ impl Core {
                     verdict_error: None,
                 };
                 for (op, error) in applied.errors {
-                    match taken.token(op) {
-                        Some(token) => {
-                            inner.slots.complete(token, Err(error.into()));
+                    match taken.ticket(op) {
+                        Some(ticket) => {
+                            inner.slots.complete(ticket, Err(error.into()));
                         }
                         // Only a verdict (queued last, by `deliver`) fails
                         // without a slot; a cancel never fails.
@@ -159,8 +159,8 @@ impl Core {
             Err(e) => {
                 // After a fault every waiting slot is already `Reset`
                 // (`complete` ignores those); a refusal reaches each wait.
-                for token in taken.registrations() {
-                    inner.slots.complete(token, Err(e.clone().into()));
+                for ticket in taken.registrations() {
+                    inner.slots.complete(ticket, Err(e.clone().into()));
                 }
                 Err(e)
             }
@@ -176,7 +176,7 @@ impl Core {
         };
         let mut watcher_gone = false;
         for w in watched {
-            if !inner.slots.is_waiting(w.token) {
+            if !inner.slots.is_waiting(w.ticket) {
                 continue;
             }
             let wait = NewWait {

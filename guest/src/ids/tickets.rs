@@ -1,14 +1,14 @@
-//! [`Tokens`]: the waiters' tokens registered on one id, one of them
+//! [`Tickets`]: the waiters' tickets registered on one id, one of them
 //! inline (most ids have one waiter, so registering and resolving it
 //! allocates nothing), with lazy deletion (see the table's invariants).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-/// The tokens registered on one id. Most ids have one waiter, so one
-/// token is kept inline: registering and resolving it allocates nothing.
+/// The tickets registered on one id. Most ids have one waiter, so one
+/// ticket is kept inline: registering and resolving it allocates nothing.
 #[derive(Debug, Default)]
-pub enum Tokens {
+pub enum Tickets {
     /// None.
     #[default]
     Empty,
@@ -19,26 +19,26 @@ pub enum Tokens {
     Many(Box<Vec<u64>>),
 }
 
-impl Tokens {
-    pub(super) fn push(&mut self, token: u64) {
+impl Tickets {
+    pub(super) fn push(&mut self, ticket: u64) {
         match self {
-            Tokens::Empty => *self = Tokens::One(token),
-            Tokens::One(first) => *self = Tokens::Many(Box::new(alloc::vec![*first, token])),
-            Tokens::Many(all) => all.push(token),
+            Tickets::Empty => *self = Tickets::One(ticket),
+            Tickets::One(first) => *self = Tickets::Many(Box::new(alloc::vec![*first, ticket])),
+            Tickets::Many(all) => all.push(ticket),
         }
     }
 
     pub(super) fn len(&self) -> usize {
         match self {
-            Tokens::Empty => 0,
-            Tokens::One(_) => 1,
-            Tokens::Many(all) => all.len(),
+            Tickets::Empty => 0,
+            Tickets::One(_) => 1,
+            Tickets::Many(all) => all.len(),
         }
     }
 
-    /// Keeps each token for which `keep` holds, once.
+    /// Keeps each ticket for which `keep` holds, once.
     pub(super) fn compact(&mut self, keep: impl FnMut(&u64) -> bool) {
-        if let Tokens::Many(all) = self {
+        if let Tickets::Many(all) = self {
             all.sort_unstable();
             all.dedup();
             all.retain(keep);
@@ -46,15 +46,15 @@ impl Tokens {
     }
 }
 
-impl IntoIterator for Tokens {
+impl IntoIterator for Tickets {
     type Item = u64;
     type IntoIter = core::iter::Chain<core::option::IntoIter<u64>, alloc::vec::IntoIter<u64>>;
 
     fn into_iter(self) -> Self::IntoIter {
         let (one, many) = match self {
-            Tokens::Empty => (None, Vec::new()),
-            Tokens::One(token) => (Some(token), Vec::new()),
-            Tokens::Many(all) => (None, *all),
+            Tickets::Empty => (None, Vec::new()),
+            Tickets::One(ticket) => (Some(ticket), Vec::new()),
+            Tickets::Many(all) => (None, *all),
         };
         one.into_iter().chain(many)
     }
