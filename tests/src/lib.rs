@@ -19,3 +19,10 @@ pub mod plugin;
 pub mod process;
 pub mod sinks;
 pub mod time;
+
+/// The README's Rust snippets, compiled (and, but for those that need a
+/// network peer, run) as doctests of this crate, which depends on every
+/// library they use.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeSnippets;
