@@ -188,6 +188,49 @@ impl Gateway {
     /// from their `last_seq` elsewhere or later) and returns. Refuses a
     /// non-loopback listener without TLS and both tokens
     /// ([`GatewayError::Exposed`]) before serving anything.
+    ///
+    /// # Examples
+    ///
+    /// The whole loop on loopback: a gateway, a sink subscribed to it, and
+    /// a reviewer whose verdict wakes the agent's wait.
+    ///
+    /// ```
+    /// use approval_gateway::{Gateway, GatewayLog};
+    /// use approval_grpc::{GrpcSource, ReviewClient};
+    /// use approval_host::{ApprovalSink, Decision};
+    /// use approval_proto::ApprovalResolved;
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main]
+    /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    ///     let endpoint = format!("http://{}", listener.local_addr()?);
+    ///     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    ///     let gateway = Gateway::new(GatewayLog::new(1_000));
+    ///     let served = tokio::spawn(gateway.serve(listener, async {
+    ///         let _ = stopped.await;
+    ///     }));
+    ///
+    ///     let sink = ApprovalSink::new();
+    ///     let _pump = sink.pump(GrpcSource::new(endpoint.as_str()));
+    ///     let wait = sink.wait_for_approval("req-1", Duration::from_secs(30));
+    ///
+    ///     let mut reviewer = ReviewClient::connect(&endpoint, None, None).await?;
+    ///     reviewer
+    ///         .resolve(ApprovalResolved {
+    ///             request_id: "req-1".into(),
+    ///             decision: Decision::Approved as i32,
+    ///             reviewer: "alice".into(),
+    ///             ..ApprovalResolved::default()
+    ///         })
+    ///         .await?;
+    ///     assert_eq!(wait.await, Decision::Approved);
+    ///
+    ///     let _ = stop.send(());
+    ///     served.await??;
+    ///     Ok(())
+    /// }
+    /// ```
     pub async fn serve(
         mut self,
         listener: tokio::net::TcpListener,

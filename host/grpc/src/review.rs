@@ -37,6 +37,29 @@ pub struct ReviewClient {
 impl ReviewClient {
     /// Connects to the gateway at `endpoint` (TLS for `https://` or when
     /// `tls` is given), sending `token` as a bearer token on every call.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use approval_grpc::{ClientTls, ReviewClient};
+    /// use approval_proto::{ApprovalResolved, Decision};
+    ///
+    /// # async fn review() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = ClientTls { ca_pem: Some(std::fs::read_to_string("ca.pem")?), ..Default::default() };
+    /// let token = std::fs::read_to_string("review.token")?;
+    /// let mut client = ReviewClient::connect("https://gateway:50443", Some(&tls), Some(token.trim())).await?;
+    /// let seq = client
+    ///     .resolve(ApprovalResolved {
+    ///         request_id: "req-7".into(),
+    ///         decision: Decision::Denied as i32,
+    ///         reviewer: "alice".into(),
+    ///         ..ApprovalResolved::default()
+    ///     })
+    ///     .await?;
+    /// println!("published as seq {seq}");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn connect(
         endpoint: &str,
         tls: Option<&ClientTls>,

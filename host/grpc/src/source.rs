@@ -40,6 +40,26 @@ pub struct GrpcSource {
 
 impl GrpcSource {
     /// A source for the gateway at `endpoint` (e.g. `http://127.0.0.1:50051`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use approval_grpc::GrpcSource;
+    /// use approval_host::ApprovalSink;
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main]
+    /// async fn main() {
+    ///     let sink = ApprovalSink::new();
+    ///     // Reconnects with backoff and resumes after the sink's last_seq.
+    ///     let pump = sink.pump(GrpcSource::new("http://127.0.0.1:50051").agent_id("agent-7"));
+    ///     let decision = sink.wait_for_approval("req-1", Duration::from_secs(60)).await;
+    ///     println!("{decision:?} ({:?})", pump.stats());
+    /// }
+    /// ```
+    ///
+    /// `approval_gateway::Gateway::serve` has a runnable version with a
+    /// gateway on loopback.
     pub fn new(endpoint: impl Into<String>) -> Self {
         GrpcSource {
             endpoint: endpoint.into(),

@@ -60,6 +60,24 @@ struct Connection {
 impl NatsSource {
     /// A source over the log `config` names (its stream is created when
     /// missing, with `config.replicas`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use approval_host::ApprovalSink;
+    /// use approval_nats::{NatsConfig, NatsSource};
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main]
+    /// async fn main() {
+    ///     let sink = ApprovalSink::new();
+    ///     let config = NatsConfig::new("nats://n1:4222,nats://n2:4222,nats://n3:4222");
+    ///     // The stream, plus a lookup per new wait of a verdict stored before it.
+    ///     let _pump = sink.pump(NatsSource::new(config));
+    ///     let decision = sink.wait_for_approval("req-7", Duration::from_secs(60)).await;
+    ///     println!("{decision:?}");
+    /// }
+    /// ```
     pub fn new(config: NatsConfig) -> Self {
         NatsSource {
             shared: Arc::new(Connection {

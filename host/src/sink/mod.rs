@@ -73,6 +73,30 @@ pub trait InvalidationSink {
 ///
 /// Cheap to clone (clones share one instance); `Send + Sync`; usable from any
 /// thread and any tokio runtime flavour.
+///
+/// # Examples
+///
+/// An agent waits; a reviewer's verdict arrives on another task:
+///
+/// ```
+/// use approval_host::{ApprovalSink, Decision};
+/// use std::time::Duration;
+///
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() {
+///     let sink = ApprovalSink::new();
+///     // Registered here, before the first poll: a verdict that arrives
+///     // right away is not missed.
+///     let wait = sink.wait_for_approval("req-1", Duration::from_secs(30));
+///     let reviewer = sink.clone();
+///     tokio::spawn(async move { reviewer.deliver("req-1", Decision::Approved) });
+///     assert_eq!(wait.await, Decision::Approved);
+///
+///     // Nobody answers: `Pending`, never `Denied`.
+///     let silent = sink.wait_for_approval("req-2", Duration::from_millis(10));
+///     assert_eq!(silent.await, Decision::Pending);
+/// }
+/// ```
 #[derive(Clone)]
 pub struct ApprovalSink {
     core: Arc<Core>,
@@ -100,6 +124,20 @@ impl ApprovalSink {
     }
 
     /// A builder for a sink with another clock, component or limits.
+    ///
+    /// # Examples
+    ///
+    /// A sink on a manual clock, as tests use it:
+    ///
+    /// ```
+    /// use approval_host::{ApprovalSink, ManualClock, SinkConfig};
+    ///
+    /// let clock = ManualClock::new();
+    /// let config = SinkConfig { max_waiters: 1_000, ..SinkConfig::default() };
+    /// let sink = ApprovalSink::builder().clock(clock.clone()).config(config).build()?;
+    /// assert_eq!(sink.waiter_count(), 0);
+    /// # Ok::<(), approval_host::HostError>(())
+    /// ```
     pub fn builder() -> ApprovalSinkBuilder {
         ApprovalSinkBuilder::default()
     }
@@ -125,6 +163,26 @@ impl ApprovalSink {
     /// before it is copied anywhere. Other refusals the guest makes (an
     /// empty id, `max_waiters`) arrive as the `Wait`'s `Err`, as does a
     /// verdict remembered for the id (as its outcome).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use approval_host::{ApprovalSink, Outcome, Verdict, WaitError};
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() {
+    ///     let sink = ApprovalSink::new();
+    ///     sink.deliver("req-1", Verdict::Denied.decision()).unwrap();
+    ///     // A verdict that came first is kept for the wait that follows (S4).
+    ///     let outcome = sink.wait("req-1", Duration::from_secs(5)).await;
+    ///     assert_eq!(outcome, Ok(Outcome::Decided(Verdict::Denied)));
+    ///
+    ///     let huge = "x".repeat(100_000);
+    ///     let refused = sink.wait(&huge, Duration::from_secs(5)).await;
+    ///     assert!(matches!(refused, Err(WaitError::RequestIdTooLong(_))));
+    /// }
+    /// ```
     pub fn wait(&self, request_id: impl AsRef<str>, timeout: Duration) -> Wait {
         let request_id = request_id.as_ref();
         let core = Arc::clone(&self.core);

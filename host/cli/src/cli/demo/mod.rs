@@ -86,15 +86,15 @@ async fn demo(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> 
     } else {
         None
     };
-    let mut builder = ApprovalSink::builder();
-    if let Some(keys) = &keys {
-        builder = builder.trusted_key(keys.reviewer.trusted());
-    }
+    // The sink and a NATS gateway trust the reviewer's key (never the
+    // attacker's).
+    let trusted: Vec<_> = keys.iter().map(|k| k.reviewer.trusted()).collect();
+    let mut builder = ApprovalSink::builder().trusted_keys(trusted.clone());
     if let Some(path) = component {
         builder = builder.component_file(path);
     }
     let sink = builder.build()?;
-    let transport = transport::connect(&args, &sink, keys.as_deref()).await?;
+    let transport = transport::connect(&args, &sink, &trusted).await?;
     let plans = Arc::new(plan(&args));
     let signed = keys.as_deref().map(|keys| sign_all(keys, &plans));
     let timeout = Duration::from_millis(args.timeout_ms);

@@ -3,12 +3,11 @@
 //! JetStream with a stateless gateway over it (`--nats`).
 
 use super::DemoArgs;
-use super::reviewer::Keys;
 use crate::cli::nats::LocalNats;
 use approval_gateway::{Gateway, GatewayLog};
 use approval_grpc::GrpcSource;
-use approval_host::ApprovalSink;
 use approval_host::sources::Pump;
+use approval_host::{ApprovalSink, TrustedKey};
 use approval_nats::{NatsConfig, NatsSource};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
 use approval_proto::{Event, InvalidationEvent};
@@ -36,11 +35,11 @@ pub(super) struct Transport {
     _nats: Option<LocalNats>,
 }
 
-/// Sets up the way `args` asks for; `keys` make a NATS gateway verify.
+/// Sets up the way `args` asks for; a NATS gateway verifies with `trusted`.
 pub(super) async fn connect(
     args: &DemoArgs,
     sink: &ApprovalSink,
-    keys: Option<&Keys>,
+    trusted: &[TrustedKey],
 ) -> anyhow::Result<Transport> {
     let mut nats_server = None;
     let (reviewer, pump, gateway) = match (args.gateway.as_deref(), args.nats.as_deref()) {
@@ -56,8 +55,7 @@ pub(super) async fn connect(
             };
             let config = NatsConfig::new(&url);
             let log = crate::cli::nats::open(config.clone()).await?;
-            let keys: Vec<_> = keys.iter().map(|k| k.reviewer.trusted()).collect();
-            let gateway = Gateway::nats(log).trusted_keys(&keys)?;
+            let gateway = Gateway::nats(log).trusted_keys(trusted)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let gateway_url = format!("http://{}", listener.local_addr()?);
             let serve = tokio::spawn(gateway.serve(listener, std::future::pending()));
