@@ -17,8 +17,9 @@
 //!
 //! * `mod.rs`: the public API (this type and [`InvalidationSink`]);
 //! * `builder.rs`: [`ApprovalSinkBuilder`];
-//! * `core.rs`: the lock, the one way to call the guest, and the rules that
-//!   tie the owners below together (flush, completions, reset);
+//! * `core/`: the lock, the one way to call the guest, and the rules that
+//!   tie the owners below together (`waits.rs`: queueing, delivering and
+//!   the flush; `stream.rs`: feeding frames, the resume point, counters);
 //! * `queue.rs`: the queue of waits and cancels, flushed as one call;
 //! * `timer.rs`: the timer's state and the task that expires due waiters;
 //! * `recovery.rs`: the crash-loop guard of trap recovery (S12);
