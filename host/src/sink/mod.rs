@@ -15,7 +15,7 @@
 //! Files, one job each (a public handle over a private core whose state is
 //! a set of owners, tokio `sync` style):
 //!
-//! * `mod.rs`: the public API (this type and [`InvalidationSink`]);
+//! * `mod.rs`: the public API, [`ApprovalSink`];
 //! * `builder.rs`: [`ApprovalSinkBuilder`];
 //! * `core/`: the lock, the one way to call the guest, and the rules that
 //!   tie the owners below together (`waits.rs`: queueing, delivering and
@@ -25,10 +25,12 @@
 //! * `recovery.rs`: the crash-loop guard of trap recovery (S12);
 //! * `journal.rs`: the host's copy of the guest's verdict journal (S18);
 //! * `new_waits.rs`: new pending waits offered to a pump's lookups;
-//! * `wait.rs`: the [`Wait`] future and cancel-on-drop (S7).
+//! * `wait.rs`: the [`Wait`] future and cancel-on-drop (S7);
+//! * `events.rs`: [`InvalidationSink`], the original's event interface.
 
 mod builder;
 mod core;
+mod events;
 mod journal;
 mod new_waits;
 mod queue;
@@ -37,6 +39,7 @@ mod timer;
 mod wait;
 
 pub use builder::ApprovalSinkBuilder;
+pub use events::InvalidationSink;
 pub use wait::{Wait, WaitForApproval};
 
 pub(crate) use self::core::PumpClaim;
@@ -55,20 +58,9 @@ use crate::outcome::Outcome;
 use crate::report::{IngestReport, ResumePoint};
 use crate::stats::Stats;
 use crate::trust::{DecidedBy, Resolution, signed_chunk_bytes};
-use approval_proto::{Event, InvalidationEvent, PolicyInvalidated};
-use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
-
-/// The seed's event interface: what a gateway's invalidation stream calls.
-/// It takes `&str`, as the original's does, so it stays usable as `dyn`.
-pub trait InvalidationSink {
-    /// A reviewer decided on `request_id`.
-    fn on_approval_resolved(&self, request_id: &str, decision: Decision);
-    /// An agent's policy changed (empty id: every agent).
-    fn on_policy_invalidated(&self, agent_id: &str);
-}
 
 /// The approval-waiter registry, running in a sandboxed component.
 ///
@@ -377,28 +369,5 @@ impl ApprovalSink {
     /// A handle that does not keep this sink alive.
     pub(crate) fn downgrade(&self) -> WeakSink {
         WeakSink(Arc::downgrade(&self.core))
-    }
-}
-
-impl InvalidationSink for ApprovalSink {
-    fn on_approval_resolved(&self, request_id: &str, decision: Decision) {
-        if let Err(e) = self.deliver(request_id, decision) {
-            tracing::warn!(request_id, ?decision, error = %e, "verdict rejected");
-        }
-    }
-
-    fn on_policy_invalidated(&self, agent_id: &str) {
-        // The guest forwards invalidations (and counts them) only from
-        // frames, so this is handed to it as one.
-        let frame = InvalidationEvent {
-            event: Some(Event::PolicyInvalidated(PolicyInvalidated {
-                agent_id: agent_id.to_owned(),
-            })),
-            ..InvalidationEvent::default()
-        }
-        .encode_to_vec();
-        if let Err(e) = self.push_frame(&frame) {
-            tracing::warn!(agent_id, error = %e, "policy invalidation rejected");
-        }
     }
 }

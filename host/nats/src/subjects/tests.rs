@@ -1,3 +1,6 @@
+//! The log format of `subjects.rs`: appended fields, subject tokens, log
+//! ids, and the checked-in vectors they write.
+
 use super::*;
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use prost::Message;
