@@ -66,14 +66,16 @@ pub enum SinkError {
 /// Why a wait ended without an outcome: only what a wait can meet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WaitError {
-    /// The request id is longer than the limit (its length in bytes).
-    #[error("request id is {0} bytes, over the limit")]
+    /// The id is over `max_request_id_bytes` (its length): refused before
+    /// it reached the guest.
+    #[error("cannot wait on a request id of {0} bytes (over max_request_id_bytes)")]
     RequestIdTooLong(u32),
-    /// The request id is empty.
-    #[error("request id is empty")]
+    /// The id is empty: no gateway issues one, so nothing could answer.
+    #[error("cannot wait on an empty request id")]
     RequestIdEmpty,
-    /// The sink already holds its maximum of pending waiters (the limit).
-    #[error("too many pending waiters (limit {0})")]
+    /// `max_waiters` waits are pending already (the limit): this one falls
+    /// back at once instead of growing the table.
+    #[error("cannot wait: {0} waits are pending already (max_waiters)")]
     TooManyWaiters(u32),
     /// The guest is crash-looping (S12): the registration was refused for
     /// a while.
