@@ -123,9 +123,10 @@ pub enum HostError {
     /// Instantiation failed (imports mismatch, start trap, limits).
     #[error("instantiating the component")]
     Instantiate(#[source] Cause),
-    /// The guest refused the configuration.
-    #[error("configuring the sink: {0}")]
-    Config(SinkError),
+    /// The guest refused the configuration or the trusted keys (the
+    /// refusal is the `source()`).
+    #[error("configuring the sink")]
+    Config(#[source] SinkError),
     /// A host-side setting is out of range (S19).
     #[error("SinkConfig::{field} {reason}")]
     InvalidConfig {

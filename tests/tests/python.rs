@@ -30,7 +30,7 @@ const PINNED: [&str; 4] = [
 /// The fewest cases the suite must pass (the issue asks for at least 25;
 /// this is the suite's count, so a file that stops being collected
 /// fails it).
-const MIN_CASES: u32 = 75;
+const MIN_CASES: u32 = 77;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -251,6 +251,10 @@ impl Run {
                 for key in ["events", "duplicates", "rejected"] {
                     assert_eq!(got[key], want[key], "{at}: report {key}");
                 }
+                // How many errors the report lists (bounded, S20), when named.
+                if let Some(errors) = want.get("errors") {
+                    assert_eq!(json!(report.errors.len()), *errors, "{at}: report errors");
+                }
             }
         } else if let Some(delta) = step.get("advance_ms") {
             self.clock.advance(ms(delta));
@@ -404,4 +408,106 @@ async fn every_scenario_holds_in_the_rust_host() {
         ran += 1;
     }
     assert!(ran > 0);
+}
+
+/// Rules no scenario can show, because they are about one host's runtime,
+/// each with the reason (SPEC.md §12).
+const HOST_ONLY_RULES: &[(&str, &str)] = &[(
+    "S14",
+    "sinks across threads and runtime flavours: each host's own suite",
+)];
+
+#[test]
+fn every_shared_rule_has_a_scenario() {
+    let mut covered = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(repo().join("tests/scenarios")).expect("tests/scenarios") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            for rule in read_json(&path)["rules"].as_array().into_iter().flatten() {
+                covered.insert(rule.as_str().expect("a rule is a string").to_owned());
+            }
+        }
+    }
+    let missing: Vec<String> = (1..=20)
+        .map(|n| format!("S{n}"))
+        .filter(|r| !covered.contains(r) && !HOST_ONLY_RULES.iter().any(|(h, _)| h == r))
+        .collect();
+    assert!(missing.is_empty(), "rules with no scenario: {missing:?}");
+}
+
+/// The keys a scenario file may hold (SPEC.md §12).
+const SCENARIO_KEYS: &[&str] = &[
+    "rules",
+    "about",
+    "needs",
+    "config",
+    "trusted_keys",
+    "build_error",
+    "steps",
+];
+
+/// Each step's kind (its first key in this table that it holds) and every
+/// key that kind may carry.
+const STEP_SHAPES: &[(&str, &[&str])] = &[
+    ("wait", &["id", "timeout_ms"]),
+    ("cancel", &[]),
+    ("deliver", &["decision", "woken", "error"]),
+    ("frame", &["error"]),
+    ("frame_hex", &["error"]),
+    ("frame_vector", &["error"]),
+    // `report` or `bytewise`, never both: a bytewise stream has no one
+    // report to compare.
+    ("stream", &["report", "bytewise"]),
+    ("advance_ms", &[]),
+    ("trap", &[]),
+    ("outcomes", &[]),
+    ("stats", &[]),
+    ("waiters", &[]),
+    ("decided_by", &["is"]),
+    ("invalidated", &[]),
+    ("resume_point", &[]),
+];
+
+/// The runners read only the keys they know, so a misspelt key would be
+/// ignored in every host alike; the files are checked here, once for all.
+#[test]
+fn every_scenario_file_holds_only_known_keys() {
+    for entry in std::fs::read_dir(repo().join("tests/scenarios")).expect("tests/scenarios") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let name = path.display();
+        let scenario = read_json(&path);
+        for key in scenario.as_object().expect("an object").keys() {
+            assert!(
+                SCENARIO_KEYS.contains(&key.as_str()),
+                "{name}: unknown key {key}"
+            );
+        }
+        for (i, step) in scenario["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .enumerate()
+        {
+            let step = step.as_object().expect("a step is an object");
+            let Some((kind, extra)) = STEP_SHAPES.iter().find(|(k, _)| step.contains_key(*k))
+            else {
+                panic!("{name} step {i}: no known operation in {step:?}");
+            };
+            for key in step.keys() {
+                assert!(
+                    key == kind || extra.contains(&key.as_str()),
+                    "{name} step {i}: `{key}` does not belong to a `{kind}` step"
+                );
+            }
+            if *kind == "stream" {
+                assert!(
+                    step.contains_key("report") != step.contains_key("bytewise"),
+                    "{name} step {i}: a stream step has a report or is bytewise"
+                );
+            }
+        }
+    }
 }

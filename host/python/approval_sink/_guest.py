@@ -51,12 +51,27 @@ class Guest:
         self._invalidated: List[str] = []
         self.listeners: List[Callable[[str], None]] = []
         self.journal = Journal(config.verdict_cache_capacity, config.max_request_id_bytes)
-        self.resume: Tuple[int, int] = (0, 0)
+        self._resume: Tuple[int, int] = (0, 0)
         self.resets = 0
         self.registry = self._new_registry()
 
     def _new_registry(self) -> Registry:
         return Registry(self._path, self._config, self._clock.now_ns, self._invalidated.append)
+
+    @property
+    def resume(self) -> Tuple[int, int]:
+        """``(log_id, last_seq)``: where the stream stands, kept here so it
+        survives a reset."""
+        return self._resume
+
+    def stream_moved(self, log_id: int, last_seq: int) -> None:
+        """Records where the stream stands after an ingest, for the next
+        fresh instance to resume from."""
+        self._resume = (log_id, last_seq)
+
+    def inject_trap(self) -> None:
+        """Makes the next call trap, as a guest bug would (tests of S12)."""
+        self.registry.trap_next = True
 
     def call(self, f: Callable[[Registry], Any]) -> Any:
         """``f`` on the instance; a fault resets it and raises
@@ -74,7 +89,7 @@ class Guest:
         log.error("approval-sink guest faulted (%s); resetting its instance", why)
         self.registry = self._new_registry()
         self.registry.restore_verdicts(self.journal.bytes())
-        self.registry.resume_from(*self.resume)
+        self.registry.resume_from(*self._resume)
         self._on_reset()
 
     def _dispatch_invalidations(self) -> None:

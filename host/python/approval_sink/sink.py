@@ -246,7 +246,7 @@ class ApprovalSink:
     def _ingest(self, export: str, data: bytes) -> IngestReport:
         report, applied = self._call(lambda r: r.ingest(export, data))
         self._apply(applied)
-        self._guest.resume = (report.log_id, report.last_seq)
+        self._guest.stream_moved(report.log_id, report.last_seq)
         return report
 
     # -- state -----------------------------------------------------------
@@ -282,7 +282,7 @@ class ApprovalSink:
     def inject_trap(self) -> None:
         """Makes the next guest call trap, as a guest bug would: for tests
         of trap recovery (S12)."""
-        self._guest.registry.trap_next = True
+        self._guest.inject_trap()
 
     def resume_point(self) -> Tuple[int, int]:
         """``(log_id, last_seq)``: where a source resumes (S9, S16)."""

@@ -24,6 +24,8 @@ pub struct ExportArgs {
     output: PathBuf,
 }
 
+/// Writes the chosen embedded component (or `component`, once it validates)
+/// to `args.output`.
 pub fn run(args: ExportArgs, component: Option<PathBuf>) -> anyhow::Result<()> {
     let bytes = match component {
         Some(path) => {

@@ -51,6 +51,8 @@ pub struct GatewayArgs {
     nats: NatsArgs,
 }
 
+/// Serves the development gateway until Ctrl-C, refusing an exposed
+/// listener the way `Gateway::serve` does.
 pub fn serve(args: GatewayArgs) -> anyhow::Result<()> {
     let keys = trusted_keys(&args.trusted_key)?;
     let limits = LogLimits {

@@ -4,6 +4,7 @@ use approval_host::component::{PLUGIN_COMPONENT, REGISTRY_COMPONENT};
 use approval_host::inspect::inspect;
 use std::path::PathBuf;
 
+/// Prints what each component is: the embedded ones, or `component`.
 pub fn run(component: Option<PathBuf>) -> anyhow::Result<()> {
     let targets: Vec<(String, Vec<u8>)> = match component {
         Some(path) => vec![(path.display().to_string(), std::fs::read(&path)?)],

@@ -13,6 +13,7 @@ pub struct InvalidateArgs {
     agent_id: String,
 }
 
+/// Publishes one policy invalidation and prints its sequence number.
 pub fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let seq = match args.client.nats.config() {

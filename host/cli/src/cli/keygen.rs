@@ -19,6 +19,8 @@ pub struct KeygenArgs {
     dir: PathBuf,
 }
 
+/// Writes a new reviewer key pair into `args.dir` (never over an existing
+/// key) and prints the two paths.
 pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
     let key = ReviewerKey::generate(&args.id)?;
     let private = args.dir.join(format!("{}.key", args.id));

@@ -70,6 +70,8 @@ pub struct DemoArgs {
     signed: bool,
 }
 
+/// Runs the simulation and prints its summary; fails when an agent's
+/// outcome is not what the plan says it must be or a waiter is left.
 pub fn run(args: DemoArgs, component: Option<PathBuf>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
