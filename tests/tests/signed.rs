@@ -259,5 +259,10 @@ fn bad_trusted_keys_fail_the_build() {
         .build()
         .err()
         .expect("a weak key is refused");
-    assert!(err.to_string().contains("Ed25519"), "{err}");
+    // The guest's refusal is the error's source (HostError::Config).
+    let why = std::error::Error::source(&err).map(ToString::to_string);
+    assert!(
+        why.as_deref().unwrap_or_default().contains("Ed25519"),
+        "{err}: {why:?}"
+    );
 }
