@@ -26,6 +26,6 @@ pub mod grpc {
 }
 
 pub use v1::{
-    ApprovalResolved, Decision, InvalidationEvent, PolicyInvalidated, PublishReply,
-    SubscribeRequest, invalidation_event::Event,
+    ApprovalResolved, Decision, InvalidationEvent, LookupReply, LookupRequest, PolicyInvalidated,
+    PublishReply, SubscribeRequest, invalidation_event::Event,
 };

@@ -120,16 +120,21 @@ async fn main() {
     println!("|---|---|");
 
     // Latency, in-memory gateway (gRPC both ways).
-    let memory_log = GatewayLog::with_limits(LogLimits {
+    let memory_log = GatewayLog::in_memory(LogLimits {
         retention: volume as usize + 10,
         ..LogLimits::default()
-    });
-    let memory_url = serve(Gateway::new(memory_log.clone())).await;
-    let nats_url = serve(Gateway::nats(
-        VerdictLog::open(config.clone(), Duration::from_secs(10))
-            .await
-            .expect("open the log"),
-    ))
+    })
+    .expect("an in-memory log");
+    // Loopback, no tokens: the bench measures the transport, not auth.
+    let memory_url = serve(Gateway::new(memory_log.clone()).insecure_dev()).await;
+    let nats_url = serve(
+        Gateway::nats(
+            VerdictLog::open(config.clone(), Duration::from_secs(10))
+                .await
+                .expect("open the log"),
+        )
+        .insecure_dev(),
+    )
     .await;
     // `NATS_BENCH_THROUGHPUT_ONLY=1`: skip the latency rows (profiling).
     let latency_rows = std::env::var_os("NATS_BENCH_THROUGHPUT_ONLY").is_none();
@@ -168,7 +173,10 @@ async fn main() {
     // reads them all.
     let base = memory_log.last_seq();
     for i in 0..volume {
-        memory_log.publish(Event::ApprovalResolved(verdict(format!("thr-{i}"))));
+        memory_log
+            .publish(Event::ApprovalResolved(verdict(format!("thr-{i}"))))
+            .await
+            .expect("published");
     }
     let grpc_sink = sink();
     let grpc_pump = grpc_sink.pump(GrpcSource::new(memory_url.clone()));

@@ -30,11 +30,22 @@ def free_port() -> int:
 
 
 class Gateway:
-    """`approval-sink gateway` on a loopback port; stopped on exit."""
+    """`approval-sink gateway` on a loopback port; stopped on exit. In
+    memory unless `extra` names a `--data-dir`, and `--insecure-dev` (no
+    tokens: for tests that are not about auth) unless it gives the token
+    files; `exactly` passes `extra` alone. `cwd` and `env` are the
+    process's."""
 
-    def __init__(self, port: int, *extra: str) -> None:
+    def __init__(self, port: int, *extra: str, exactly: bool = False, cwd=None, env=None) -> None:
         self.port = port
-        self.extra = extra
+        self.extra = list(extra)
+        if not exactly:
+            if "--data-dir" not in extra:
+                self.extra.append("--in-memory")
+            if "--review-token-file" not in extra:
+                self.extra.append("--insecure-dev")
+        self.cwd = cwd
+        self.env = env
         self.proc = None
 
     def __enter__(self) -> "Gateway":
@@ -44,6 +55,8 @@ class Gateway:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 text=True,
+                cwd=self.cwd,
+                env=self.env,
             )
             line = self.proc.stdout.readline()
             if "gateway listening" in line:
@@ -208,8 +221,8 @@ def tls_dir():
 def secured_gateway(port: int, tmp_path, mtls: bool = False) -> Gateway:
     """A gateway on TLS with a subscriber and a reviewer token."""
     pki = tls_dir()
-    (tmp_path / "sub.tok").write_text("subscriber-s3cret\n")
-    (tmp_path / "rev.tok").write_text("reviewer-s3cret\n")
+    (tmp_path / "sub.tok").write_text("subscriber-s3cret-0123456789\n")
+    (tmp_path / "rev.tok").write_text("reviewer-s3cret-0123456789\n")
     extra = [
         "--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"),
         "--subscribe-token-file", str(tmp_path / "sub.tok"),
@@ -236,11 +249,11 @@ def test_tls_and_a_subscriber_token_are_required_and_a_refused_agent_is_never_de
             tokenless_sink = ApprovalSink()
             tokenless = GrpcSource(f"127.0.0.1:{port}", root_certificates=roots, initial_backoff=0.05)
             untrusting_sink = ApprovalSink()
-            untrusting = GrpcSource(f"127.0.0.1:{port}", token="subscriber-s3cret", initial_backoff=0.05)
+            untrusting = GrpcSource(f"127.0.0.1:{port}", token="subscriber-s3cret-0123456789", initial_backoff=0.05)
             tasks = [pump(tokenless_sink, tokenless), pump(untrusting_sink, untrusting)]
             waits = [tokenless_sink.wait("req-1", 3600), untrusting_sink.wait("req-1", 3600)]
             sink = ApprovalSink()
-            source = GrpcSource(f"127.0.0.1:{port}", root_certificates=roots, token="subscriber-s3cret")
+            source = GrpcSource(f"127.0.0.1:{port}", root_certificates=roots, token="subscriber-s3cret-0123456789")
             tasks.append(pump(sink, source))
             served = sink.wait("req-1", 30)
             await resolve_securely(port, tmp_path, "req-1")
@@ -265,11 +278,11 @@ def test_a_gateway_requiring_client_certificates_serves_only_those(tmp_path):
         with secured_gateway(port, tmp_path, mtls=True):
             anonymous_sink = ApprovalSink()
             anonymous = GrpcSource(
-                f"127.0.0.1:{port}", root_certificates=roots, token="subscriber-s3cret", initial_backoff=0.05
+                f"127.0.0.1:{port}", root_certificates=roots, token="subscriber-s3cret-0123456789", initial_backoff=0.05
             )
             sink = ApprovalSink()
             source = GrpcSource(
-                f"127.0.0.1:{port}", root_certificates=roots, token="subscriber-s3cret",
+                f"127.0.0.1:{port}", root_certificates=roots, token="subscriber-s3cret-0123456789",
                 certificate_chain=(pki / "client.pem").read_bytes(), private_key=(pki / "client.key").read_bytes(),
             )
             tasks = [pump(anonymous_sink, anonymous), pump(sink, source)]

@@ -4,7 +4,7 @@
 //! must get exactly its verdict, none lost, none doubled, and the
 //! subscription must resume from `last_seq`.
 
-use approval_gateway::{Gateway, GatewayLog};
+use approval_gateway::{Gateway, GatewayLog, LogLimits};
 use approval_grpc::GrpcSource;
 use approval_host::SinkConfig;
 use approval_host::sources::PumpConfig;
@@ -38,7 +38,8 @@ async fn start(log: &Arc<GatewayLog>, addr: SocketAddr) -> Running {
     }
     let listener = listener.expect("rebind the gateway's port");
     let (stop, stopped) = oneshot::channel::<()>();
-    let gateway = Gateway::new(Arc::clone(log));
+    // Not about auth: the token and TLS rules have their own tests.
+    let gateway = Gateway::new(Arc::clone(log)).insecure_dev();
     let task = tokio::spawn(async move {
         gateway
             .serve(listener, async {
@@ -72,9 +73,16 @@ fn expected(i: usize) -> (String, Decision) {
     )
 }
 
-fn publish(log: &GatewayLog, i: usize) {
+/// An in-memory log retaining `retention` events.
+fn memory_log(retention: usize) -> Arc<GatewayLog> {
+    GatewayLog::in_memory(LogLimits::retaining(retention)).unwrap()
+}
+
+async fn publish(log: &GatewayLog, i: usize) {
     let (request_id, decision) = expected(i);
-    log.publish(verdict(&request_id, decision as i32));
+    log.publish(verdict(&request_id, decision as i32))
+        .await
+        .unwrap();
 }
 
 fn fast_reconnect() -> PumpConfig {
@@ -86,8 +94,8 @@ fn fast_reconnect() -> PumpConfig {
     }
 }
 
-fn invalidate(log: &GatewayLog, agent_id: &str) {
-    log.publish(invalidation(agent_id));
+async fn invalidate(log: &GatewayLog, agent_id: &str) {
+    log.publish(invalidation(agent_id)).await.unwrap();
 }
 
 async fn recv(rx: &mut tokio::sync::broadcast::Receiver<String>) -> String {
@@ -108,7 +116,7 @@ async fn free_addr() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_restart_mid_stream_loses_and_doubles_nothing() {
     const N: usize = 3000;
-    let log = GatewayLog::new(100_000);
+    let log = memory_log(100_000);
     let addr = free_addr().await;
     let mut gateway = Some(start(&log, addr).await);
     let (sink, _clock) = manual_sink(); // virtual time: no wait can time out
@@ -117,7 +125,7 @@ async fn gateway_restart_mid_stream_loses_and_doubles_nothing() {
     let pump = sink.pump_with(source, fast_reconnect());
 
     for i in 0..N {
-        publish(&log, i);
+        publish(&log, i).await;
         if i.is_multiple_of(50) {
             tokio::task::yield_now().await;
         }
@@ -154,11 +162,11 @@ async fn gateway_restart_mid_stream_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resubscribe_resumes_after_last_seq() {
-    let log = GatewayLog::new(1000);
+    let log = memory_log(1000);
     let addr = free_addr().await;
     let gateway = start(&log, addr).await;
     for i in 0..10 {
-        publish(&log, i);
+        publish(&log, i).await;
     }
     let (sink, _clock) = manual_sink();
     let pump = sink.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
@@ -174,15 +182,15 @@ async fn resubscribe_resumes_after_last_seq() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_invalidations_fan_out_to_two_listeners_over_grpc() {
-    let log = GatewayLog::new(1000);
+    let log = memory_log(1000);
     let addr = free_addr().await;
     let gateway = start(&log, addr).await;
     let sink = ApprovalSink::builder().build().unwrap();
     let mut a = sink.subscribe_invalidations();
     let mut b = sink.subscribe_invalidations();
     let pump = sink.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
-    invalidate(&log, "agent-7");
-    invalidate(&log, "");
+    invalidate(&log, "agent-7").await;
+    invalidate(&log, "").await;
     for rx in [&mut a, &mut b] {
         let got = recv(rx).await;
         assert_eq!(got, "agent-7");
@@ -195,7 +203,7 @@ async fn policy_invalidations_fan_out_to_two_listeners_over_grpc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_filter_keeps_other_agents_invalidations_out() {
-    let log = GatewayLog::new(1000);
+    let log = memory_log(1000);
     let addr = free_addr().await;
     let gateway = start(&log, addr).await;
     let (sink, _clock) = manual_sink();
@@ -204,8 +212,8 @@ async fn agent_filter_keeps_other_agents_invalidations_out() {
         GrpcSource::new(format!("http://{addr}")).agent_id("agent-1"),
         fast_reconnect(),
     );
-    invalidate(&log, "agent-2");
-    invalidate(&log, "agent-1");
+    invalidate(&log, "agent-2").await;
+    invalidate(&log, "agent-1").await;
     let got = recv(&mut rx).await;
     assert_eq!(got, "agent-1");
     assert_eq!(sink.stats().await.invalidations, 1);
@@ -215,18 +223,20 @@ async fn agent_filter_keeps_other_agents_invalidations_out() {
 
 /// Publishes an approval of `request_id` whose reviewer field pads the
 /// event to about `bytes`.
-fn publish_padded(log: &GatewayLog, request_id: &str, bytes: usize) {
+async fn publish_padded(log: &GatewayLog, request_id: &str, bytes: usize) {
     log.publish(Event::ApprovalResolved(ApprovalResolved {
         request_id: request_id.to_string(),
         decision: Decision::Approved as i32,
         reviewer: "r".repeat(bytes),
         ..Default::default()
-    }));
+    }))
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_source_honours_the_sinks_frame_limit_and_counts_what_it_skips() {
-    let log = GatewayLog::new(1000);
+    let log = memory_log(1000);
     let addr = free_addr().await;
     let gateway = start(&log, addr).await;
     let (sink, _clock) = manual_sink_with(SinkConfig {
@@ -238,11 +248,11 @@ async fn grpc_source_honours_the_sinks_frame_limit_and_counts_what_it_skips() {
     let after = sink.wait("after", HOUR);
     let pump = sink.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
     // Over the 64 KiB default, within this sink's 1 MiB: must arrive.
-    publish_padded(&log, "big", 100 * 1024);
+    publish_padded(&log, "big", 100 * 1024).await;
     // Over this sink's limit: skipped by the source, counted, and the
     // stream goes on; its waiter stays pending (never a wrong verdict).
-    publish_padded(&log, "huge", 2 << 20);
-    publish_padded(&log, "after", 10);
+    publish_padded(&log, "huge", 2 << 20).await;
+    publish_padded(&log, "after", 10).await;
     for w in [big, after] {
         let out = tokio::time::timeout(GUARD, w).await.expect("delivered");
         assert_eq!(out, Ok(Outcome::Decided(Verdict::Approved)));
@@ -266,7 +276,7 @@ async fn grpc_source_honours_the_sinks_frame_limit_and_counts_what_it_skips() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_restarted_with_a_fresh_log_loses_no_verdict() {
     const HALF: usize = 1500;
-    let old = GatewayLog::new(100_000);
+    let old = memory_log(100_000);
     let addr = free_addr().await;
     let gateway = start(&old, addr).await;
     let (sink, _clock) = manual_sink();
@@ -275,17 +285,17 @@ async fn gateway_restarted_with_a_fresh_log_loses_no_verdict() {
         .collect();
     let pump = sink.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
     for i in 0..HALF {
-        publish(&old, i);
+        publish(&old, i).await;
     }
     let old_end = old.last_seq();
     eventually(|| async { sink.resume_point().last_seq == old_end }).await;
     gateway.kill().await;
 
-    let fresh = GatewayLog::new(100_000);
+    let fresh = memory_log(100_000);
     assert_ne!(fresh.log_id(), old.log_id());
     let gateway = start(&fresh, addr).await;
     for i in HALF..2 * HALF {
-        publish(&fresh, i);
+        publish(&fresh, i).await;
     }
     for (i, w) in waits.into_iter().enumerate() {
         let out = tokio::time::timeout(GUARD, w)
@@ -307,15 +317,15 @@ async fn gateway_restarted_with_a_fresh_log_loses_no_verdict() {
 /// Now it is skipped inside the stream and counted, and the stream goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_event_in_the_log_is_skipped_without_ending_the_stream() {
-    let log = GatewayLog::new(1000);
+    let log = memory_log(1000);
     let addr = free_addr().await;
     let gateway = start(&log, addr).await;
     let (sink, _clock) = manual_sink();
     let huge = sink.wait("huge", HOUR);
     let after = sink.wait("after", HOUR);
     let pump = sink.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());
-    publish_padded(&log, "huge", 5 << 20);
-    publish_padded(&log, "after", 10);
+    publish_padded(&log, "huge", 5 << 20).await;
+    publish_padded(&log, "after", 10).await;
     let out = tokio::time::timeout(GUARD, after).await.expect("delivered");
     assert_eq!(out, Ok(Outcome::Decided(Verdict::Approved)));
     let p = pump.stats();
@@ -339,7 +349,7 @@ async fn an_oversized_event_in_the_log_is_skipped_without_ending_the_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_refuses_out_of_range_resolves_and_publishes_nothing() {
     use approval_proto::grpc::review_service_client::ReviewServiceClient;
-    let log = GatewayLog::new(1000);
+    let log = memory_log(1000);
     let addr = free_addr().await;
     let gateway = start(&log, addr).await;
     let mut client = ReviewServiceClient::connect(format!("http://{addr}"))
@@ -418,14 +428,15 @@ async fn a_half_open_gateway_is_detected_and_the_pump_reconnects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_bounds_subscribers_and_retained_bytes() {
-    use approval_gateway::LogLimits;
-    let log = GatewayLog::with_limits(LogLimits {
+    let log = GatewayLog::in_memory(LogLimits {
         retention: 1000,
         retain_bytes: 2_000,
         max_subscribers: 1,
-    });
+        ..LogLimits::default()
+    })
+    .unwrap();
     for i in 0..100 {
-        publish(&log, i);
+        publish(&log, i).await;
     }
     let s = log.stats();
     assert!(s.retained_bytes <= 2_000 && s.retained < 100, "{s:?}");

@@ -4,7 +4,7 @@
 //! (`PumpStats::refused`), retries only at its backoff (no storm), and the
 //! waiting agent is never decided by anything it could not read.
 
-use approval_gateway::{Gateway, GatewayLog, ServerTls, Token};
+use approval_gateway::{Gateway, GatewayLog, LogLimits, ServerTls, Token};
 use approval_grpc::{ClientTls, GrpcSource};
 use approval_host::sources::PumpConfig;
 use approval_host::{Decision, Outcome, Verdict};
@@ -29,12 +29,17 @@ fn pki() -> (String, String, String) {
     (ca.pem(), cert.pem(), key.serialize_pem())
 }
 
-/// A TLS gateway requiring `token` on Subscribe; its URL and log.
+/// The subscribers' token of [`secured_gateway`].
+const SUBSCRIBE_TOKEN: &str = "subscribe-s3cret-0123456789";
+
+/// A TLS gateway requiring `token` on Subscribe (and another on
+/// `ReviewService`); its URL and log.
 async fn secured_gateway(cert: String, key: String, token: &str) -> (String, Arc<GatewayLog>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}", listener.local_addr().unwrap());
-    let log = GatewayLog::new(1024);
+    let log = GatewayLog::in_memory(LogLimits::retaining(1024)).unwrap();
     let gateway = Gateway::new(Arc::clone(&log))
+        .review_token(Token::new("review-s3cret-0123456789").unwrap())
         .subscribe_token(Token::new(token).unwrap())
         .tls(ServerTls {
             cert_pem: cert,
@@ -56,8 +61,10 @@ fn backoff() -> PumpConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_right_client_is_served_and_wrong_ones_are_refused_without_a_storm() {
     let (ca, cert, key) = pki();
-    let (url, log) = secured_gateway(cert, key, "s3cret").await;
-    log.publish(verdict("req-1", Decision::Approved as i32));
+    let (url, log) = secured_gateway(cert, key, SUBSCRIBE_TOKEN).await;
+    log.publish(verdict("req-1", Decision::Approved as i32))
+        .await
+        .unwrap();
     let tls = ClientTls {
         ca_pem: Some(ca),
         ..ClientTls::default()
@@ -67,7 +74,7 @@ async fn the_right_client_is_served_and_wrong_ones_are_refused_without_a_storm()
     let (lost, _c1) = manual_sink();
     let unknown_ca = lost.wait("req-1", HOUR);
     let pump = lost.pump_with(
-        GrpcSource::new(url.clone()).bearer_token("s3cret"),
+        GrpcSource::new(url.clone()).bearer_token(SUBSCRIBE_TOKEN),
         backoff(),
     );
     eventually(|| async { pump.stats().refused > 0 }).await;
@@ -99,7 +106,7 @@ async fn the_right_client_is_served_and_wrong_ones_are_refused_without_a_storm()
     let (sink, _c3) = manual_sink();
     let served = sink.wait("req-1", HOUR);
     let _pump3 = sink.pump_with(
-        GrpcSource::new(url).tls(tls).bearer_token("s3cret"),
+        GrpcSource::new(url).tls(tls).bearer_token(SUBSCRIBE_TOKEN),
         backoff(),
     );
     assert_eq!(served.await, Ok(Outcome::Decided(Verdict::Approved)));

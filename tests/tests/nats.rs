@@ -126,7 +126,7 @@ async fn two_stateless_gateways_share_one_stream_and_the_first_verdict_wins() {
     let config = NatsConfig::new(&node.url());
     let mut urls = Vec::new();
     for _ in 0..2 {
-        let gateway = Gateway::nats(open(config.clone()).await);
+        let gateway = Gateway::nats(open(config.clone()).await).insecure_dev();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         urls.push(format!("http://{}", listener.local_addr().unwrap()));
         tokio::spawn(gateway.serve(listener, std::future::pending()));
@@ -563,8 +563,8 @@ async fn a_message_over_the_frame_limit_with_its_appended_fields_is_skipped_and_
 
 /// A stateless gateway's subscribers follow a recreated stream too: their
 /// subscription ends when the stream becomes another log, they resubscribe
-/// and get the new log's events from seq 1 (no lookups on the gRPC path:
-/// only the stream can settle the wait).
+/// and get the new log's events from seq 1. (The gRPC source's lookups may
+/// settle a wait first; the window shows what the stream delivered.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateways_subscribers_follow_a_recreated_stream() {
     let dir = scratch("gateway-recreate");
@@ -573,7 +573,11 @@ async fn a_gateways_subscribers_follow_a_recreated_stream() {
     let log = open(config.clone()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(Gateway::nats(open(config.clone()).await).serve(listener, std::future::pending()));
+    tokio::spawn(
+        Gateway::nats(open(config.clone()).await)
+            .insecure_dev()
+            .serve(listener, std::future::pending()),
+    );
     let sink = sink_with(SinkConfig::default());
     let _pump = sink.pump_with(GrpcSource::new(url), fast_reconnect());
     let first = sink.wait("before", WAIT);
@@ -581,6 +585,8 @@ async fn a_gateways_subscribers_follow_a_recreated_stream() {
         .await
         .unwrap();
     assert_eq!(settled(first).await, Outcome::Decided(Verdict::Approved));
+    eventually(|| std::future::ready(sink.resume_point().last_seq == 1)).await;
+    let old = sink.resume_point().log_id;
 
     log.context().delete_stream(&config.stream).await.unwrap();
     let log = open(config.clone()).await;
@@ -590,6 +596,8 @@ async fn a_gateways_subscribers_follow_a_recreated_stream() {
         .await
         .unwrap();
     assert_eq!(settled(after).await, Outcome::Decided(Verdict::Denied));
+    eventually(|| std::future::ready(sink.resume_point().log_id == fresh)).await;
+    assert_ne!(old, fresh);
     let stats = sink.stats().await;
     assert_eq!(
         (stats.log_id, stats.last_seq, stats.log_changes),

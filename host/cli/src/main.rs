@@ -47,6 +47,9 @@ enum Command {
     Keygen(cli::keygen::KeygenArgs),
     /// Publish a policy invalidation to a gateway.
     Invalidate(cli::invalidate::InvalidateArgs),
+    /// Make the gateway's two bearer tokens: DIR/review.token and
+    /// DIR/subscribe.token (mode 0600), and print the flags that use them.
+    Tokens(cli::tokens::TokensArgs),
 }
 
 fn main() {
@@ -83,11 +86,13 @@ fn main() {
         Command::Resolve(resolve) => cli::resolve::resolve(resolve),
         Command::Keygen(keygen) => done(cli::keygen::run(keygen)),
         Command::Invalidate(invalidate) => done(cli::invalidate::invalidate(invalidate)),
+        Command::Tokens(tokens) => done(cli::tokens::run(tokens)),
     };
     match result {
         Ok(exit) => std::process::exit(exit.code()),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote gateways and files: one line, whatever they say.
+            eprintln!("error: {}", cli::output::text(&format!("{e:#}")));
             std::process::exit(Exit::NotServed.code())
         }
     }

@@ -147,11 +147,13 @@ fn signed_verdicts_end_to_end_with_every_resolve_exit_code() {
     assert_eq!(out.status.code(), Some(0));
 }
 
-/// A gateway without trusted keys publishes every valid verdict (it cannot
-/// tell forged from genuine); a sink that trusts Alice ignores the unsigned
-/// approval and applies her signed denial.
+/// A gateway without trusted keys cannot tell forged from genuine, but it
+/// keeps the first verdict final (S16): an unsigned approval published
+/// first makes Alice's signed denial a conflict (4). A sink that trusts
+/// Alice never acts on the unsigned approval: it ends `PENDING`, never
+/// approved.
 #[test]
-fn a_sink_with_trusted_keys_ignores_what_an_open_gateway_publishes_unsigned() {
+fn a_sink_with_trusted_keys_never_acts_on_an_unsigned_first_verdict() {
     let dir = Dir::new("open");
     keygen(&dir, "alice");
     let port = free_port();
@@ -165,7 +167,7 @@ fn a_sink_with_trusted_keys_ignores_what_an_open_gateway_publishes_unsigned() {
             "--request-id",
             "r2",
             "--timeout",
-            "60s",
+            "5s",
         ])
         .args(["--trusted-key", &dir.path("alice.pub")])
         .stdout(std::process::Stdio::piped())
@@ -191,10 +193,14 @@ fn a_sink_with_trusted_keys_ignores_what_an_open_gateway_publishes_unsigned() {
         "--signing-key",
         &dir.path("alice.key"),
     ]);
-    assert_eq!(signed.status.code(), Some(0), "{signed:?}");
+    assert_eq!(
+        signed.status.code(),
+        Some(4),
+        "the first stands: {signed:?}"
+    );
     let out = waiter.wait_with_output().unwrap();
-    assert_eq!(stdout(&out), "DECISION_DENIED reviewer=alice key=alice");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "DECISION_PENDING");
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// TLS with a test CA and mTLS, plus both tokens: the right client is
@@ -205,8 +211,8 @@ fn a_sink_with_trusted_keys_ignores_what_an_open_gateway_publishes_unsigned() {
 fn tls_and_tokens_refuse_every_wrong_client_at_once() {
     let dir = Dir::new("tls");
     pki(&dir);
-    let review = dir.write("review.token", "  review-secret\n");
-    let subscribe = dir.write("subscribe.token", "subscribe-secret");
+    let review = dir.write("review.token", "  review-secret-0123456789\n");
+    let subscribe = dir.write("subscribe.token", "subscribe-secret-0123456789");
     let wrong = dir.write("wrong.token", "guess");
     let port = free_port();
     let url = format!("https://127.0.0.1:{port}");
@@ -377,7 +383,8 @@ fn the_signed_demo_rejects_every_forgery() {
                 .unwrap_or_else(|| panic!("no {name} row in {summary}"))
         };
         assert_eq!(row("wrong verdicts"), 0);
-        // One forgery per answered request, each rejected in the guest.
+        // One forgery per answered request, each rejected: at a gateway of
+        // the demo's own (it verifies), else in the guest.
         assert_eq!(row("forged/unsigned rejected"), 120, "{summary}");
     }
 }

@@ -1,46 +1,65 @@
 //! Who may use the gateway (SPEC.md §8): bearer tokens per service,
-//! compared in constant time, and, with trusted reviewer keys, signature
-//! checks and first-wins on `Resolve` (S16, S17).
+//! compared in constant time, and, with trusted reviewer keys, the
+//! signature check on `Resolve` (S17). Finality (first wins) is the log's
+//! (`writer.rs`), with or without keys.
 //!
 //! # Rules
 //!
 //! * A service with a token configured answers `UNAUTHENTICATED` to a call
-//!   without `authorization: Bearer <that token>`; without one it is open
-//!   (development on loopback; the CLI refuses other addresses).
+//!   without `authorization: Bearer <that token>`. `Gateway::serve` refuses
+//!   to serve without both tokens unless built with `insecure_dev()`.
+//! * A token is at least [`MIN_TOKEN_BYTES`] of visible ASCII, so it can be
+//!   sent as a header and is not guessable by trying.
 //! * With trusted keys, a `Resolve` must be signed by one of them
 //!   (`PERMISSION_DENIED` otherwise: defence in depth, the sinks verify
-//!   again), and the first verified verdict for an id wins: the same
-//!   decision again is answered with the first one's seq, the other one
-//!   with `ALREADY_EXISTS` naming the verdict that stands. Without trusted
-//!   keys the gateway cannot tell a forged verdict from a genuine one, so it
-//!   publishes every valid `Resolve` and leaves first-wins to the sinks.
-//! * The first-wins memory is bounded ([`FIRST_WINS_CAPACITY`] ids, oldest
-//!   forgotten first, counted).
+//!   again).
 
 use approval_guest::trust::TrustedKeys;
 use approval_guest::verdict::Verdict;
 use approval_guest::wire;
 use approval_host::TrustedKey;
-use approval_proto::{ApprovalResolved, Decision};
-use std::collections::{HashMap, VecDeque};
+use approval_proto::ApprovalResolved;
 use std::sync::Mutex;
 use subtle::ConstantTimeEq;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
-/// Most request ids whose first verified verdict the gateway remembers.
-pub const FIRST_WINS_CAPACITY: usize = 100_000;
+/// The shortest bearer token a gateway accepts, in bytes.
+pub const MIN_TOKEN_BYTES: usize = 16;
 
 /// A bearer token a service requires.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Token(String);
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Nothing but whitespace.
+    #[error("the token is empty")]
+    Empty,
+    /// Shorter than [`MIN_TOKEN_BYTES`] (its length).
+    #[error("the token is {0} bytes; at least {MIN_TOKEN_BYTES} are required")]
+    TooShort(usize),
+    /// A character that cannot be sent in a header (a space, a control
+    /// character, non-ASCII).
+    #[error("the token holds a character other than visible ASCII")]
+    NotVisibleAscii,
+}
 
 impl Token {
     /// A token (surrounding whitespace trimmed, as read from a file).
-    /// `None` for an empty one.
-    pub fn new(token: &str) -> Option<Self> {
+    pub fn new(token: &str) -> Result<Self, TokenError> {
         let token = token.trim();
-        (!token.is_empty()).then(|| Token(token.to_owned()))
+        if token.is_empty() {
+            return Err(TokenError::Empty);
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(TokenError::NotVisibleAscii);
+        }
+        if token.len() < MIN_TOKEN_BYTES {
+            return Err(TokenError::TooShort(token.len()));
+        }
+        Ok(Token(token.to_owned()))
     }
 }
 
@@ -75,25 +94,9 @@ fn bearer_of(metadata: &MetadataMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-/// What the gateway's `Resolve` enforces with trusted keys.
+/// The reviewer keys `Resolve` checks signatures against.
 pub(super) struct Reviewers {
     keys: Mutex<TrustedKeys>,
-    first: Mutex<FirstWins>,
-}
-
-/// The first verified verdict per request id, bounded.
-#[derive(Default)]
-struct FirstWins {
-    by_id: HashMap<String, (Verdict, u64)>,
-    order: VecDeque<String>,
-}
-
-/// What `Resolve` should do with a verified verdict.
-pub(super) enum Standing {
-    /// No verdict stands for the id: publish it.
-    New,
-    /// The same verdict stands, published at this seq.
-    Same(u64),
 }
 
 impl Reviewers {
@@ -108,7 +111,6 @@ impl Reviewers {
             .map_err(|e| e.reason())?;
         Ok(Some(Reviewers {
             keys: Mutex::new(trusted),
-            first: Mutex::new(FirstWins::default()),
         }))
     }
 
@@ -126,51 +128,5 @@ impl Reviewers {
                 ))
             })?;
         Ok(verdict)
-    }
-
-    /// Publishes `verdict` for `id` with `publish` unless one stands
-    /// already (first wins, under one lock so two racing `Resolve`s cannot
-    /// both win).
-    pub(super) fn first_wins(
-        &self,
-        id: &str,
-        verdict: Verdict,
-        publish: impl FnOnce() -> u64,
-    ) -> Result<u64, Status> {
-        let mut first = self
-            .first
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match first.standing(id, verdict)? {
-            Standing::Same(seq) => Ok(seq),
-            Standing::New => {
-                let seq = publish();
-                first.remember(id, verdict, seq);
-                Ok(seq)
-            }
-        }
-    }
-}
-
-impl FirstWins {
-    fn standing(&self, id: &str, verdict: Verdict) -> Result<Standing, Status> {
-        match self.by_id.get(id) {
-            None => Ok(Standing::New),
-            Some(&(stood, seq)) if stood == verdict => Ok(Standing::Same(seq)),
-            Some(&(stood, seq)) => Err(Status::already_exists(format!(
-                "{} already stands for {id} (seq {seq})",
-                Decision::as_str_name(&stood.decision())
-            ))),
-        }
-    }
-
-    fn remember(&mut self, id: &str, verdict: Verdict, seq: u64) {
-        if self.order.len() >= FIRST_WINS_CAPACITY
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.by_id.remove(&oldest);
-        }
-        self.by_id.insert(id.to_owned(), (verdict, seq));
-        self.order.push_back(id.to_owned());
     }
 }

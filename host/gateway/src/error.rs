@@ -3,11 +3,28 @@
 /// Why a gateway could not be built or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    /// A non-loopback address without TLS and both tokens (SPEC.md §8).
+    /// No tokens, or only one: anyone who can connect could approve
+    /// (SPEC.md §8).
     #[error(
-        "refusing to listen on {addr} without TLS and both tokens: anyone who can reach it \
-         could approve any request. Give a TLS identity and both tokens, or allow it \
-         explicitly for development (--insecure-dev)"
+        "refusing to serve {addr} without a review token and a subscribe token: anyone who can \
+         connect could approve any request. Make them with `approval-sink tokens --dir DIR`, or \
+         allow it explicitly for development (--insecure-dev)"
+    )]
+    Open {
+        /// The address the listener is bound to.
+        addr: std::net::SocketAddr,
+    },
+    /// The review token and the subscribe token are the same secret.
+    #[error(
+        "the review token and the subscribe token are the same: a subscriber could approve. \
+         Give each service its own (`approval-sink tokens --dir DIR`)"
+    )]
+    SameToken,
+    /// A non-loopback address without TLS (SPEC.md §8).
+    #[error(
+        "refusing to listen on {addr} without TLS: the tokens and verdicts would cross the \
+         network in clear. Give a TLS identity, or allow it explicitly for development \
+         (--insecure-dev)"
     )]
     Exposed {
         /// The address the listener is bound to.

@@ -1,18 +1,26 @@
-//! approval-gateway: the development gateway (SPEC.md §9). A tonic server of
-//! `InvalidationService` (Subscribe: a sequenced log with replay from
-//! `last_seq_seen`) and `ReviewService` (Resolve: publish a verdict;
-//! Invalidate: a policy invalidation), so the CLI can play gateway,
-//! reviewer and agent on one machine, and tests run the real gRPC path.
+//! approval-gateway: the single-node gateway (SPEC.md §9). A tonic server
+//! of `InvalidationService` (Subscribe: a sequenced log with replay from
+//! `last_seq_seen`; Lookup: recorded verdicts by request id) and
+//! `ReviewService` (Resolve: publish a verdict, first wins; Invalidate: a
+//! policy invalidation), over a durable SQLite log, an in-memory one, or
+//! (feature `nats`) the shared JetStream log.
 //!
 //! Module map:
 //!
-//! * `lib.rs`: [`Gateway`], its builder and `serve`, with the listen policy;
-//! * `subscribe.rs`: `InvalidationService` over the in-memory log;
+//! * `lib.rs`: [`Gateway`], its builder and `serve`;
+//! * `policy.rs`: what `serve` refuses (no tokens, one secret for both
+//!   services, plaintext off loopback) and the `insecure_dev` reminder;
+//! * `subscribe.rs`: `InvalidationService`;
 //! * `review.rs`: `ReviewService`;
 //! * `closing.rs`: ending subscriptions when the server shuts down;
 //! * `validate.rs`: what a request must hold ([`check_resolve`], limits);
-//! * `log.rs`: [`GatewayLog`], the sequenced, bounded in-memory log;
-//! * `auth.rs`: tokens, trusted keys and first-wins (SPEC.md §8);
+//! * `log/`: [`GatewayLog`]: its API, the async face of the writer;
+//! * `limits.rs`: its bounds, stats and refusals;
+//! * `feed.rs`: what the log and its writer share: retention, the live
+//!   feed, counters and subscriber slots;
+//! * `writer.rs`: the writer thread: group commit and finality;
+//! * `store.rs`: the SQLite schema and statements;
+//! * `auth.rs`: tokens and trusted keys (SPEC.md §8);
 //! * `nats.rs` (feature `nats`): the same services over the shared
 //!   JetStream log, for stateless gateways;
 //! * `error.rs`: [`GatewayError`].
@@ -21,19 +29,22 @@
 //!
 //! * Sequence numbers start at 1 and increase by one per published event;
 //!   every event carries the log's id, random and non-zero, drawn when the
-//!   log is created (S16).
+//!   log is created and stored with it (S16).
+//! * An acknowledged publication is committed (on disk for a durable log).
+//! * The first verdict per request id stands for `verdict_ttl`, with or
+//!   without trusted keys; the other decision is `ALREADY_EXISTS`.
 //! * A subscriber that names another log (both ids non-zero) gets this log's
 //!   retention from the start, whatever its `last_seq_seen`.
 //! * A subscriber's replay and its live feed are taken under the same lock
-//!   as publishing, so it sees every retained event after `last_seq_seen`
+//!   as the writer's, so it sees every retained event after `last_seq_seen`
 //!   exactly once, in order, with no gap between replay and live.
-//! * Retention and subscribers are bounded ([`LogLimits`]); a subscriber
-//!   too slow for the live feed gets an error and resubscribes from its
-//!   `last_seq`.
+//! * Retention, the verdict record and subscribers are bounded
+//!   ([`LogLimits`]); a subscriber too slow for the live feed gets an error
+//!   and resubscribes from its `last_seq`.
 //! * `agent_id` filters policy invalidations only; verdicts reach every
 //!   subscriber.
-//! * A gateway never serves a non-loopback address without TLS and both
-//!   tokens unless it was built with [`Gateway::insecure_dev`].
+//! * A gateway never serves without both tokens, or off loopback without
+//!   TLS, unless it was built with [`Gateway::insecure_dev`].
 
 #![warn(missing_docs)]
 // Nothing a client sends may panic the gateway.
@@ -54,19 +65,37 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 mod auth;
 mod closing;
 mod error;
+mod feed;
+mod limits;
 mod log;
 #[cfg(feature = "nats")]
 mod nats;
+mod policy;
 mod review;
+mod store;
 mod subscribe;
 mod validate;
+mod writer;
 
-pub use auth::{FIRST_WINS_CAPACITY, Token};
+pub use auth::{MIN_TOKEN_BYTES, Token, TokenError};
 pub use error::GatewayError;
-pub use log::{GatewayLog, LogLimits, LogStats};
+pub use limits::{LogLimits, LogStats, MAX_LOOKUP_IDS, MIN_VERDICT_TTL, PublishError};
+pub use log::GatewayLog;
+pub use policy::{INSECURE_REMINDER, Policy};
+pub use store::{DATABASE_FILE, SCHEMA_VERSION, StoreError};
 pub use validate::{MAX_ID_BYTES, MAX_REQUEST_BYTES, check_resolve};
 
 use auth::Reviewers;
+
+/// Aborts a task when dropped (the reminder of an `insecure_dev` gateway
+/// ends with its `serve`).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// The stream a `Subscribe` answers with (both backends).
 pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<InvalidationEvent, Status>> + Send>>;
@@ -110,8 +139,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Services over `log`: open to anyone who can connect, unsigned
-    /// verdicts accepted (development; see the methods below).
+    /// Services over `log`, unsigned verdicts accepted. [`serve`](Self::serve)
+    /// needs both tokens ([`review_token`](Self::review_token),
+    /// [`subscribe_token`](Self::subscribe_token)) or
+    /// [`insecure_dev`](Self::insecure_dev).
     pub fn new(log: Arc<GatewayLog>) -> Self {
         Self::over(Backend::Memory(log))
     }
@@ -163,31 +194,22 @@ impl Gateway {
         self
     }
 
-    /// Lets [`serve`](Self::serve) listen on a non-loopback address without
-    /// TLS and both tokens: anyone who reaches it can then approve any
-    /// request. For development networks only.
+    /// Lets [`serve`](Self::serve) serve without both tokens, and off
+    /// loopback without TLS: anyone who reaches it can then approve any
+    /// request. For tests and development only; it logs a warning when it
+    /// starts and every [`INSECURE_REMINDER`].
     pub fn insecure_dev(mut self) -> Self {
         self.insecure_dev = true;
         self
     }
 
-    /// The listen policy: a non-loopback `addr` needs TLS and both tokens,
-    /// unless [`insecure_dev`](Self::insecure_dev).
-    fn check_exposure(&self, addr: std::net::SocketAddr) -> Result<(), GatewayError> {
-        let secured =
-            self.tls.is_some() && self.review_token.is_some() && self.subscribe_token.is_some();
-        if addr.ip().is_loopback() || secured || self.insecure_dev {
-            Ok(())
-        } else {
-            Err(GatewayError::Exposed { addr })
-        }
-    }
-
     /// Serves both services on `listener` until `shutdown` completes; then
     /// ends every open subscription with `UNAVAILABLE` (subscribers resume
-    /// from their `last_seq` elsewhere or later) and returns. Refuses a
-    /// non-loopback listener without TLS and both tokens
-    /// ([`GatewayError::Exposed`]) before serving anything.
+    /// from their `last_seq` elsewhere or later) and returns. Refuses, before
+    /// serving anything, to serve without both tokens
+    /// ([`GatewayError::Open`]), with one secret for both
+    /// ([`GatewayError::SameToken`]), or off loopback without TLS
+    /// ([`GatewayError::Exposed`]), unless [`insecure_dev`](Self::insecure_dev).
     ///
     /// # Examples
     ///
@@ -195,7 +217,7 @@ impl Gateway {
     /// a reviewer whose verdict wakes the agent's wait.
     ///
     /// ```
-    /// use approval_gateway::{Gateway, GatewayLog};
+    /// use approval_gateway::{Gateway, GatewayLog, LogLimits, Token};
     /// use approval_grpc::{GrpcSource, ReviewClient};
     /// use approval_host::{ApprovalSink, Decision};
     /// use approval_proto::ApprovalResolved;
@@ -203,19 +225,23 @@ impl Gateway {
     ///
     /// #[tokio::main]
     /// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    ///     // In a deployment: `approval-sink tokens --dir DIR` writes two.
+    ///     let (review, subscribe) = ("review-secret-0123456789", "subscribe-secret-0123456789");
     ///     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     ///     let endpoint = format!("http://{}", listener.local_addr()?);
     ///     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    ///     let gateway = Gateway::new(GatewayLog::new(1_000));
+    ///     let gateway = Gateway::new(GatewayLog::in_memory(LogLimits::default())?)
+    ///         .review_token(Token::new(review)?)
+    ///         .subscribe_token(Token::new(subscribe)?);
     ///     let served = tokio::spawn(gateway.serve(listener, async {
     ///         let _ = stopped.await;
     ///     }));
     ///
     ///     let sink = ApprovalSink::new();
-    ///     let _pump = sink.pump(GrpcSource::new(endpoint.as_str()));
+    ///     let _pump = sink.pump(GrpcSource::new(endpoint.as_str()).bearer_token(subscribe));
     ///     let wait = sink.wait_for_approval("req-1", Duration::from_secs(30));
     ///
-    ///     let mut reviewer = ReviewClient::connect(&endpoint, None, None).await?;
+    ///     let mut reviewer = ReviewClient::connect(&endpoint, None, Some(review)).await?;
     ///     reviewer
     ///         .resolve(ApprovalResolved {
     ///             request_id: "req-1".into(),
@@ -236,7 +262,19 @@ impl Gateway {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), GatewayError> {
-        self.check_exposure(listener.local_addr()?)?;
+        let addr = listener.local_addr()?;
+        Policy {
+            review_token: self.review_token.as_ref(),
+            subscribe_token: self.subscribe_token.as_ref(),
+            tls: self.tls.is_some(),
+            insecure_dev: self.insecure_dev,
+        }
+        .check(addr)?;
+        // Says so now and every minute while it serves.
+        let _reminder = self
+            .insecure_dev
+            .then(|| tokio::spawn(policy::remind_insecure(addr)))
+            .map(AbortOnDrop);
         let (closing, closed) = watch::channel(false);
         self.closing = closed;
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);

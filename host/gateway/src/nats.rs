@@ -23,7 +23,7 @@
 
 use crate::EventStream;
 use approval_nats::{NatsError, VerdictConflict, VerdictLog, follow};
-use approval_proto::{ApprovalResolved, InvalidationEvent, PolicyInvalidated};
+use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use futures::StreamExt;
 use prost::Message;
@@ -101,6 +101,26 @@ pub(super) async fn resolve(log: &VerdictLog, resolved: &ApprovalResolved) -> Re
         }
         Err(VerdictConflict::Log(e)) => Err(log_error(e)),
     }
+}
+
+/// The verdicts stored for `ids` (the first message on each id's subject),
+/// each as the event that published it.
+pub(super) async fn lookup(
+    log: &VerdictLog,
+    ids: &[String],
+) -> Result<Vec<InvalidationEvent>, Status> {
+    let log_id = log.log_id().await.map_err(log_error)?;
+    let mut events = Vec::new();
+    for id in ids {
+        if let Some((resolved, seq)) = log.stored_verdict(id).await.map_err(log_error)? {
+            events.push(InvalidationEvent {
+                seq,
+                event: Some(Event::ApprovalResolved(resolved)),
+                log_id,
+            });
+        }
+    }
+    Ok(events)
 }
 
 /// Publishes a policy invalidation.

@@ -1,12 +1,13 @@
 //! `ReviewService`: `Resolve` publishes a validated (and, with trusted
-//! keys, verified) verdict, first wins; `Invalidate` publishes a policy
-//! invalidation (SPEC.md §9).
+//! keys, verified) verdict, first wins with or without keys; `Invalidate`
+//! publishes a policy invalidation (SPEC.md §9).
 
 // Without `nats` the backend has one variant; the matches stay, so the
 // code reads the same with and without it.
 #![cfg_attr(not(feature = "nats"), allow(clippy::infallible_destructuring_match))]
 
 use crate::auth::authorized;
+use crate::limits::{PublishError, decision_name};
 use crate::validate::{MAX_ID_BYTES, check_len, check_resolve};
 use crate::{Backend, Gateway};
 use approval_proto::grpc::review_service_server::ReviewService;
@@ -21,27 +22,19 @@ impl ReviewService for Gateway {
     ) -> Result<Response<PublishReply>, Status> {
         let resolved = authorized(self.review_token.as_ref(), request)?;
         check_resolve(&resolved)?;
-        let log = match &self.log {
-            Backend::Memory(log) => log,
-            #[cfg(feature = "nats")]
-            Backend::Nats(log) => {
-                // The log enforces first-wins; only the signature is ours.
-                if let Some(reviewers) = &self.reviewers {
-                    reviewers.verify(&resolved)?;
-                }
-                let seq = crate::nats::resolve(log, &resolved).await?;
-                return Ok(Response::new(PublishReply { seq }));
-            }
-        };
-        let seq = match &self.reviewers {
-            None => log.publish(Event::ApprovalResolved(resolved)),
-            Some(reviewers) => {
-                let verdict = reviewers.verify(&resolved)?;
+        if let Some(reviewers) = &self.reviewers {
+            reviewers.verify(&resolved)?;
+        }
+        let seq = match &self.log {
+            Backend::Memory(log) => {
                 let id = resolved.request_id.clone();
-                reviewers.first_wins(&id, verdict, || {
-                    log.publish(Event::ApprovalResolved(resolved))
-                })?
+                log.publish(Event::ApprovalResolved(resolved))
+                    .await
+                    .map_err(|e| publish_error(&id, e))?
             }
+            // The JetStream log enforces first-wins itself.
+            #[cfg(feature = "nats")]
+            Backend::Nats(log) => crate::nats::resolve(log, &resolved).await?,
         };
         Ok(Response::new(PublishReply { seq }))
     }
@@ -53,10 +46,25 @@ impl ReviewService for Gateway {
         let invalidated = authorized(self.review_token.as_ref(), request)?;
         check_len("agent_id", &invalidated.agent_id, 0, MAX_ID_BYTES)?;
         let seq = match &self.log {
-            Backend::Memory(log) => log.publish(Event::PolicyInvalidated(invalidated)),
+            Backend::Memory(log) => log
+                .publish(Event::PolicyInvalidated(invalidated))
+                .await
+                .map_err(|e| publish_error("", e))?,
             #[cfg(feature = "nats")]
             Backend::Nats(log) => crate::nats::invalidate(log, &invalidated).await?,
         };
         Ok(Response::new(PublishReply { seq }))
+    }
+}
+
+/// The status of a publication the log refused, for request `id`.
+fn publish_error(id: &str, e: PublishError) -> Status {
+    match e {
+        PublishError::AlreadyDecided { decision, seq } => Status::already_exists(format!(
+            "{} already stands for {id} (seq {seq})",
+            decision_name(decision)
+        )),
+        e @ PublishError::Full { .. } => Status::resource_exhausted(e.to_string()),
+        e @ PublishError::Store(_) => Status::unavailable(e.to_string()),
     }
 }

@@ -1,6 +1,8 @@
-//! `InvalidationService.Subscribe`: a subscriber's replay of the retained
-//! events after its resume point, then the live feed, filtered by agent
-//! (SPEC.md §9). Over NATS, the backend's own subscription (`nats.rs`).
+//! `InvalidationService`: `Subscribe`, a subscriber's replay of the
+//! retained events after its resume point, then the live feed, filtered by
+//! agent; and `Lookup`, the recorded verdicts of given request ids, for
+//! waits that start after the replay retention dropped their verdict
+//! (SPEC.md §9). Over NATS, the backend's own (`nats.rs`).
 
 // Without `nats` the backend has one variant; the match stays, so the
 // code reads the same with and without it.
@@ -8,10 +10,10 @@
 
 use crate::auth::authorized;
 use crate::closing::until_closing;
-use crate::validate::{MAX_ID_BYTES, check_len};
+use crate::validate::{MAX_ID_BYTES, check_len, check_lookup};
 use crate::{Backend, EventStream, Gateway};
 use approval_proto::grpc::invalidation_service_server::InvalidationService;
-use approval_proto::{Event, InvalidationEvent, SubscribeRequest};
+use approval_proto::{Event, InvalidationEvent, LookupReply, LookupRequest, SubscribeRequest};
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 
@@ -82,5 +84,22 @@ impl InvalidationService for Gateway {
             }
         };
         Ok(Response::new(until_closing(stream, self.closing.clone())))
+    }
+
+    async fn lookup(
+        &self,
+        request: Request<LookupRequest>,
+    ) -> Result<Response<LookupReply>, Status> {
+        let LookupRequest { request_id: ids } = authorized(self.subscribe_token.as_ref(), request)?;
+        check_lookup(&ids)?;
+        let events = match &self.log {
+            Backend::Memory(log) => log
+                .lookup(ids)
+                .await
+                .map_err(|e| Status::unavailable(format!("event log: {e}")))?,
+            #[cfg(feature = "nats")]
+            Backend::Nats(log) => crate::nats::lookup(log, &ids).await?,
+        };
+        Ok(Response::new(LookupReply { events }))
     }
 }

@@ -1,6 +1,9 @@
-//! What a gateway request must hold (SPEC.md §6, §9): field lengths and
-//! decisions, checked before anything is published (`INVALID_ARGUMENT`).
+//! What a gateway request must hold (SPEC.md §6, §9): field lengths,
+//! decisions, names without control characters, and lookups of at most
+//! `MAX_LOOKUP_IDS` ids, checked before anything is published or read
+//! (`INVALID_ARGUMENT`).
 
+use crate::limits::MAX_LOOKUP_IDS;
 use approval_guest::config::Config as GuestConfig;
 use approval_proto::{ApprovalResolved, Decision};
 use tonic::Status;
@@ -22,6 +25,10 @@ pub fn check_resolve(resolved: &ApprovalResolved) -> Result<(), Status> {
     check_len("request_id", &resolved.request_id, 1, MAX_ID_BYTES)?;
     check_len("reviewer", &resolved.reviewer, 0, MAX_ID_BYTES)?;
     check_len("key_id", &resolved.key_id, 0, MAX_ID_BYTES)?;
+    // Names end up in logs and on terminals: a control character could
+    // forge a line there.
+    check_printable("reviewer", &resolved.reviewer)?;
+    check_printable("key_id", &resolved.key_id)?;
     if !(resolved.signature.is_empty() || resolved.signature.len() == 64) {
         return Err(Status::invalid_argument(format!(
             "signature is {} bytes; an Ed25519 signature is 64",
@@ -47,4 +54,29 @@ pub(crate) fn check_len(field: &str, value: &str, min: usize, max: usize) -> Res
             value.len()
         )))
     }
+}
+
+/// `INVALID_ARGUMENT` if `value` holds a control character (a newline, an
+/// escape, ...), naming the first one's position.
+pub(crate) fn check_printable(field: &str, value: &str) -> Result<(), Status> {
+    match value.char_indices().find(|(_, c)| c.is_control()) {
+        None => Ok(()),
+        Some((at, c)) => Err(Status::invalid_argument(format!(
+            "{field} holds a control character (U+{:04X} at byte {at})",
+            u32::from(c)
+        ))),
+    }
+}
+
+/// A `Lookup` names 1 to [`MAX_LOOKUP_IDS`] ids, each 1 to
+/// [`MAX_ID_BYTES`] bytes (`INVALID_ARGUMENT`).
+pub(crate) fn check_lookup(ids: &[String]) -> Result<(), Status> {
+    if ids.is_empty() || ids.len() > MAX_LOOKUP_IDS {
+        return Err(Status::invalid_argument(format!(
+            "a lookup names {} request ids; 1 to {MAX_LOOKUP_IDS} accepted",
+            ids.len()
+        )));
+    }
+    ids.iter()
+        .try_for_each(|id| check_len("request_id", id, 1, MAX_ID_BYTES))
 }

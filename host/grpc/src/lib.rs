@@ -8,6 +8,7 @@
 //!
 //! * `source.rs`: [`GrpcSource`], an `approval_host` event source whose
 //!   messages reach the guest undecoded;
+//! * `lookup.rs`: its durable waits through the gateway's `Lookup`;
 //! * `review.rs`: [`ReviewClient`] and [`ReviewError`];
 //! * `tls.rs`: [`ClientTls`] and [`connect_endpoint`], the channel both use;
 //! * `token.rs`: [`bearer`] metadata and the [`Bearer`] interceptor;
@@ -17,6 +18,7 @@
 // Nothing the network controls may panic the host.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod lookup;
 mod refusal;
 mod review;
 mod source;

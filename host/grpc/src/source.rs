@@ -1,18 +1,23 @@
-//! [`GrpcSource`]: the gateway's `InvalidationService.Subscribe` over tonic.
+//! [`GrpcSource`]: the gateway's `InvalidationService.Subscribe` over tonic,
+//! with its `Lookup` for durable waits (`lookup.rs`).
 //!
 //! Response messages are not decoded on the host: a raw codec hands each
 //! message's bytes to the sink, length-prefixed, so the sandboxed guest is
 //! the only protobuf parser of untrusted input. Messages that are ready
 //! together are batched into one guest call.
 
+use crate::lookup::GrpcLookup;
 use crate::refusal::{connect_error, status_error};
 use crate::tls::{ClientTls, connect_endpoint};
 use crate::token::bearer;
-use approval_host::sources::{Chunk, Chunks, EventSource, OpenRequest, SourceError, open_within};
+use approval_host::sources::{
+    Chunk, Chunks, EventSource, OpenRequest, SourceError, VerdictLookup, open_within,
+};
 use approval_proto::SubscribeRequest;
 use bytes::{Buf, Bytes};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use std::sync::Arc;
 use tonic::Status;
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic::codegen::http::uri::PathAndQuery;
@@ -175,6 +180,17 @@ impl EventSource for GrpcSource {
 
     fn describe(&self) -> String {
         format!("gRPC {}", self.endpoint)
+    }
+
+    /// Durable waits: each new wait is also looked up with the gateway's
+    /// `Lookup`, so a verdict its replay retention dropped still settles it.
+    fn lookup(&self) -> Option<Arc<dyn VerdictLookup>> {
+        Some(Arc::new(GrpcLookup::new(
+            self.endpoint.clone(),
+            self.tls.clone(),
+            self.token.clone(),
+            self.max_message_bytes,
+        )))
     }
 }
 

@@ -144,15 +144,9 @@ pub fn append_frame(out: &mut Vec<u8>, payload: &[u8], seq: u64, log_id: u64) {
     out.extend_from_slice(&log_id.to_le_bytes());
 }
 
-/// A stored message as one unsequenced frame body (no length prefix): the
-/// payload with `seq = 0` appended, so whatever the stored bytes say,
-/// applying it never moves a sink's resume point (durable lookups).
-pub fn unsequenced_frame(payload: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(payload.len() + 2);
-    frame.extend_from_slice(payload);
-    frame.extend_from_slice(&[SEQ_TAG, 0x00]);
-    frame
-}
+/// A stored message as one unsequenced frame body: the one definition,
+/// shared with every source that looks verdicts up.
+pub use approval_host::sources::unsequenced_frame;
 
 #[cfg(test)]
 mod tests;

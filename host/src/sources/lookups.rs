@@ -1,5 +1,5 @@
 //! Durable waits: while a pump whose source can look verdicts up runs (a
-//! NATS source), each new pending wait of its sink is also looked up in
+//! NATS or gRPC source), each new pending wait of its sink is also looked up in
 //! the source's log, so a verdict published before the wait began (say,
 //! while this agent host was down) still settles it. The sink offers its
 //! new waits through a channel (`sink/new_waits.rs`) after each flush, so
@@ -27,6 +27,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+/// An encoded `InvalidationEvent` (no length prefix) as an unsequenced
+/// frame body: `seq = 0` appended (of a repeated scalar field the last
+/// value wins), so whatever seq the stored bytes say, applying it never
+/// moves a sink's resume point. What every [`VerdictLookup`] returns.
+pub fn unsequenced_frame(event: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(event.len() + 2);
+    frame.extend_from_slice(event);
+    // Field 1 (`seq`), wire type 0 (varint), value 0.
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame
+}
 
 /// Lookups running at once per pump.
 pub const CONCURRENT_LOOKUPS: usize = 64;

@@ -9,9 +9,10 @@
 //! * [`ReaderSource`]: any `AsyncRead` of length-delimited frames (stdin, a
 //!   file, a socket); read once, never reopened.
 //! * The gateway's gRPC stream is `approval_grpc::GrpcSource`, the NATS log
-//!   `approval_nats::NatsSource` (with durable waits: a [`VerdictLookup`]
-//!   the pump runs for each new wait, so a verdict stored before the wait
-//!   began still settles it).
+//!   `approval_nats::NatsSource`; both give durable waits: a
+//!   [`VerdictLookup`] the pump runs for each new wait, so a verdict stored
+//!   before the wait began (or dropped from the replay retention since)
+//!   still settles it.
 //!
 //! Files: `mod.rs` the traits and types every source shares; `pump.rs` the
 //! [`Pump`]; `lookups.rs` the pump's durable lookups; `reader.rs`
@@ -21,7 +22,7 @@ mod lookups;
 mod pump;
 mod reader;
 
-pub use lookups::{CONCURRENT_LOOKUPS, LOOKUP_TIMEOUT};
+pub use lookups::{CONCURRENT_LOOKUPS, LOOKUP_TIMEOUT, unsequenced_frame};
 pub use pump::{MAX_BACKOFF, MIN_BACKOFF, MIN_IDLE_TIMEOUT, Pump, PumpConfig, PumpStats};
 pub use reader::ReaderSource;
 #[cfg(test)]

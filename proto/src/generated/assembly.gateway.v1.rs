@@ -60,6 +60,20 @@ pub struct SubscribeRequest {
     #[prost(fixed64, tag = "3")]
     pub log_id: u64,
 }
+/// The verdicts a gateway records for these request ids (at most 256 ids a
+/// call; each 1 to 256 bytes). Ids with no recorded verdict are left out.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LookupRequest {
+    #[prost(string, repeated, tag = "1")]
+    pub request_id: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Each recorded verdict as the event that published it (its seq and log_id
+/// included; a sink applies it unsequenced, so it never moves last_seq).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct LookupReply {
+    #[prost(message, repeated, tag = "1")]
+    pub events: ::prost::alloc::vec::Vec<InvalidationEvent>,
+}
 /// A reviewer's decision. Wire-compatible with the original sink's enum.
 /// Only APPROVED and DENIED are verdicts; UNSPECIFIED and PENDING delivered as
 /// a verdict are rejected as malformed.

@@ -37,9 +37,9 @@ pub fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// A token file's token.
+/// A token file's token (at least 16 bytes of visible ASCII).
 pub fn read_token(path: &Path) -> anyhow::Result<Token> {
-    Token::new(&read(path)?).with_context(|| format!("{} holds no token", path.display()))
+    Token::new(&read(path)?).with_context(|| format!("token file {}", path.display()))
 }
 
 /// The `.pub` files' keys.

@@ -32,9 +32,9 @@ pub fn invalidate(args: InvalidateArgs) -> anyhow::Result<()> {
             }
         };
         let who = if args.agent_id.is_empty() {
-            "every agent"
+            "every agent".into()
         } else {
-            &args.agent_id
+            super::output::value(&args.agent_id)
         };
         println!("policy invalidated for {who} (seq {seq})");
         Ok(())

@@ -3,10 +3,10 @@
 //! `openssl genpkey -algorithm ed25519` writes it; mode 0600) and `ID.pub`
 //! (one line: `ID ed25519 BASE64`).
 
+use super::secrets::write_private;
 use anyhow::Context;
 use approval_host::ReviewerKey;
 use clap::Args;
-use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -31,20 +31,4 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
     println!("{}", private.display());
     println!("{}", public.display());
     Ok(())
-}
-
-/// Creates `path` readable by its owner only, refusing to overwrite a key.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| {
-        format!(
-            "creating {} (an existing key is never overwritten)",
-            path.display()
-        )
-    })?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))
 }

@@ -11,5 +11,8 @@ pub mod inspect;
 pub mod invalidate;
 pub mod keygen;
 pub mod nats;
+pub mod output;
 pub mod resolve;
+pub mod secrets;
+pub mod tokens;
 pub mod wait;

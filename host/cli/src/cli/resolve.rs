@@ -3,6 +3,7 @@
 
 use super::client::{ClientArgs, runtime};
 use super::exit::Exit;
+use super::output::{text, value};
 use anyhow::Context;
 use approval_gateway::check_resolve;
 use approval_grpc::ReviewError;
@@ -69,11 +70,16 @@ pub fn resolve(args: ResolveArgs) -> anyhow::Result<Exit> {
         let mut client = args.client.review_client().await?;
         match client.resolve(verdict).await {
             Ok(seq) => {
-                println!("{} {} (seq {seq})", args.request_id, decision.as_str_name());
+                println!(
+                    "{} {} (seq {seq})",
+                    value(&args.request_id),
+                    decision.as_str_name()
+                );
                 Ok(Exit::Success)
             }
             Err(ReviewError::AlreadyDecided(standing)) => {
-                println!("{standing}");
+                // The gateway's words: printed so they cannot forge a line.
+                println!("{}", text(&standing));
                 Ok(Exit::Conflict)
             }
             Err(e) => Err(e.into()),
@@ -95,14 +101,14 @@ async fn resolve_in_log(
             let decision = Decision::try_from(verdict.decision).unwrap_or(Decision::Unspecified);
             println!(
                 "{} {} (seq {})",
-                verdict.request_id,
+                value(&verdict.request_id),
                 decision.as_str_name(),
                 published.seq
             );
             Ok(Exit::Success)
         }
         Err(conflict @ VerdictConflict::Decided { .. }) => {
-            println!("{conflict}");
+            println!("{}", text(&conflict.to_string()));
             Ok(Exit::Conflict)
         }
         Err(VerdictConflict::Log(e)) => Err(e.into()),

@@ -3,8 +3,9 @@
 
 use super::client::{ClientArgs, runtime, trusted_keys};
 use super::exit::Exit;
+use super::output::{json_string, text, value};
 use approval_grpc::GrpcSource;
-use approval_host::{ApprovalSink, Decision};
+use approval_host::{ApprovalSink, DecidedBy, Decision};
 use approval_nats::NatsSource;
 use clap::Args;
 use std::path::PathBuf;
@@ -24,12 +25,17 @@ pub struct WaitArgs {
     /// repeatable).
     #[arg(long, value_name = "PUB")]
     trusted_key: Vec<PathBuf>,
+    /// Print one JSON object instead of the line.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Exit code of `wait`: 0 approved, 1 denied, 2 pending (no answer in
 /// time), 3 not served: credentials or TLS refused (at once), or the
 /// gateway never reached during the whole wait. Prints one line on stdout:
-/// the decision, then ` reviewer=NAME` when known and ` key=ID` when signed.
+/// the decision, then ` reviewer=NAME` when known and ` key=ID` when
+/// signed, each value bare or quoted (`output.rs`); with `--json`, one
+/// JSON object.
 pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<Exit> {
     let keys = trusted_keys(&args.trusted_key)?;
     let tls = args.client.tls()?;
@@ -73,33 +79,55 @@ pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<Exit> 
             resolution = wait => resolution?,
             () = refused => {
                 // Still exactly one line on stdout: no decision was made.
-                println!("{}", Decision::Pending.as_str_name());
+                println!("{}", report(Decision::Pending, None, args.json));
                 let why = pump.stats().last_error.unwrap_or_default();
-                eprintln!("the gateway refused this client: {why}");
+                eprintln!("the gateway refused this client: {}", text(&why));
                 return Ok(Exit::NotServed);
             }
         };
         let decision = resolution.outcome.decision();
-        let mut line = decision.as_str_name().to_owned();
-        if let Some(by) = &resolution.decided_by {
-            if let Some(reviewer) = &by.reviewer {
-                line.push_str(&format!(" reviewer={reviewer}"));
-            }
-            if let Some(key) = &by.key_id {
-                line.push_str(&format!(" key={key}"));
-            }
-        }
-        println!("{line}");
+        println!(
+            "{}",
+            report(decision, resolution.decided_by.as_ref(), args.json)
+        );
         Ok(match decision {
             Decision::Approved => Exit::Success,
             Decision::Denied => Exit::Denied,
             // Pending because nobody could have answered: not served.
             _ if pump.stats().connects == 0 => {
                 let why = pump.stats().last_error.unwrap_or_default();
-                eprintln!("the gateway was never reached: {why}");
+                eprintln!("the gateway was never reached: {}", text(&why));
                 Exit::NotServed
             }
             _ => Exit::Pending,
         })
     })
+}
+
+/// The one stdout line: `DECISION_X[ reviewer=V][ key=V]`, or with `json`
+/// one object with `decision`, `reviewer`, `key_id` and
+/// `resolved_at_unix_ms` (null when unknown).
+fn report(decision: Decision, by: Option<&DecidedBy>, json: bool) -> String {
+    let reviewer = by.and_then(|b| b.reviewer.as_deref());
+    let key = by.and_then(|b| b.key_id.as_deref());
+    if json {
+        let string = |s: Option<&str>| s.map_or_else(|| "null".to_owned(), json_string);
+        let at = by
+            .and_then(|b| b.resolved_at_unix_ms)
+            .map_or_else(|| "null".to_owned(), |ms| ms.to_string());
+        return format!(
+            r#"{{"decision":"{}","reviewer":{},"key_id":{},"resolved_at_unix_ms":{at}}}"#,
+            decision.as_str_name(),
+            string(reviewer),
+            string(key),
+        );
+    }
+    let mut line = decision.as_str_name().to_owned();
+    if let Some(reviewer) = reviewer {
+        line.push_str(&format!(" reviewer={}", value(reviewer)));
+    }
+    if let Some(key) = key {
+        line.push_str(&format!(" key={}", value(key)));
+    }
+    line
 }

@@ -51,13 +51,28 @@ pub fn expect_line(rx: &mpsc::Receiver<String>, needles: &[&str]) -> String {
 pub struct Gateway(Child);
 
 impl Gateway {
-    /// A plain development gateway on `127.0.0.1:port`.
+    /// An in-memory gateway on `127.0.0.1:port`, without tokens
+    /// (`--insecure-dev`: for suites that are not about auth).
     pub fn start(port: u16) -> Gateway {
         Self::start_with(port, &[])
     }
 
-    /// A gateway on `127.0.0.1:port` with these extra flags.
+    /// A gateway on `127.0.0.1:port` with these extra flags; in memory
+    /// unless they name a `--data-dir` or `--nats`, and `--insecure-dev`
+    /// unless they give the token files.
     pub fn start_with(port: u16, flags: &[&str]) -> Gateway {
+        let mut all: Vec<&str> = flags.to_vec();
+        if !flags.iter().any(|f| *f == "--data-dir" || *f == "--nats") {
+            all.push("--in-memory");
+        }
+        if !flags.contains(&"--review-token-file") {
+            all.push("--insecure-dev");
+        }
+        Self::start_exactly(port, &all)
+    }
+
+    /// A gateway on `127.0.0.1:port` with exactly these flags.
+    pub fn start_exactly(port: u16, flags: &[&str]) -> Gateway {
         // The port was ours a moment ago; retry while the OS releases it.
         for _ in 0..100 {
             let mut child = bin()
@@ -78,6 +93,15 @@ impl Gateway {
             }
         }
         panic!("the gateway never listened on port {port}");
+    }
+}
+
+impl Gateway {
+    /// Kills the gateway with SIGKILL (no chance to flush anything) and
+    /// waits for it to be gone.
+    pub fn kill_9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

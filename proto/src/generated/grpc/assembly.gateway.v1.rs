@@ -119,6 +119,34 @@ pub mod invalidation_service_client {
                 );
             self.inner.server_streaming(req, path, codec).await
         }
+        /// The recorded verdict of each id: how a wait that starts after the
+        /// replay retention dropped its verdict still sees it (durable waits).
+        pub async fn lookup(
+            &mut self,
+            request: impl tonic::IntoRequest<crate::v1::LookupRequest>,
+        ) -> std::result::Result<
+            tonic::Response<crate::v1::LookupReply>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/assembly.gateway.v1.InvalidationService/Lookup",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("assembly.gateway.v1.InvalidationService", "Lookup"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -144,6 +172,12 @@ pub mod invalidation_service_server {
             &self,
             request: tonic::Request<crate::v1::SubscribeRequest>,
         ) -> std::result::Result<tonic::Response<Self::SubscribeStream>, tonic::Status>;
+        /// The recorded verdict of each id: how a wait that starts after the
+        /// replay retention dropped its verdict still sees it (durable waits).
+        async fn lookup(
+            &self,
+            request: tonic::Request<crate::v1::LookupRequest>,
+        ) -> std::result::Result<tonic::Response<crate::v1::LookupReply>, tonic::Status>;
     }
     #[derive(Debug)]
     pub struct InvalidationServiceServer<T> {
@@ -263,6 +297,51 @@ pub mod invalidation_service_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/assembly.gateway.v1.InvalidationService/Lookup" => {
+                    #[allow(non_camel_case_types)]
+                    struct LookupSvc<T: InvalidationService>(pub Arc<T>);
+                    impl<
+                        T: InvalidationService,
+                    > tonic::server::UnaryService<crate::v1::LookupRequest>
+                    for LookupSvc<T> {
+                        type Response = crate::v1::LookupReply;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<crate::v1::LookupRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as InvalidationService>::lookup(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = LookupSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

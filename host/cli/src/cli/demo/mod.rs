@@ -54,6 +54,10 @@ pub struct DemoArgs {
     /// 127.0.0.1; otherwise a URL such as `http://127.0.0.1:50051`.
     #[arg(long, value_name = "URL|local", conflicts_with = "nats")]
     gateway: Option<String>,
+    /// With `--gateway URL`: the directory `approval-sink tokens` wrote the
+    /// gateway's two tokens to.
+    #[arg(long, value_name = "DIR", requires = "gateway")]
+    tokens: Option<PathBuf>,
     /// Go through NATS JetStream, the shared log of many machines: the
     /// reviewer publishes through an in-process gateway over the stream
     /// (first verdict per id wins in the log; with --signed it verifies

@@ -3,16 +3,23 @@
 //! JetStream with a stateless gateway over it (`--nats`).
 
 use super::DemoArgs;
+use crate::cli::client::read;
 use crate::cli::nats::LocalNats;
-use approval_gateway::{Gateway, GatewayLog};
-use approval_grpc::GrpcSource;
+use crate::cli::tokens::{REVIEW_TOKEN_FILE, SUBSCRIBE_TOKEN_FILE, fresh_token};
+use anyhow::Context;
+use approval_gateway::{Gateway, GatewayLog, LogLimits, Token};
+use approval_grpc::{Bearer, GrpcSource};
 use approval_host::sources::Pump;
 use approval_host::{ApprovalSink, TrustedKey};
 use approval_nats::{NatsConfig, NatsSource};
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
 use approval_proto::{Event, InvalidationEvent};
 use prost::Message;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+/// A `ReviewService` client sending the review token.
+type ReviewClient = ReviewServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// How the simulated reviewer's verdicts reach the sink.
 #[derive(Clone)]
@@ -20,7 +27,7 @@ pub(super) enum Reviewer {
     /// Length-delimited frames straight into the sink's stream input.
     Frames(ApprovalSink),
     /// `ReviewService` of a gateway the sink is subscribed to.
-    Gateway(ReviewServiceClient<Channel>),
+    Gateway(ReviewClient),
 }
 
 /// The reviewer's way in, and what must live as long as the run.
@@ -35,7 +42,58 @@ pub(super) struct Transport {
     _nats: Option<LocalNats>,
 }
 
-/// Sets up the way `args` asks for; a NATS gateway verifies with `trusted`.
+/// The two tokens of a gateway: fresh ones for a gateway of our own, or
+/// those `approval-sink tokens` wrote into `--tokens DIR`.
+struct Tokens {
+    review: String,
+    subscribe: String,
+}
+
+impl Tokens {
+    fn fresh() -> anyhow::Result<Self> {
+        Ok(Tokens {
+            review: fresh_token()?,
+            subscribe: fresh_token()?,
+        })
+    }
+
+    fn read(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let read = |name: &str| -> anyhow::Result<String> {
+            let path = dir.join(name);
+            let token = read(&path)?.trim().to_owned();
+            Token::new(&token).with_context(|| format!("token file {}", path.display()))?;
+            Ok(token)
+        };
+        Ok(Tokens {
+            review: read(REVIEW_TOKEN_FILE)?,
+            subscribe: read(SUBSCRIBE_TOKEN_FILE)?,
+        })
+    }
+
+    /// A gateway of our own, requiring these tokens and verifying
+    /// signatures with `trusted` (so the attacker's forgeries never become
+    /// the first verdict of a request).
+    fn guard(&self, gateway: Gateway, trusted: &[TrustedKey]) -> anyhow::Result<Gateway> {
+        Ok(gateway
+            .review_token(Token::new(&self.review)?)
+            .subscribe_token(Token::new(&self.subscribe)?)
+            .trusted_keys(trusted)?)
+    }
+
+    /// A `ReviewService` client of `url` sending the review token.
+    async fn client(&self, url: String) -> anyhow::Result<ReviewClient> {
+        let channel = tonic::transport::Endpoint::from_shared(url)?
+            .connect()
+            .await?;
+        Ok(ReviewServiceClient::with_interceptor(
+            channel,
+            Bearer::new(Some(&self.review))?,
+        ))
+    }
+}
+
+/// Sets up the way `args` asks for; a gateway of our own verifies with
+/// `trusted`.
 pub(super) async fn connect(
     args: &DemoArgs,
     sink: &ApprovalSink,
@@ -55,28 +113,39 @@ pub(super) async fn connect(
             };
             let config = NatsConfig::new(&url);
             let log = crate::cli::nats::open(config.clone()).await?;
-            let gateway = Gateway::nats(log).trusted_keys(trusted)?;
+            let tokens = Tokens::fresh()?;
+            let gateway = tokens.guard(Gateway::nats(log), trusted)?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let gateway_url = format!("http://{}", listener.local_addr()?);
             let serve = tokio::spawn(gateway.serve(listener, std::future::pending()));
             let pump = sink.pump(NatsSource::new(config));
-            let client = ReviewServiceClient::connect(gateway_url).await?;
+            let client = tokens.client(gateway_url).await?;
             println!("reviewing through NATS JetStream at {url} (stream APPROVALS)");
             (Reviewer::Gateway(client), Some(pump), Some(serve))
         }
         (Some(url), None) => {
-            let (url, gateway) = match url {
+            let (url, tokens, gateway) = match url {
                 "local" => {
+                    let tokens = Tokens::fresh()?;
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                     let url = format!("http://{}", listener.local_addr()?);
-                    let serve = Gateway::new(GatewayLog::new(1 << 20))
+                    let log = GatewayLog::in_memory(LogLimits::retaining(1 << 20))?;
+                    let serve = tokens
+                        .guard(Gateway::new(log), trusted)?
                         .serve(listener, std::future::pending());
-                    (url, Some(tokio::spawn(serve)))
+                    (url, tokens, Some(tokio::spawn(serve)))
                 }
-                url => (url.to_string(), None),
+                url => {
+                    let dir = args
+                        .tokens
+                        .as_deref()
+                        .context("--gateway URL needs --tokens DIR (see `approval-sink tokens`)")?;
+                    (url.to_string(), Tokens::read(dir)?, None)
+                }
             };
-            let pump = sink.pump(GrpcSource::new(url.clone()));
-            let client = ReviewServiceClient::connect(url.clone()).await?;
+            let source = GrpcSource::new(url.clone()).bearer_token(tokens.subscribe.clone());
+            let pump = sink.pump(source);
+            let client = tokens.client(url.clone()).await?;
             println!("reviewing through the gRPC gateway at {url}");
             (Reviewer::Gateway(client), Some(pump), gateway)
         }
