@@ -144,6 +144,10 @@ async fn gateway_restart_mid_stream_loses_and_doubles_nothing() {
             .expect("every waiter gets a verdict");
         assert_eq!(out, Ok(decided(expected(i).1)), "waiter {i}");
     }
+    // Lookups may settle a wait before the stream delivers it: the
+    // window shows what the stream delivered.
+    let end = log.last_seq();
+    eventually(|| async { sink.resume_point().last_seq == end }).await;
     let s = sink.stats().await;
     assert_eq!(s.delivered, N as u64, "each waiter resolved exactly once");
     assert_eq!(s.last_seq, log.last_seq(), "resumed to the end of the log");
@@ -263,6 +267,9 @@ async fn grpc_source_honours_the_sinks_frame_limit_and_counts_what_it_skips() {
         "only the oversized verdict's waiter"
     );
     assert_eq!(pump.stats().oversized_frames, 1);
+    // Lookups may settle a wait before the stream delivers it: the
+    // window shows what the stream delivered.
+    eventually(|| async { sink.resume_point().last_seq == 3 }).await;
     let s = sink.stats().await;
     assert_eq!((s.oversized_frames, s.delivered), (1, 2));
     assert_eq!(s.last_seq, 3, "the skipped event did not stop the stream");
@@ -303,6 +310,10 @@ async fn gateway_restarted_with_a_fresh_log_loses_no_verdict() {
             .expect("every waiter of either half gets a verdict");
         assert_eq!(out, Ok(decided(expected(i).1)), "waiter {i}");
     }
+    // Lookups may settle a wait before the stream delivers it: the
+    // window shows what the stream delivered.
+    let end = fresh.last_seq();
+    eventually(|| async { sink.resume_point().last_seq == end }).await;
     let s = sink.stats().await;
     assert_eq!(s.delivered, 2 * HALF as u64);
     assert_eq!(s.log_changes, 1);
@@ -334,6 +345,9 @@ async fn an_oversized_event_in_the_log_is_skipped_without_ending_the_stream() {
         (1, 1, 0),
         "{p:?}"
     );
+    // Lookups may settle a wait before the stream delivers it: the
+    // window shows what the stream delivered.
+    eventually(|| async { sink.resume_point().last_seq == 2 }).await;
     let s = sink.stats().await;
     assert_eq!((s.oversized_frames, s.last_seq), (1, 2));
     assert_eq!(
@@ -452,7 +466,7 @@ async fn the_gateway_bounds_subscribers_and_retained_bytes() {
         .await
         .expect("the tail is replayed");
     assert_eq!(out, Ok(decided(expected(99).1)));
-    assert_eq!(first.stats().await.last_seq, 100);
+    eventually(|| async { first.resume_point().last_seq == 100 }).await;
     // A second subscription is refused while the first is open.
     let (second, _c2) = manual_sink();
     let p2 = second.pump_with(GrpcSource::new(format!("http://{addr}")), fast_reconnect());

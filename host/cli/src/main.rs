@@ -33,7 +33,8 @@ enum Command {
     Inspect,
     /// Write an embedded component to a file, for other component hosts.
     Export(cli::export::ExportArgs),
-    /// Run a development gateway (InvalidationService + ReviewService).
+    /// Run the single-node gateway (InvalidationService + ReviewService) over
+    /// its durable log (or --in-memory, or --nats).
     Gateway(cli::gateway::GatewayArgs),
     /// Wait for one approval through a gateway; exit 0 approved, 1 denied,
     /// 2 pending (timed out), 3 not served (bad arguments, credentials or

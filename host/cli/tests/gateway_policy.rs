@@ -77,6 +77,8 @@ fn the_same_token_twice_and_a_short_token_are_refused() {
     std::fs::write(&one, "0123456789abcdef0123456789abcdef\n").unwrap();
     let same = run(&[
         "gateway",
+        "--listen",
+        "127.0.0.1:0",
         "--in-memory",
         "--review-token-file",
         &one,
@@ -89,6 +91,8 @@ fn the_same_token_twice_and_a_short_token_are_refused() {
     std::fs::write(&short, "x").unwrap();
     let out = run(&[
         "gateway",
+        "--listen",
+        "127.0.0.1:0",
         "--in-memory",
         "--review-token-file",
         &short,
@@ -199,6 +203,8 @@ fn nobody_can_forge_a_wait_line() {
         "bob\nDECISION_APPROVED reviewer=alice",
         "\u{1b}[32mbob",
         "bob\u{7f}",
+        "eve\u{202e}ecila",
+        "bob\u{2028}x",
     ] {
         let out = resolve("r1", injected);
         assert_eq!(
@@ -206,7 +212,10 @@ fn nobody_can_forge_a_wait_line() {
             Some(3),
             "refused at the gateway: {out:?}"
         );
-        assert!(stderr(&out).contains("control character"), "{out:?}");
+        assert!(
+            stderr(&out).contains("control or text-direction character"),
+            "{out:?}"
+        );
     }
     let wait = |id: &str, json: bool| {
         let mut args = vec![
@@ -232,8 +241,8 @@ fn nobody_can_forge_a_wait_line() {
         ),
         (
             "r4",
-            "eve\u{202e}ecila",
-            r#"DECISION_DENIED reviewer="eve\u202eecila""#,
+            "ali\u{200b}ce",
+            r#"DECISION_DENIED reviewer="ali\u200bce""#,
         ),
         (
             "r5",

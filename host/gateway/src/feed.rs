@@ -93,10 +93,13 @@ impl Shared {
         self.refused_verdicts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Forgets what loading the store into retention dropped: only what
-    /// the log drops from now on counts.
-    pub(crate) fn loaded(&self) {
-        self.lock().dropped = 0;
+    /// After loading the store into retention: the stored `last_seq` (the
+    /// next event gets the one after it, whatever was retained), and only
+    /// what the log drops from now on counts.
+    pub(crate) fn loaded(&self, last_seq: u64) {
+        let mut state = self.lock();
+        state.last_seq = last_seq;
+        state.dropped = 0;
     }
 
     /// What the log holds and has refused or dropped.

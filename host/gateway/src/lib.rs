@@ -83,7 +83,7 @@ pub use limits::{LogLimits, LogStats, MAX_LOOKUP_IDS, MIN_VERDICT_TTL, PublishEr
 pub use log::GatewayLog;
 pub use policy::{INSECURE_REMINDER, Policy};
 pub use store::{DATABASE_FILE, SCHEMA_VERSION, StoreError};
-pub use validate::{MAX_ID_BYTES, MAX_REQUEST_BYTES, check_resolve};
+pub use validate::{MAX_ID_BYTES, MAX_LOOKUP_BYTES, MAX_REQUEST_BYTES, check_resolve};
 
 use auth::Reviewers;
 
@@ -290,7 +290,7 @@ impl Gateway {
         server
             .add_service(
                 InvalidationServiceServer::new(self.clone())
-                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+                    .max_decoding_message_size(MAX_LOOKUP_BYTES),
             )
             .add_service(
                 ReviewServiceServer::new(self).max_decoding_message_size(MAX_REQUEST_BYTES),

@@ -103,11 +103,14 @@ pub struct LogStats {
 /// Why an event was not published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
-    /// The other decision stands for the request id (first wins).
-    #[error("{} already stands for this request (seq {seq})", decision_name(*.decision))]
+    /// Another verdict stands for the request id (first wins): the other
+    /// decision, or the same one signed by another key (or unsigned).
+    #[error("{} already stands for this request (seq {seq}, {})", decision_name(*.decision), signer(.key_id))]
     AlreadyDecided {
         /// The standing decision (wire value).
         decision: i32,
+        /// The key that signed it; empty: unsigned.
+        key_id: String,
         /// The seq of the event that published it.
         seq: u64,
     },
@@ -120,6 +123,15 @@ pub enum PublishError {
     /// The log could not commit (the writer's error).
     #[error("the event log failed: {0}")]
     Store(String),
+}
+
+/// `key K` or `unsigned`, for messages.
+pub(crate) fn signer(key_id: &str) -> String {
+    if key_id.is_empty() {
+        "unsigned".into()
+    } else {
+        format!("key {key_id}")
+    }
 }
 
 /// The wire name of a decision value.

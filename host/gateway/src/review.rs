@@ -7,7 +7,7 @@
 #![cfg_attr(not(feature = "nats"), allow(clippy::infallible_destructuring_match))]
 
 use crate::auth::authorized;
-use crate::limits::{PublishError, decision_name};
+use crate::limits::{PublishError, decision_name, signer};
 use crate::validate::{MAX_ID_BYTES, check_len, check_resolve};
 use crate::{Backend, Gateway};
 use approval_proto::grpc::review_service_server::ReviewService;
@@ -60,9 +60,14 @@ impl ReviewService for Gateway {
 /// The status of a publication the log refused, for request `id`.
 fn publish_error(id: &str, e: PublishError) -> Status {
     match e {
-        PublishError::AlreadyDecided { decision, seq } => Status::already_exists(format!(
-            "{} already stands for {id} (seq {seq})",
-            decision_name(decision)
+        PublishError::AlreadyDecided {
+            decision,
+            key_id,
+            seq,
+        } => Status::already_exists(format!(
+            "{} already stands for {id} (seq {seq}, {})",
+            decision_name(decision),
+            signer(&key_id)
         )),
         e @ PublishError::Full { .. } => Status::resource_exhausted(e.to_string()),
         e @ PublishError::Store(_) => Status::unavailable(e.to_string()),

@@ -45,6 +45,7 @@ CREATE TABLE events (
 CREATE TABLE verdicts (
     request_id TEXT PRIMARY KEY,
     decision INTEGER NOT NULL,
+    key_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
     recorded_unix_ms INTEGER NOT NULL,
     event BLOB NOT NULL
@@ -96,11 +97,12 @@ pub(crate) struct Loaded {
     pub(crate) verdicts: u64,
 }
 
-/// A recorded verdict: its decision (wire value) and the seq of the event
-/// that published it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A recorded verdict: its decision (wire value), the key that signed it
+/// ("" unsigned) and the seq of the event that published it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
     pub(crate) decision: i32,
+    pub(crate) key_id: String,
     pub(crate) seq: u64,
 }
 
@@ -264,13 +266,15 @@ impl Batch<'_> {
         since_ms: i64,
     ) -> Result<Option<Record>, StoreError> {
         let mut stmt = self.0.prepare_cached(
-            "SELECT decision, seq FROM verdicts WHERE request_id = ?1 AND recorded_unix_ms >= ?2",
+            "SELECT decision, key_id, seq FROM verdicts \
+             WHERE request_id = ?1 AND recorded_unix_ms >= ?2",
         )?;
         Ok(stmt
             .query_row(params![request_id, since_ms], |r| {
                 Ok(Record {
                     decision: r.get(0)?,
-                    seq: uint(r.get(1)?),
+                    key_id: r.get(1)?,
+                    seq: uint(r.get(2)?),
                 })
             })
             .optional()?)
@@ -299,12 +303,13 @@ impl Batch<'_> {
             .execute([request_id])?;
         self.0
             .prepare_cached(
-                "INSERT INTO verdicts (request_id, decision, seq, recorded_unix_ms, event)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO verdicts (request_id, decision, key_id, seq, recorded_unix_ms, event)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 request_id,
                 record.decision,
+                record.key_id,
                 int(record.seq),
                 now_ms,
                 body

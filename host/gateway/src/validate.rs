@@ -18,6 +18,11 @@ pub const MAX_ID_BYTES: usize = GuestConfig::DEFAULT.max_request_id_bytes as usi
 /// read whole.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
+/// Largest `InvalidationService` request: a `Lookup` of
+/// [`MAX_LOOKUP_IDS`] ids of [`MAX_ID_BYTES`] each, with each id's 3 bytes
+/// of framing (tag and length).
+pub const MAX_LOOKUP_BYTES: usize = MAX_LOOKUP_IDS * (MAX_ID_BYTES + 3);
+
 /// A `Resolve` publishes nothing unless every field is in range, so the
 /// gateway's own events stay small (`INVALID_ARGUMENT`; SPEC.md §9).
 /// Public so a direct publisher (`resolve --nats`) makes the same checks.
@@ -57,15 +62,27 @@ pub(crate) fn check_len(field: &str, value: &str, min: usize, max: usize) -> Res
 }
 
 /// `INVALID_ARGUMENT` if `value` holds a control character (a newline, an
-/// escape, ...), naming the first one's position.
+/// escape, ...) or one that reorders or breaks text, naming the first
+/// one's position.
 pub(crate) fn check_printable(field: &str, value: &str) -> Result<(), Status> {
-    match value.char_indices().find(|(_, c)| c.is_control()) {
+    match value.char_indices().find(|(_, c)| is_unprintable(*c)) {
         None => Ok(()),
         Some((at, c)) => Err(Status::invalid_argument(format!(
-            "{field} holds a control character (U+{:04X} at byte {at})",
+            "{field} holds a control or text-direction character (U+{:04X} at byte {at})",
             u32::from(c)
         ))),
     }
+}
+
+/// Controls, and the format characters that reorder or break text
+/// (bidirectional marks, embeddings, overrides and isolates; line and
+/// paragraph separators): what could forge a line in whatever prints it.
+fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}'
+        )
 }
 
 /// A `Lookup` names 1 to [`MAX_LOOKUP_IDS`] ids, each 1 to

@@ -24,7 +24,7 @@ use approval_proto::{Event, InvalidationEvent};
 use prost::Message;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 /// Most requests one transaction carries.
 pub(crate) const MAX_BATCH: usize = 1024;
@@ -49,6 +49,10 @@ pub(crate) enum Request {
     Close,
 }
 
+/// A request with its place in the log's queue bound, freed once the
+/// writer has served it (`None` for [`Request::Close`]).
+pub(crate) type Queued = (Request, Option<OwnedSemaphorePermit>);
+
 /// The writer's own state.
 pub(crate) struct Writer {
     pub(crate) store: Store,
@@ -69,7 +73,7 @@ type Answer = (Reply, Result<u64, PublishError>);
 
 impl Writer {
     /// Serves requests until [`Request::Close`] or every sender is gone.
-    pub(crate) fn run(mut self, requests: Receiver<Request>) {
+    pub(crate) fn run(mut self, requests: Receiver<Queued>) {
         while let Ok(first) = requests.recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -78,8 +82,11 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let closing = batch.iter().any(|r| matches!(r, Request::Close));
+            let closing = batch.iter().any(|(r, _)| matches!(r, Request::Close));
+            let (batch, places): (Vec<Request>, Vec<_>) = batch.into_iter().unzip();
             self.serve(batch);
+            // Only now may more requests queue.
+            drop(places);
             if closing {
                 break;
             }
@@ -166,6 +173,7 @@ impl Writer {
                 if let Some(Event::ApprovalResolved(resolved)) = &event.event {
                     let record = Record {
                         decision: resolved.decision,
+                        key_id: resolved.key_id.clone(),
                         seq: last_seq,
                     };
                     let replaced =
@@ -206,9 +214,19 @@ fn refusal(
         return Ok(None);
     };
     match tx.record(&resolved.request_id, since)? {
-        Some(stands) if stands.decision == resolved.decision => Ok(Some(Ok(stands.seq))),
+        // The same verdict: the same decision by the same key (or both
+        // unsigned). A signed verdict after an unsigned or otherwise
+        // signed one of the same decision is not "the same": sinks that
+        // require that key never apply the standing one, so the reviewer
+        // must not be told it stands.
+        Some(stands)
+            if stands.decision == resolved.decision && stands.key_id == resolved.key_id =>
+        {
+            Ok(Some(Ok(stands.seq)))
+        }
         Some(stands) => Ok(Some(Err(PublishError::AlreadyDecided {
             decision: stands.decision,
+            key_id: stands.key_id,
             seq: stands.seq,
         }))),
         None => {

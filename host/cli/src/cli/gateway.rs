@@ -54,11 +54,12 @@ pub struct GatewayArgs {
     /// Require this bearer token (file, whitespace trimmed) on ReviewService.
     #[arg(long, value_name = "FILE")]
     review_token_file: Option<PathBuf>,
-    /// Require this bearer token (file, whitespace trimmed) on Subscribe.
+    /// Require this bearer token (file, whitespace trimmed) on Subscribe
+    /// and Lookup.
     #[arg(long, value_name = "FILE")]
     subscribe_token_file: Option<PathBuf>,
     /// Accept only verdicts signed by this reviewer key (`ID.pub`;
-    /// repeatable), and let the first verdict per request win.
+    /// repeatable). The first verdict per request is final either way.
     #[arg(long, value_name = "PUB")]
     trusted_key: Vec<PathBuf>,
     /// Serve without both tokens, and off loopback without TLS: anyone who
@@ -96,27 +97,32 @@ pub fn serve(args: GatewayArgs) -> anyhow::Result<()> {
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let runtime = runtime()?;
+    let policy = Policy {
+        review_token: review_token.as_ref(),
+        subscribe_token: subscribe_token.as_ref(),
+        tls: tls.is_some(),
+        insecure_dev: args.insecure_dev,
+    };
+    // Refused before anything is bound or opened when the address is
+    // literal; a host name is checked once bound.
+    if let Ok(addr) = args.listen.parse() {
+        policy.check(addr)?;
+    }
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
-        Policy {
-            review_token: review_token.as_ref(),
-            subscribe_token: subscribe_token.as_ref(),
-            tls: tls.is_some(),
-            insecure_dev: args.insecure_dev,
-        }
-        .check(addr)?;
+        policy.check(addr)?;
         let (gateway, backend) = open_log(&args).await?;
         let mut gateway = gateway.trusted_keys(&keys).context("--trusted-key")?;
         if args.insecure_dev {
             gateway = gateway.insecure_dev();
         }
-        if let Some(token) = review_token {
+        if let Some(token) = review_token.clone() {
             gateway = gateway.review_token(token);
         }
-        if let Some(token) = subscribe_token {
+        if let Some(token) = subscribe_token.clone() {
             gateway = gateway.subscribe_token(token);
         }
         if let Some(tls) = tls {

@@ -25,7 +25,7 @@ mod tests;
 use crate::feed::{Shared, SubscriberSlot};
 use crate::limits::{LogLimits, LogStats, PublishError};
 use crate::store::{Store, StoreError};
-use crate::writer::{Clock, Request, Writer};
+use crate::writer::{Clock, Queued, Request, Writer};
 use approval_proto::{Event, InvalidationEvent};
 use prost::Message;
 use std::path::{Path, PathBuf};
@@ -41,8 +41,8 @@ const QUEUED_REQUESTS: usize = 16_384;
 /// stops its writer and releases its directory.
 pub struct GatewayLog {
     shared: Arc<Shared>,
-    requests: mpsc::Sender<Request>,
-    queued: Semaphore,
+    requests: mpsc::Sender<Queued>,
+    queued: Arc<Semaphore>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     dir: Option<PathBuf>,
 }
@@ -116,17 +116,24 @@ impl GatewayLog {
         let mut retained = Vec::with_capacity(loaded.events.len());
         for (seq, body) in loaded.events {
             match InvalidationEvent::decode(&body[..]) {
-                Ok(event) => retained.push((Arc::new(event), body.len())),
-                // The gateway's own rows: a damaged one is reported and
-                // skipped, never a reason to refuse the rest of the log.
-                Err(e) => {
-                    tracing::error!(seq, error = %e, "skipping a stored event that does not decode")
+                Ok(event) if event.seq == seq => retained.push((Arc::new(event), body.len())),
+                // The gateway's own rows: a damaged one is reported, never
+                // a reason to refuse the log. Replay starts after it, so the
+                // retained seqs stay consecutive (a resume point is found by
+                // position) and a subscriber from before it is told events
+                // were lost.
+                damaged => {
+                    let why = damaged.map_or_else(|e| e.to_string(), |_| "wrong seq".into());
+                    tracing::error!(seq, error = %why, "a stored event is damaged; replay starts after it");
+                    retained.clear();
                 }
             }
         }
         shared.committed(retained);
-        shared.loaded();
-        let (requests, received) = mpsc::channel();
+        // The stored last seq, not the last retained: numbering goes on
+        // after every seq ever used, damaged rows included.
+        shared.loaded(loaded.last_seq);
+        let (requests, received) = mpsc::channel::<Queued>();
         let writer = Writer {
             store,
             shared: Arc::clone(&shared),
@@ -146,7 +153,7 @@ impl GatewayLog {
         Ok(Arc::new(GatewayLog {
             shared,
             requests,
-            queued: Semaphore::new(QUEUED_REQUESTS),
+            queued: Arc::new(Semaphore::new(QUEUED_REQUESTS)),
             writer: Mutex::new(Some(thread)),
             dir,
         }))
@@ -158,14 +165,16 @@ impl GatewayLog {
         &self,
         request: impl FnOnce(oneshot::Sender<T>) -> Request,
     ) -> Result<T, StoreError> {
-        let _place = self
-            .queued
-            .acquire()
+        // The place goes with the request and is freed when the writer is
+        // done with it, not when this caller stops waiting: a client that
+        // cancels its calls cannot queue more than the bound.
+        let place = Arc::clone(&self.queued)
+            .acquire_owned()
             .await
             .map_err(|_| StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(request(reply))
+            .send((request(reply), Some(place)))
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)
     }
@@ -243,7 +252,7 @@ impl Drop for GatewayLog {
     /// Stops the writer after what it was asked before, and waits for it,
     /// so the directory's lock is free once the log is gone.
     fn drop(&mut self) {
-        let _ = self.requests.send(Request::Close);
+        let _ = self.requests.send((Request::Close, None));
         let thread = self
             .writer
             .lock()
