@@ -19,7 +19,8 @@ use approval_guest::verdict::Verdict;
 use approval_proto::ApprovalResolved;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{Signer, SigningKey};
 use std::path::{Path, PathBuf};
 
@@ -159,10 +160,16 @@ impl ReviewerKey {
         &self.id
     }
 
-    /// The private key as a PKCS#8 PEM.
+    /// The private key as a PKCS#8 v1 PEM (RFC 8410: the seed only, no
+    /// public key), byte for byte what `openssl genpkey -algorithm
+    /// ed25519` writes, so OpenSSL 3.0 and Python's `cryptography` read it
+    /// (they refuse the v2 form with the public key).
     pub fn to_pem(&self) -> Result<String, KeyError> {
-        self.key
-            .to_pkcs8_pem(Default::default())
+        let v1 = KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        };
+        v1.to_pkcs8_pem(LineEnding::LF)
             .map(|pem| pem.to_string())
             .map_err(|e| KeyError::BadPrivateKey(e.to_string()))
     }

@@ -319,3 +319,15 @@ def test_a_half_open_gateway_is_given_up_and_retried():
             silent.close()
 
     run(body())
+
+
+def test_python_cryptography_reads_a_keygen_key(tmp_path):
+    """`keygen`'s key is PKCS#8 v1, as `openssl genpkey -algorithm ed25519`
+    writes it: Python's `cryptography` loads it (it refused the v2 form)
+    and finds the public key of the `.pub` line."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
+
+    subprocess.run([binary(), "keygen", "--id", "alice", "--dir", str(tmp_path)], check=True, capture_output=True)
+    key = load_pem_private_key((tmp_path / "alice.key").read_bytes(), password=None)
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert TrustedKey.from_file(tmp_path / "alice.pub").public_key == raw

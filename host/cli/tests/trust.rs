@@ -94,6 +94,69 @@ fn keygen_writes_an_openssl_compatible_key_and_a_pub_line() {
     assert_eq!(again.status.code(), Some(3), "{again:?}");
 }
 
+/// The system's OpenSSL reads keygen's key (PKCS#8 v1, as `openssl genpkey
+/// -algorithm ed25519` writes it; OpenSSL 3.0 refused the v2 form) and
+/// derives the public key the `.pub` line holds.
+#[test]
+fn openssl_reads_the_key_and_finds_the_pub_lines_key() {
+    let dir = Dir::new("openssl");
+    keygen(&dir, "alice");
+    let der = std::process::Command::new("openssl")
+        .args(["pkey", "-in", &dir.path("alice.key"), "-outform", "DER"])
+        .output()
+        .expect("the system's openssl (the distribution's `openssl` package)");
+    assert!(der.status.success(), "{der:?}");
+    // RFC 8410's v1 encoding: version 0, the Ed25519 OID, the 32-byte seed.
+    assert_eq!(der.stdout.len(), 48, "{:02x?}", der.stdout);
+    assert_eq!(
+        der.stdout[..16],
+        [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20
+        ]
+    );
+    let public = std::process::Command::new("openssl")
+        .args([
+            "pkey",
+            "-in",
+            &dir.path("alice.key"),
+            "-pubout",
+            "-outform",
+            "DER",
+        ])
+        .output()
+        .unwrap();
+    assert!(public.status.success(), "{public:?}");
+    let line = std::fs::read_to_string(dir.path("alice.pub")).unwrap();
+    let trusted = approval_host::TrustedKey::parse(&line).unwrap();
+    assert_eq!(
+        public.stdout[public.stdout.len() - 32..],
+        trusted.public_key
+    );
+}
+
+/// `--id` names files: a path or a hidden name is refused before anything
+/// is written, and an existing `.pub` is never overwritten (nor is a
+/// private key written beside it).
+#[test]
+fn keygen_writes_only_plain_names_inside_its_dir_and_overwrites_nothing() {
+    let dir = Dir::new("keygen-paths");
+    std::fs::create_dir_all(dir.0.join("keys")).unwrap();
+    for id in ["../escaped", "a/b", ".hidden", ""] {
+        let out = run(&["keygen", "--id", id, "--dir", &dir.path("keys")]);
+        assert_eq!(out.status.code(), Some(3), "{id:?}: {out:?}");
+    }
+    assert!(!dir.0.join("escaped.key").exists());
+    assert!(!dir.0.join("escaped.pub").exists());
+    assert_eq!(std::fs::read_dir(dir.0.join("keys")).unwrap().count(), 0);
+    let line = "bob ed25519 AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+    dir.write("bob.pub", line);
+    let out = run(&["keygen", "--id", "bob", "--dir", &dir.path("")]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(std::fs::read_to_string(dir.path("bob.pub")).unwrap(), line);
+    assert!(!dir.0.join("bob.key").exists());
+}
+
 /// With trusted keys at both ends: unsigned and untrusted verdicts are
 /// refused by the gateway (exit 3), the signed one approves and `wait`
 /// names its reviewer and key, the same verdict again is fine (0), the

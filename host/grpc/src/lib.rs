@@ -10,7 +10,8 @@
 //!   messages reach the guest undecoded;
 //! * `lookup.rs`: its durable waits through the gateway's `Lookup`;
 //! * `review.rs`: [`ReviewClient`] and [`ReviewError`];
-//! * `tls.rs`: [`ClientTls`] and [`connect_endpoint`], the channel both use;
+//! * `tls.rs`: [`ClientTls`], [`connect_channel`] (the channel every
+//!   client uses) and [`check_credentials`] (no credential in clear);
 //! * `token.rs`: [`bearer`] metadata and the [`Bearer`] interceptor;
 //! * `refusal.rs`: telling a refusal (credentials, TLS) from an outage.
 
@@ -34,5 +35,5 @@ mod golden;
 pub use refusal::{connect_error, status_error};
 pub use review::{ReviewClient, ReviewError};
 pub use source::{DEFAULT_MAX_MESSAGE_BYTES, GrpcSource};
-pub use tls::{ClientTls, connect_endpoint};
+pub use tls::{CONNECT_DEADLINE, ClientTls, check_credentials, connect_channel, connect_endpoint};
 pub use token::{Bearer, bearer};

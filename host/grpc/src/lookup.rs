@@ -7,7 +7,7 @@
 //! event goes to the guest, made unsequenced, as a frame body.
 
 use crate::refusal::{connect_error, status_error};
-use crate::tls::{ClientTls, connect_endpoint};
+use crate::tls::{ClientTls, connect_channel};
 use crate::token::bearer;
 use approval_host::sources::{SourceError, VerdictLookup, unsequenced_frame};
 use approval_proto::LookupRequest;
@@ -58,10 +58,13 @@ impl GrpcLookup {
         let endpoint = self.endpoint.as_str();
         self.channel
             .get_or_try_init(|| async {
-                connect_endpoint(endpoint, self.tls.as_ref(), CONNECT_TIMEOUT)?
-                    .connect()
-                    .await
-                    .map_err(|e| connect_error(endpoint, &e))
+                connect_channel(
+                    endpoint,
+                    self.tls.as_ref(),
+                    self.token.is_some(),
+                    CONNECT_TIMEOUT,
+                )
+                .await
             })
             .await
             .cloned()

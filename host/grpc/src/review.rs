@@ -1,8 +1,8 @@
 //! [`ReviewClient`]: a reviewer's client of `ReviewService` (the CLI's
 //! `resolve` and `invalidate`), with TLS and the review token on every call.
 
-use crate::refusal::{connect_error, status_error};
-use crate::tls::{ClientTls, connect_endpoint};
+use crate::refusal::status_error;
+use crate::tls::{ClientTls, connect_channel};
 use crate::token::Bearer;
 use approval_host::sources::SourceError;
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
@@ -66,10 +66,7 @@ impl ReviewClient {
         token: Option<&str>,
     ) -> Result<Self, SourceError> {
         let interceptor = Bearer::new(token)?;
-        let channel = connect_endpoint(endpoint, tls, CONNECT_TIMEOUT)?
-            .connect()
-            .await
-            .map_err(|e| connect_error(endpoint, &e))?;
+        let channel = connect_channel(endpoint, tls, token.is_some(), CONNECT_TIMEOUT).await?;
         Ok(ReviewClient {
             endpoint: endpoint.to_owned(),
             client: ReviewServiceClient::with_interceptor(channel, interceptor),

@@ -8,7 +8,7 @@
 
 use crate::lookup::GrpcLookup;
 use crate::refusal::{connect_error, status_error};
-use crate::tls::{ClientTls, connect_endpoint};
+use crate::tls::{ClientTls, connect_channel};
 use crate::token::bearer;
 use approval_host::sources::{
     Chunk, Chunks, EventSource, OpenRequest, SourceError, VerdictLookup, open_within,
@@ -123,10 +123,13 @@ impl GrpcSource {
         // HTTP/2 pings find a connection that went silent (a half-open
         // gateway, a dropped NAT entry) within about `idle_timeout`, even
         // while no event flows.
-        let channel = connect_endpoint(endpoint, self.tls.as_ref(), request.idle_timeout)?
-            .connect()
-            .await
-            .map_err(|e| connect_error(endpoint, &e))?;
+        let channel = connect_channel(
+            endpoint,
+            self.tls.as_ref(),
+            self.token.is_some(),
+            request.idle_timeout,
+        )
+        .await?;
         let max = request.max_frame_bytes as usize;
         let transport = self.max_message_bytes.max(max.saturating_add(1024));
         let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(transport);

@@ -1,9 +1,19 @@
 //! [`ClientTls`] and the channel every client of the gateway builds
-//! ([`connect_endpoint`]): TLS through rustls with `ring`, the system's
-//! roots unless a CA is given, keepalive and a connect timeout.
+//! ([`connect_endpoint`], [`connect_channel`]): TLS through rustls with
+//! `ring`, the system's roots unless a CA is given, keepalive, a connect
+//! deadline that covers the TLS handshake, and [`check_credentials`]: no
+//! credential is ever sent in clear (SPEC.md §8).
 
+use crate::refusal::connect_error;
 use approval_host::sources::SourceError;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use std::time::Duration;
+use tonic::codegen::http::Uri;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// The longest a client waits for a connection to be ready, TCP and TLS
+/// handshake included: an endpoint that accepts and never answers is given
+/// up after this.
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// TLS settings of a gRPC client (rustls with `ring`): whom to trust and,
 /// for mTLS, who we are. PEM text throughout.
@@ -46,13 +56,78 @@ impl ClientTls {
     }
 }
 
+/// Refuses a client configuration that would send a credential in clear:
+/// TLS settings (a CA, a client certificate) with an `http://` URL (the
+/// connection would silently be plaintext), and a bearer token over
+/// `http://` to a host that is not a loopback address or `localhost`.
+pub fn check_credentials(
+    endpoint: &str,
+    tls: Option<&ClientTls>,
+    sends_token: bool,
+) -> Result<(), SourceError> {
+    let refused = |message: &str| SourceError::Refused {
+        endpoint: endpoint.to_owned(),
+        message: message.to_owned(),
+    };
+    let uri: Uri = endpoint.parse().map_err(|_| refused("not a URL"))?;
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") => {
+            if tls.is_some() {
+                return Err(refused(
+                    "TLS settings (--ca, --client-cert) with an http:// URL would connect in \
+                     clear; use https://",
+                ));
+            }
+            if sends_token && !is_local(uri.host().unwrap_or_default()) {
+                return Err(refused(
+                    "a bearer token to a non-loopback host over http:// would cross the network \
+                     in clear; use https://",
+                ));
+            }
+            Ok(())
+        }
+        _ => Err(refused("the URL must start with http:// or https://")),
+    }
+}
+
+/// Whether `host` (as a URI writes it: IPv6 in brackets) is this machine.
+fn is_local(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A connected channel to `endpoint` ([`check_credentials`] first), ready
+/// within [`CONNECT_DEADLINE`] (TLS handshake included) or a connect error.
+pub async fn connect_channel(
+    endpoint: &str,
+    tls: Option<&ClientTls>,
+    sends_token: bool,
+    idle: Duration,
+) -> Result<Channel, SourceError> {
+    check_credentials(endpoint, tls, sends_token)?;
+    let channel = connect_endpoint(endpoint, tls, idle)?;
+    match tokio::time::timeout(CONNECT_DEADLINE, channel.connect()).await {
+        Ok(connected) => connected.map_err(|e| connect_error(endpoint, &e)),
+        Err(_) => Err(SourceError::Connect {
+            endpoint: endpoint.to_owned(),
+            message: format!("no connection (TCP and TLS handshake) within {CONNECT_DEADLINE:?}"),
+        }),
+    }
+}
+
 /// Builds the channel of a gRPC client of the gateway: TLS for `https://`
 /// endpoints (system roots unless `tls` gives a CA), connect timeout and
-/// HTTP/2 keepalive of `idle`. Shared by the source and the CLI's clients.
+/// HTTP/2 keepalive of `idle`. Shared by the source and the CLI's clients;
+/// [`connect_channel`] also checks the credentials and bounds the
+/// handshake.
 pub fn connect_endpoint(
     endpoint: &str,
     tls: Option<&ClientTls>,
-    idle: std::time::Duration,
+    idle: Duration,
 ) -> Result<Endpoint, SourceError> {
     let refused = |message: String| SourceError::Connect {
         endpoint: endpoint.to_owned(),
@@ -78,4 +153,44 @@ pub fn connect_endpoint(
             .map_err(|e| refused(format!("TLS configuration: {e:#}")))?;
     }
     Ok(channel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(endpoint: &str, tls: bool, token: bool) -> bool {
+        let tls = tls.then(ClientTls::default);
+        matches!(
+            check_credentials(endpoint, tls.as_ref(), token),
+            Err(SourceError::Refused { .. })
+        )
+    }
+
+    #[test]
+    fn no_credential_crosses_the_network_in_clear() {
+        // TLS settings never go with http://, wherever it points.
+        assert!(refused("http://127.0.0.1:50051", true, false));
+        assert!(refused("http://gateway.example:50051", true, true));
+        // A token over http:// only to this machine.
+        for local in [
+            "http://127.0.0.1:1",
+            "http://localhost:1",
+            "http://[::1]:1",
+            "http://127.9.9.9",
+        ] {
+            assert!(!refused(local, false, true), "{local}");
+        }
+        for remote in [
+            "http://10.0.0.5:50051",
+            "http://gateway.example",
+            "http://[2001:db8::1]:1",
+        ] {
+            assert!(refused(remote, false, true), "{remote}");
+            assert!(!refused(remote, false, false), "no token: {remote}");
+        }
+        assert!(!refused("https://gateway.example", true, true));
+        assert!(refused("ftp://gateway.example", false, false));
+        assert!(refused("not a url at all", false, false));
+    }
 }

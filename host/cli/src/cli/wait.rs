@@ -81,11 +81,18 @@ pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<Exit> 
                 // Still exactly one line on stdout: no decision was made.
                 println!("{}", report(Decision::Pending, None, args.json));
                 let why = pump.stats().last_error.unwrap_or_default();
-                eprintln!("the gateway refused this client: {}", text(&why));
+                eprintln!("not served: {}", text(&why));
                 return Ok(Exit::NotServed);
             }
         };
         let decision = resolution.outcome.decision();
+        if decision == Decision::Pending {
+            // A wait shorter than the first connect (`--timeout 0s`) still
+            // tells "reached, nobody answered" (2) from "never reached"
+            // (3): the first connect's result is awaited, within the
+            // client's connect deadline.
+            first_connect_result(&pump).await;
+        }
         println!(
             "{}",
             report(decision, resolution.decided_by.as_ref(), args.json)
@@ -130,4 +137,17 @@ fn report(decision: Decision, by: Option<&DecidedBy>, json: bool) -> String {
         line.push_str(&format!(" key={}", value(key)));
     }
     line
+}
+
+/// Returns once the pump has connected or failed once, or after
+/// [`CONNECT_DEADLINE`](approval_grpc::CONNECT_DEADLINE).
+async fn first_connect_result(pump: &approval_host::sources::Pump) {
+    let deadline = tokio::time::Instant::now() + approval_grpc::CONNECT_DEADLINE;
+    while tokio::time::Instant::now() < deadline {
+        let stats = pump.stats();
+        if stats.connects > 0 || stats.failures > 0 || stats.refused > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
