@@ -465,7 +465,7 @@ async fn the_readme_permissions_let_sinks_read_and_only_gateways_publish() {
 
     // The sink user may read the stream's info, so it can open the log,
     // but its publish is a violation: nothing is stored.
-    let forger = VerdictLog::open(as_sink, Duration::from_secs(1))
+    let forger = VerdictLog::open(as_sink.clone(), Duration::from_secs(1))
         .await
         .expect("the sink user reads the stream");
     let forged = forger
@@ -475,6 +475,88 @@ async fn the_readme_permissions_let_sinks_read_and_only_gateways_publish() {
     assert!(log.stored_verdict("forged").await.unwrap().is_none());
     // And a wrong password is refused, typed.
     assert_refused(NatsConfig::new(&node.url_as("sink", "guess"))).await;
+
+    // Consumers: the sink user may create only unnamed ones. A durable
+    // one is refused by the server on the unnamed subject, a named one is
+    // a publish violation, and deleting anyone's consumer is too.
+    let wait = Duration::from_secs(5);
+    let sink_client = as_sink.connect(wait).await.unwrap();
+    let gateway_js = async_nats::jetstream::new(gateway.connect(wait).await.unwrap());
+    let stream = gateway_js.get_stream(&gateway.stream).await.unwrap();
+    let request = serde_json::json!({
+        "stream_name": gateway.stream,
+        "config": { "durable_name": "hog", "ack_policy": "explicit" },
+    });
+    let answer = sink_client
+        .request(
+            format!("$JS.API.CONSUMER.CREATE.{}", gateway.stream),
+            request.to_string().into(),
+        )
+        .await
+        .expect("the server answers the unnamed create subject");
+    let answer: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+    assert!(
+        answer.get("error").is_some(),
+        "a durable is refused: {answer}"
+    );
+    let sink_js = async_nats::jetstream::new(sink_client);
+    let named = tokio::time::timeout(
+        GUARD,
+        sink_js.create_consumer_on_stream(
+            async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some("hog".into()),
+                ..Default::default()
+            },
+            &gateway.stream,
+        ),
+    )
+    .await
+    .expect("refused within the guard");
+    assert!(named.is_err(), "a named consumer is a violation: {named:?}");
+    assert!(
+        stream.consumer_info("hog").await.is_err(),
+        "no hog consumer"
+    );
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("keep".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("the gateway user creates a durable consumer");
+    let deleted = tokio::time::timeout(
+        GUARD,
+        sink_js.delete_consumer_from_stream("keep", &gateway.stream),
+    )
+    .await
+    .expect("refused within the guard");
+    assert!(deleted.is_err(), "a delete is a violation");
+    assert!(stream.consumer_info("keep").await.is_ok(), "still there");
+}
+
+/// What permissions cannot stop (a sink user creating unnamed consumers)
+/// the stream's consumer limit bounds: set when a config creates the
+/// stream, and enforced by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_bounds_its_consumers() {
+    let dir = scratch("max-consumers");
+    let node = Node::single(&dir);
+    let mut config = NatsConfig::new(&node.url());
+    assert_eq!(config.max_consumers, approval_nats::DEFAULT_MAX_CONSUMERS);
+    config.max_consumers = 2;
+    let _log = open(config.clone()).await;
+    let js = async_nats::jetstream::new(config.connect(Duration::from_secs(5)).await.unwrap());
+    let mut stream = js.get_stream(&config.stream).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().config.max_consumers, 2);
+    let pull = async_nats::jetstream::consumer::pull::Config::default;
+    let _first = stream.create_consumer(pull()).await.unwrap();
+    let _second = stream.create_consumer(pull()).await.unwrap();
+    let third = stream.create_consumer(pull()).await;
+    let Err(error) = third else {
+        panic!("a third consumer is refused");
+    };
+    let error = error.to_string();
+    assert!(error.contains("maximum consumers"), "{error}");
 }
 
 /// Opening the log with `config` is refused (credentials), typed.

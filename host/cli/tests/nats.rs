@@ -77,3 +77,83 @@ fn a_wait_whose_nats_is_never_reachable_ends_pending_and_exits_3() {
     assert_eq!(out.trim(), "DECISION_PENDING");
     assert!(err.contains("never reached"), "{err}");
 }
+
+/// The finding of "Gateway II": with an unsigned verdict stored on the
+/// subject by someone bypassing the gateways, `resolve --nats --approve
+/// --signing-key` answered `published (seq 1)` although nothing was stored.
+/// The stored verdict is verified: a forgery is reported (exit 5), by the
+/// CLI and by a `gateway --nats --trusted-key`, never as success.
+#[test]
+fn a_forged_verdict_in_the_log_is_reported_never_taken_for_success() {
+    let dir = scratch("cli-forgery");
+    let node = Node::single(&dir);
+    let url = node.url();
+    let nats = ["--nats", url.as_str()];
+    let keys = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "keygen",
+            "--id",
+            "alice",
+            "--dir",
+            &keys.path().display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = keys.path().join("alice.key").display().to_string();
+    let public = keys.path().join("alice.pub").display().to_string();
+
+    // The forger: an unsigned approval straight into the log.
+    let (code, out, err) = run("resolve", &nats, "wire-9", &["--approve"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    for decision in ["--approve", "--deny"] {
+        let (code, out, err) = run(
+            "resolve",
+            &nats,
+            "wire-9",
+            &[decision, "--signing-key", &key],
+        );
+        assert_eq!(code, Some(5), "{decision}: {out}{err}");
+        assert!(
+            out.starts_with("FORGERY: the verdict stored for wire-9 (seq 1)"),
+            "{out}"
+        );
+    }
+    // A verdict alice signed stands as hers: the same again is fine.
+    let (code, out, err) = run(
+        "resolve",
+        &nats,
+        "send-1",
+        &["--deny", "--signing-key", &key],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = run(
+        "resolve",
+        &nats,
+        "send-1",
+        &["--deny", "--signing-key", &key],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    // A stateless gateway that trusts alice says the same over gRPC.
+    let port = free_port();
+    let gateway_url = format!("http://127.0.0.1:{port}");
+    let _gateway = Gateway::start_with(port, &["--nats", &url, "--trusted-key", &public]);
+    let grpc = ["--gateway", gateway_url.as_str()];
+    let (code, out, err) = run(
+        "resolve",
+        &grpc,
+        "wire-9",
+        &["--approve", "--signing-key", &key],
+    );
+    assert_eq!(code, Some(5), "{out}{err}");
+    assert!(out.contains("is a forgery"), "{out}");
+    let (code, out, err) = run(
+        "resolve",
+        &grpc,
+        "send-1",
+        &["--deny", "--signing-key", &key],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+}

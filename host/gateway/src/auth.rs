@@ -94,14 +94,15 @@ fn bearer_of(metadata: &MetadataMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-/// The reviewer keys `Resolve` checks signatures against.
-pub(super) struct Reviewers {
+/// The reviewer keys `Resolve` checks signatures against (and the NATS
+/// backend a stored verdict; `resolve --nats` too).
+pub struct Reviewers {
     keys: Mutex<TrustedKeys>,
 }
 
 impl Reviewers {
     /// Trusts `keys`; `None` when there are none (no checks).
-    pub(super) fn new(keys: &[TrustedKey]) -> Result<Option<Self>, &'static str> {
+    pub fn new(keys: &[TrustedKey]) -> Result<Option<Self>, &'static str> {
         if keys.is_empty() {
             return Ok(None);
         }
@@ -115,7 +116,7 @@ impl Reviewers {
     }
 
     /// Checks the signature of a validated `Resolve` (`PERMISSION_DENIED`).
-    pub(super) fn verify(&self, resolved: &ApprovalResolved) -> Result<Verdict, Status> {
+    pub fn verify(&self, resolved: &ApprovalResolved) -> Result<Verdict, Status> {
         let verdict = Verdict::from_wire(resolved.decision)
             .ok_or_else(|| Status::invalid_argument("not a verdict"))?;
         self.keys

@@ -77,15 +77,13 @@ mod subscribe;
 mod validate;
 mod writer;
 
-pub use auth::{MIN_TOKEN_BYTES, Token, TokenError};
+pub use auth::{MIN_TOKEN_BYTES, Reviewers, Token, TokenError};
 pub use error::GatewayError;
 pub use limits::{LogLimits, LogStats, MAX_LOOKUP_IDS, MIN_VERDICT_TTL, PublishError};
 pub use log::GatewayLog;
 pub use policy::{INSECURE_REMINDER, Policy};
 pub use store::{DATABASE_FILE, SCHEMA_VERSION, StoreError};
 pub use validate::{MAX_ID_BYTES, MAX_LOOKUP_BYTES, MAX_REQUEST_BYTES, check_resolve};
-
-use auth::Reviewers;
 
 /// Aborts a task when dropped (the reminder of an `insecure_dev` gateway
 /// ends with its `serve`).
@@ -270,6 +268,15 @@ impl Gateway {
             insecure_dev: self.insecure_dev,
         }
         .check(addr)?;
+        if self.reviewers.is_none() {
+            tracing::warn!(
+                %addr,
+                "no --trusted-key: this gateway publishes unsigned verdicts. Sinks that require \
+                 signatures need gateways started with the same --trusted-key files: a gateway that \
+                 verifies never publishes a forgery, so its sinks never spend time on one, and a \
+                 forgery never becomes the first (final) verdict"
+            );
+        }
         // Says so now and every minute while it serves.
         let _reminder = self
             .insecure_dev

@@ -22,6 +22,7 @@
 //!   never a reason to end a subscriber's stream.
 
 use crate::EventStream;
+use crate::auth::Reviewers;
 use approval_nats::{NatsError, VerdictConflict, VerdictLog, follow};
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use async_nats::jetstream::consumer::DeliverPolicy;
@@ -92,12 +93,38 @@ pub(super) async fn subscribe(
     Ok(Box::pin(events))
 }
 
-/// Publishes a validated (and, with trusted keys, verified) verdict.
-pub(super) async fn resolve(log: &VerdictLog, resolved: &ApprovalResolved) -> Result<u64, Status> {
-    match log.publish_verdict(resolved).await {
+/// Publishes a validated (and, with trusted keys, verified) verdict. With
+/// trusted keys, a verdict already stored for the id is verified too: one
+/// that does not verify was stored bypassing the gateways, and is reported
+/// as a forgery (`FAILED_PRECONDITION`), never as the reviewer's success.
+pub(super) async fn resolve(
+    log: &VerdictLog,
+    resolved: &ApprovalResolved,
+    reviewers: Option<&Reviewers>,
+) -> Result<u64, Status> {
+    let published = match reviewers {
+        Some(reviewers) => {
+            log.publish_verified(resolved, |stored| {
+                reviewers
+                    .verify(stored)
+                    .map(|_| ())
+                    .map_err(|status| status.message().to_owned())
+            })
+            .await
+        }
+        None => log.publish_verdict(resolved).await,
+    };
+    match published {
         Ok(published) => Ok(published.seq),
         Err(conflict @ VerdictConflict::Decided { .. }) => {
             Err(Status::already_exists(conflict.to_string()))
+        }
+        Err(forgery @ VerdictConflict::Forged { .. }) => {
+            tracing::error!(
+                request_id = %resolved.request_id,
+                "FORGERY in the log: {forgery}"
+            );
+            Err(Status::failed_precondition(forgery.to_string()))
         }
         Err(VerdictConflict::Log(e)) => Err(log_error(e)),
     }

@@ -34,7 +34,9 @@ impl ReviewService for Gateway {
             }
             // The JetStream log enforces first-wins itself.
             #[cfg(feature = "nats")]
-            Backend::Nats(log) => crate::nats::resolve(log, &resolved).await?,
+            Backend::Nats(log) => {
+                crate::nats::resolve(log, &resolved, self.reviewers.as_deref()).await?
+            }
         };
         Ok(Response::new(PublishReply { seq }))
     }

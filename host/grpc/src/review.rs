@@ -22,6 +22,11 @@ pub enum ReviewError {
     /// gateway's message names it.
     #[error("{0}")]
     AlreadyDecided(String),
+    /// The verdict stored for the request id does not verify with the
+    /// gateway's trusted keys: a forgery put into the log bypassing the
+    /// gateways (`FAILED_PRECONDITION`); nothing was published.
+    #[error("{0}")]
+    Forged(String),
     /// The gateway could not be reached, refused this client, or answered
     /// with another error.
     #[error(transparent)]
@@ -80,6 +85,9 @@ impl ReviewClient {
             Ok(reply) => Ok(reply.into_inner().seq),
             Err(status) if status.code() == Code::AlreadyExists => {
                 Err(ReviewError::AlreadyDecided(status.message().to_owned()))
+            }
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                Err(ReviewError::Forged(status.message().to_owned()))
             }
             Err(status) => Err(status_error(&self.endpoint, &status).into()),
         }

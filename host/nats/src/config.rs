@@ -28,7 +28,16 @@ pub struct NatsConfig {
     /// Replicas when this config creates the stream (3 in a 3-node cluster).
     /// Default 1.
     pub replicas: usize,
+    /// Most consumers the stream allows when this config creates it
+    /// (every sink's pump and every gateway subscriber holds one; a sink
+    /// user's `CONSUMER.CREATE` permission also lets it create durable
+    /// ones, so this bounds what a compromised agent host can pile up).
+    /// Default [`DEFAULT_MAX_CONSUMERS`].
+    pub max_consumers: i32,
 }
+
+/// The stream's consumer limit unless configured otherwise.
+pub const DEFAULT_MAX_CONSUMERS: i32 = 10_000;
 
 impl NatsConfig {
     /// Servers given as a comma-separated list, the default stream, no
@@ -46,6 +55,7 @@ impl NatsConfig {
             ca_file: None,
             stream: DEFAULT_STREAM.to_owned(),
             replicas: 1,
+            max_consumers: DEFAULT_MAX_CONSUMERS,
         }
     }
 
@@ -121,6 +131,7 @@ impl NatsConfig {
             num_replicas: self.replicas.max(1),
             duplicate_window: Duration::from_secs(120),
             allow_direct: true,
+            max_consumers: self.max_consumers.max(1),
             ..Default::default()
         }
     }

@@ -46,7 +46,7 @@ mod defaults;
 #[path = "../../../tests/vectors/golden.rs"]
 mod golden;
 
-pub use config::{DEFAULT_STREAM, NatsConfig};
+pub use config::{DEFAULT_MAX_CONSUMERS, DEFAULT_STREAM, NatsConfig};
 pub use error::NatsError;
 pub use follow::{LOG_CHECK, StoredMessages, follow};
 pub use publish::{Published, VerdictConflict, VerdictLog};

@@ -12,6 +12,9 @@
 //!   compared instead. Either way the same decision reads as success.
 //! * A different decision for a decided id is [`VerdictConflict::Decided`],
 //!   carrying the stored verdict; nothing is published.
+//! * [`VerdictLog::publish_verified`] never answers "published" or "stands"
+//!   for a stored verdict its caller's check refuses: someone who bypassed
+//!   the gateways put it there, and it is [`VerdictConflict::Forged`].
 
 use crate::config::NatsConfig;
 use crate::error::NatsError;
@@ -46,6 +49,21 @@ pub enum VerdictConflict {
         stored: Box<ApprovalResolved>,
         /// Its stream sequence.
         seq: u64,
+    },
+    /// The verdict stored for the id fails the caller's check (not signed
+    /// by a trusted key): it was published bypassing the gateways, and
+    /// nothing was published now.
+    #[error(
+        "the verdict stored for {} (seq {seq}) is a forgery: {why}; nothing was published",
+        .stored.request_id
+    )]
+    Forged {
+        /// The stored verdict.
+        stored: Box<ApprovalResolved>,
+        /// Its stream sequence.
+        seq: u64,
+        /// Why the check refused it.
+        why: String,
     },
     /// The log could not be reached or refused the publish.
     #[error(transparent)]
@@ -139,6 +157,49 @@ impl VerdictLog {
             .config
             .error(format_args!("publishing {subject}: {last_error}"))
             .into())
+    }
+
+    /// [`publish_verdict`](Self::publish_verdict), with the stored verdict
+    /// checked whenever one stood before (the same decision or the other):
+    /// one that `check` refuses is [`VerdictConflict::Forged`], never the
+    /// caller's success nor an ordinary conflict. `check` is the caller's
+    /// signature verification with its trusted keys.
+    pub async fn publish_verified(
+        &self,
+        resolved: &ApprovalResolved,
+        check: impl Fn(&ApprovalResolved) -> Result<(), String>,
+    ) -> Result<Published, VerdictConflict> {
+        let forged = |stored: ApprovalResolved, seq: u64| {
+            check(&stored).err().map(|why| VerdictConflict::Forged {
+                stored: Box::new(stored),
+                seq,
+                why,
+            })
+        };
+        match self.publish_verdict(resolved).await {
+            Ok(published) if published.already_stood => {
+                // A repeat: what stands may be anyone's (a duplicate
+                // message id is no proof of who sent it).
+                let Some((stored, seq)) = self.stored_verdict(&resolved.request_id).await? else {
+                    return Err(self
+                        .config
+                        .error(format_args!(
+                            "a verdict for {} stood but could not be read back",
+                            resolved.request_id
+                        ))
+                        .into());
+                };
+                match forged(stored, seq) {
+                    Some(forgery) => Err(forgery),
+                    None => Ok(published),
+                }
+            }
+            Err(VerdictConflict::Decided { stored, seq }) => {
+                Err(forged((*stored).clone(), seq)
+                    .unwrap_or(VerdictConflict::Decided { stored, seq }))
+            }
+            other => other,
+        }
     }
 
     /// The verdict standing for `resolved`'s id compared with it.

@@ -17,6 +17,10 @@ pub enum Exit {
     NotServed = 3,
     /// `resolve`: a different verdict already stands.
     Conflict = 4,
+    /// `resolve`: the verdict stored for the id is a forgery (it does not
+    /// verify with the trusted keys): someone wrote to the log bypassing
+    /// the gateways. Nothing was published.
+    Forgery = 5,
 }
 
 impl Exit {

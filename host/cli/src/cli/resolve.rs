@@ -1,11 +1,11 @@
 //! `approval-sink resolve`: a reviewer's verdict, published through a
 //! gateway or (`--nats`) straight into the log with the gateway's checks.
 
-use super::client::{ClientArgs, runtime};
+use super::client::{ClientArgs, runtime, trusted_keys};
 use super::exit::Exit;
 use super::output::{text, value};
 use anyhow::Context;
-use approval_gateway::check_resolve;
+use approval_gateway::{Reviewers, check_resolve};
 use approval_grpc::ReviewError;
 use approval_host::{Decision, ReviewerKey};
 use approval_nats::VerdictConflict;
@@ -32,11 +32,17 @@ pub struct ResolveArgs {
     /// Sign the verdict with this reviewer key (`ID.key`, PKCS#8 PEM).
     #[arg(long, value_name = "KEY")]
     signing_key: Option<PathBuf>,
+    /// With --nats: a verdict already stored for the id must be signed by
+    /// one of these keys (`ID.pub`; repeatable; default: the signing key's
+    /// own), else it is reported as a forgery (exit 5).
+    #[arg(long, value_name = "PUB")]
+    trusted_key: Vec<PathBuf>,
 }
 
 /// Exit code of `resolve`: 0 published (or the same verdict already
-/// stands), 4 a different verdict already stands (it is printed); anything
-/// not served is an error (exit 3).
+/// stands), 4 a different verdict already stands (it is printed), 5 the
+/// stored verdict is a forgery (printed); anything not served is an error
+/// (exit 3).
 pub fn resolve(args: ResolveArgs) -> anyhow::Result<Exit> {
     let signing = args
         .signing_key
@@ -64,7 +70,15 @@ pub fn resolve(args: ResolveArgs) -> anyhow::Result<Exit> {
         key.sign(&mut verdict);
     }
     if let Some(config) = args.client.nats.config() {
-        return runtime()?.block_on(resolve_in_log(config, verdict));
+        let mut keys = trusted_keys(&args.trusted_key)?;
+        if keys.is_empty()
+            && let Some(key) = &signing
+        {
+            keys.push(key.trusted());
+        }
+        let reviewers =
+            Reviewers::new(&keys).map_err(|why| anyhow::anyhow!("--trusted-key: {why}"))?;
+        return runtime()?.block_on(resolve_in_log(config, verdict, reviewers));
     }
     runtime()?.block_on(async {
         let mut client = args.client.review_client().await?;
@@ -82,6 +96,10 @@ pub fn resolve(args: ResolveArgs) -> anyhow::Result<Exit> {
                 println!("{}", text(&standing));
                 Ok(Exit::Conflict)
             }
+            Err(ReviewError::Forged(why)) => {
+                println!("FORGERY: {}", text(&why));
+                Ok(Exit::Forgery)
+            }
             Err(e) => Err(e.into()),
         }
     })
@@ -93,10 +111,23 @@ pub fn resolve(args: ResolveArgs) -> anyhow::Result<Exit> {
 async fn resolve_in_log(
     config: approval_nats::NatsConfig,
     verdict: ApprovalResolved,
+    reviewers: Option<Reviewers>,
 ) -> anyhow::Result<Exit> {
     check_resolve(&verdict).map_err(|status| anyhow::anyhow!("{}", status.message()))?;
     let log = super::nats::open(config).await?;
-    match log.publish_verdict(&verdict).await {
+    let published = match &reviewers {
+        Some(reviewers) => {
+            log.publish_verified(&verdict, |stored| {
+                reviewers
+                    .verify(stored)
+                    .map(|_| ())
+                    .map_err(|status| status.message().to_owned())
+            })
+            .await
+        }
+        None => log.publish_verdict(&verdict).await,
+    };
+    match published {
         Ok(published) => {
             let decision = Decision::try_from(verdict.decision).unwrap_or(Decision::Unspecified);
             println!(
@@ -110,6 +141,10 @@ async fn resolve_in_log(
         Err(conflict @ VerdictConflict::Decided { .. }) => {
             println!("{}", text(&conflict.to_string()));
             Ok(Exit::Conflict)
+        }
+        Err(forgery @ VerdictConflict::Forged { .. }) => {
+            println!("FORGERY: {}", text(&forgery.to_string()));
+            Ok(Exit::Forgery)
         }
         Err(VerdictConflict::Log(e)) => Err(e.into()),
     }
