@@ -331,3 +331,16 @@ def test_python_cryptography_reads_a_keygen_key(tmp_path):
     key = load_pem_private_key((tmp_path / "alice.key").read_bytes(), password=None)
     raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     assert TrustedKey.from_file(tmp_path / "alice.pub").public_key == raw
+
+
+def test_a_token_never_goes_to_a_remote_gateway_in_clear():
+    """The Rust clients' rule (SPEC.md §8): a bearer token without TLS only
+    to this machine."""
+    for remote in ("10.0.0.5:50051", "gateway.example:50051", "[2001:db8::1]:50051"):
+        with pytest.raises(SinkError) as refused:
+            GrpcSource(remote, token="subscriber-s3cret-0123456789")
+        assert refused.value.kind == "invalid-config"
+        GrpcSource(remote)  # no token: nothing to leak
+        GrpcSource(remote, token="subscriber-s3cret-0123456789", root_certificates=b"pem")
+    for local in ("127.0.0.1:50051", "localhost:50051", "[::1]:50051"):
+        GrpcSource(local, token="subscriber-s3cret-0123456789")

@@ -688,3 +688,85 @@ async fn a_gateways_subscribers_follow_a_recreated_stream() {
         (fresh, 1, 1)
     );
 }
+
+/// `publish_verified` against what someone bypassing the gateways can put
+/// into the log: a genuine signed verdict copied onto another request's
+/// subject is a forgery for that request, and a message that took the
+/// message id of (request, APPROVED) does not make an approval "stand"
+/// where a denial is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_verdicts_are_checked_for_their_request_and_decision() {
+    use approval_host::ReviewerKey;
+    use async_nats::jetstream::message::PublishMessage as Publish;
+    let dir = scratch("verified");
+    let node = Node::single(&dir);
+    let config = NatsConfig::new(&node.url());
+    let log = open(config.clone()).await;
+    let alice = ReviewerKey::generate("alice").unwrap();
+    let reviewers = approval_gateway::Reviewers::new(&[alice.trusted()])
+        .unwrap()
+        .unwrap();
+    let check = |stored: &ApprovalResolved| {
+        reviewers
+            .verify(stored)
+            .map(|_| ())
+            .map_err(|status| status.message().to_owned())
+    };
+    let signed = |id: &str, decision: Decision| {
+        let mut resolved = verdict(id, decision);
+        alice.sign(&mut resolved);
+        resolved
+    };
+    let js = async_nats::jetstream::new(config.connect(Duration::from_secs(5)).await.unwrap());
+
+    // Alice's approval of "small" copied onto "large"'s subject.
+    let (_, small) = approval_nats::subjects::stored_message(
+        approval_proto::Event::ApprovalResolved(signed("small", Decision::Approved)),
+    );
+    js.send_publish(
+        approval_nats::resolved_subject("large"),
+        Publish::build().payload(small.into()),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    match log
+        .publish_verified(&signed("large", Decision::Approved), check)
+        .await
+    {
+        Err(VerdictConflict::Forged { why, .. }) => assert!(why.contains("small"), "{why}"),
+        other => panic!("a copied verdict is a forgery for large: {other:?}"),
+    }
+
+    // A genuine denial stands for "wire"; a forger's message takes the
+    // message id of (wire, APPROVED) on another subject.
+    log.publish_verdict(&signed("wire", Decision::Denied))
+        .await
+        .unwrap();
+    let (_, junk) = approval_nats::subjects::stored_message(
+        approval_proto::Event::PolicyInvalidated(PolicyInvalidated::default()),
+    );
+    js.send_publish(
+        approval_nats::invalidated_subject("x"),
+        Publish::build()
+            .payload(junk.into())
+            .message_id(approval_nats::subjects::message_id(
+                "wire",
+                Decision::Approved as i32,
+            )),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    match log
+        .publish_verified(&signed("wire", Decision::Approved), check)
+        .await
+    {
+        Err(VerdictConflict::Decided { stored, .. }) => {
+            assert_eq!(stored.decision, Decision::Denied as i32)
+        }
+        other => panic!("the denial stands: {other:?}"),
+    }
+}

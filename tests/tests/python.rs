@@ -32,7 +32,7 @@ const PINNED: [&str; 5] = [
 /// The fewest cases the suite must pass (the issue asks for at least 25;
 /// this is the suite's count, so a file that stops being collected
 /// fails it).
-const MIN_CASES: u32 = 78;
+const MIN_CASES: u32 = 79;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -112,7 +112,7 @@ fn a_forged_verdict_in_the_log_is_reported_never_taken_for_success() {
             "resolve",
             &nats,
             "wire-9",
-            &[decision, "--signing-key", &key],
+            &[decision, "--signing-key", &key, "--trusted-key", &public],
         );
         assert_eq!(code, Some(5), "{decision}: {out}{err}");
         assert!(
@@ -125,14 +125,14 @@ fn a_forged_verdict_in_the_log_is_reported_never_taken_for_success() {
         "resolve",
         &nats,
         "send-1",
-        &["--deny", "--signing-key", &key],
+        &["--deny", "--signing-key", &key, "--trusted-key", &public],
     );
     assert_eq!(code, Some(0), "{out}{err}");
     let (code, out, err) = run(
         "resolve",
         &nats,
         "send-1",
-        &["--deny", "--signing-key", &key],
+        &["--deny", "--signing-key", &key, "--trusted-key", &public],
     );
     assert_eq!(code, Some(0), "{out}{err}");
 

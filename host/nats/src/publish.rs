@@ -169,8 +169,17 @@ impl VerdictLog {
         resolved: &ApprovalResolved,
         check: impl Fn(&ApprovalResolved) -> Result<(), String>,
     ) -> Result<Published, VerdictConflict> {
+        // A stored verdict is genuine only if it is about this request
+        // (a signature covers its own request id: a verdict copied onto
+        // another id's subject verifies, but is not that id's) and the
+        // caller's check accepts it.
         let forged = |stored: ApprovalResolved, seq: u64| {
-            check(&stored).err().map(|why| VerdictConflict::Forged {
+            let why = if stored.request_id != resolved.request_id {
+                Some(format!("it is a verdict on {:?}", stored.request_id))
+            } else {
+                check(&stored).err()
+            };
+            why.map(|why| VerdictConflict::Forged {
                 stored: Box::new(stored),
                 seq,
                 why,
@@ -189,10 +198,22 @@ impl VerdictLog {
                         ))
                         .into());
                 };
-                match forged(stored, seq) {
-                    Some(forgery) => Err(forgery),
-                    None => Ok(published),
+                if let Some(forgery) = forged(stored.clone(), seq) {
+                    return Err(forgery);
                 }
+                // The message id names only (id, decision), and JetStream
+                // dedupes before it checks the subject: whatever message
+                // took that id, what counts is the verdict on the subject.
+                if stored.decision != resolved.decision {
+                    return Err(VerdictConflict::Decided {
+                        stored: Box::new(stored),
+                        seq,
+                    });
+                }
+                Ok(Published {
+                    seq,
+                    already_stood: true,
+                })
             }
             Err(VerdictConflict::Decided { stored, seq }) => {
                 Err(forged((*stored).clone(), seq)

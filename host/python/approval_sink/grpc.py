@@ -15,6 +15,7 @@ Needs the ``grpc`` extra (``pip install approval-sink[grpc]``).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import struct
 from typing import Optional, Sequence, Tuple
@@ -33,6 +34,7 @@ from ._sources import (
 )
 from ._wire import varint
 from .sink import ApprovalSink
+from .types import SinkError
 
 log = logging.getLogger("approval_sink.grpc")
 
@@ -70,6 +72,18 @@ def _identity(b: bytes) -> bytes:
     return b
 
 
+def _is_local(target: str) -> bool:
+    """Whether a ``host:port`` target (IPv6 in brackets) is this machine."""
+    host = target.rsplit(":", 1)[0] if target.count(":") == 1 or target.startswith("[") else target
+    host = host.strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class GrpcSource:
     """Subscribes ``sink`` to a gateway until the task running
     :meth:`run` is cancelled.
@@ -101,6 +115,14 @@ class GrpcSource:
         max_backoff: float = DEFAULT_MAX_BACKOFF,
         idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
+        if token and root_certificates is None and not _is_local(target):
+            # The same rule as the Rust clients (SPEC.md §8): a bearer token
+            # never crosses a network in clear.
+            raise SinkError(
+                "invalid-config",
+                f"a bearer token to {target} without TLS would cross the network in clear; "
+                "give root_certificates (TLS) or use a loopback address",
+            )
         self.target = target
         self.agent_id = agent_id
         self.token = token

@@ -54,21 +54,25 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
             path.display()
         );
     }
-    // The public file first, created exclusively: if it appears meanwhile
-    // nothing is written, and a private key never exists without its
-    // public line.
+    // The public line first, created exclusively and on disk before the
+    // private key is written; if anything after fails, what this run made
+    // goes, so a private key never exists without its public line.
     let mut pub_file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&public)
         .with_context(|| format!("creating {}", public.display()))?;
-    if let Err(e) = write_private(&private, key.to_pem()?.as_bytes()) {
-        drop(pub_file);
+    let written = writeln!(pub_file, "{}", key.trusted().to_line())
+        .and_then(|()| pub_file.sync_all())
+        .with_context(|| format!("writing {}", public.display()))
+        .and_then(|()| key.to_pem().map_err(Into::into))
+        .and_then(|pem| write_private(&private, pem.as_bytes()));
+    if let Err(e) = written {
+        // `write_private` creates exclusively and removes nothing: a
+        // private key that appeared meanwhile is someone else's and stays.
         let _ = std::fs::remove_file(&public);
         return Err(e);
     }
-    writeln!(pub_file, "{}", key.trusted().to_line())
-        .with_context(|| format!("writing {}", public.display()))?;
     println!("{}", private.display());
     println!("{}", public.display());
     Ok(())

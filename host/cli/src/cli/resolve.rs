@@ -33,8 +33,8 @@ pub struct ResolveArgs {
     #[arg(long, value_name = "KEY")]
     signing_key: Option<PathBuf>,
     /// With --nats: a verdict already stored for the id must be signed by
-    /// one of these keys (`ID.pub`; repeatable; default: the signing key's
-    /// own), else it is reported as a forgery (exit 5).
+    /// one of these keys (`ID.pub`; repeatable), else it is reported as a
+    /// forgery (exit 5). Without it, no stored verdict is checked.
     #[arg(long, value_name = "PUB")]
     trusted_key: Vec<PathBuf>,
 }
@@ -70,16 +70,15 @@ pub fn resolve(args: ResolveArgs) -> anyhow::Result<Exit> {
         key.sign(&mut verdict);
     }
     if let Some(config) = args.client.nats.config() {
-        let mut keys = trusted_keys(&args.trusted_key)?;
-        if keys.is_empty()
-            && let Some(key) = &signing
-        {
-            keys.push(key.trusted());
-        }
+        let keys = trusted_keys(&args.trusted_key)?;
         let reviewers =
             Reviewers::new(&keys).map_err(|why| anyhow::anyhow!("--trusted-key: {why}"))?;
         return runtime()?.block_on(resolve_in_log(config, verdict, reviewers));
     }
+    anyhow::ensure!(
+        args.trusted_key.is_empty(),
+        "--trusted-key applies with --nats only (a gateway checks with its own keys)"
+    );
     runtime()?.block_on(async {
         let mut client = args.client.review_client().await?;
         match client.resolve(verdict).await {

@@ -30,6 +30,11 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             path.display()
         )
     })?;
-    file.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        // Ours (created exclusively above): no half-written secret stays.
+        let _ = std::fs::remove_file(path);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
+    Ok(())
 }

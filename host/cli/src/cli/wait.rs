@@ -61,6 +61,9 @@ pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<Exit> 
                 sink.pump(source)
             }
         };
+        // Counted from the pump's start: a wait that outlives it never
+        // waits longer than its timeout for a connect result.
+        let connect_deadline = tokio::time::Instant::now() + approval_grpc::CONNECT_DEADLINE;
         let wait = sink.wait_detailed(&args.request_id, args.timeout);
         eprintln!(
             "waiting up to {} for {} ...",
@@ -91,7 +94,7 @@ pub fn wait(args: WaitArgs, component: Option<PathBuf>) -> anyhow::Result<Exit> 
             // tells "reached, nobody answered" (2) from "never reached"
             // (3): the first connect's result is awaited, within the
             // client's connect deadline.
-            first_connect_result(&pump).await;
+            first_connect_result(&pump, connect_deadline).await;
         }
         println!(
             "{}",
@@ -139,10 +142,9 @@ fn report(decision: Decision, by: Option<&DecidedBy>, json: bool) -> String {
     line
 }
 
-/// Returns once the pump has connected or failed once, or after
-/// [`CONNECT_DEADLINE`](approval_grpc::CONNECT_DEADLINE).
-async fn first_connect_result(pump: &approval_host::sources::Pump) {
-    let deadline = tokio::time::Instant::now() + approval_grpc::CONNECT_DEADLINE;
+/// Returns once the pump has connected or failed once, or at `deadline`
+/// (the pump's start plus [`CONNECT_DEADLINE`](approval_grpc::CONNECT_DEADLINE)).
+async fn first_connect_result(pump: &approval_host::sources::Pump, deadline: tokio::time::Instant) {
     while tokio::time::Instant::now() < deadline {
         let stats = pump.stats();
         if stats.connects > 0 || stats.failures > 0 || stats.refused > 0 {

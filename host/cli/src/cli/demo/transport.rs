@@ -82,9 +82,11 @@ impl Tokens {
 
     /// A `ReviewService` client of `url` sending the review token.
     async fn client(&self, url: String) -> anyhow::Result<ReviewClient> {
-        let channel = tonic::transport::Endpoint::from_shared(url)?
-            .connect()
-            .await?;
+        // The same rules as every client: the review token never goes to a
+        // non-loopback host in clear.
+        let channel =
+            approval_grpc::connect_channel(&url, None, true, approval_grpc::CONNECT_DEADLINE)
+                .await?;
         Ok(ReviewServiceClient::with_interceptor(
             channel,
             Bearer::new(Some(&self.review))?,
