@@ -9,25 +9,13 @@
 //! `APPROVAL_BENCH_QUICK=1` for a short smoke run.
 
 use approval_gateway::{Gateway, GatewayLog, LogLimits};
+use approval_proto::Event;
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
-use approval_proto::{ApprovalResolved, Decision, Event};
+use approval_tests::events::approval;
+use approval_tests::time::bench_quick;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-
-fn verdict(request_id: String) -> ApprovalResolved {
-    ApprovalResolved {
-        request_id,
-        decision: Decision::Approved as i32,
-        reviewer: "bench".into(),
-        resolved_at_unix_ms: 1_700_000_000_000,
-        ..Default::default()
-    }
-}
-
-fn quick() -> bool {
-    std::env::var_os("APPROVAL_BENCH_QUICK").is_some()
-}
 
 /// A fresh scratch directory for one durable log.
 fn scratch(name: &str) -> PathBuf {
@@ -73,7 +61,7 @@ async fn publish_rate(kind: Kind, name: &str, reviewers: usize, total: usize) ->
             let log = Arc::clone(&log);
             tokio::spawn(async move {
                 for i in (r..total).step_by(reviewers) {
-                    let event = Event::ApprovalResolved(verdict(format!("req-{i}")));
+                    let event = Event::ApprovalResolved(approval(format!("req-{i}")));
                     log.publish(event).await.expect("published");
                 }
             })
@@ -116,7 +104,7 @@ async fn resolve_rate(kind: Kind, name: &str, reviewers: usize, total: usize) ->
             tokio::spawn(async move {
                 for i in (r..total).step_by(reviewers) {
                     client
-                        .resolve(verdict(format!("req-{i}")))
+                        .resolve(approval(format!("req-{i}")))
                         .await
                         .expect("resolved");
                 }
@@ -141,7 +129,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let scale = if quick() { 10 } else { 1 };
+    let scale = if bench_quick() { 10 } else { 1 };
     println!(
         "| row | durable verdicts/s | in-memory verdicts/s | durable / in-memory | durable commits |"
     );

@@ -14,29 +14,17 @@
 use approval_gateway::{Gateway, GatewayLog, LogLimits};
 use approval_grpc::GrpcSource;
 use approval_host::sources::Pump;
-use approval_host::{ApprovalSink, Decision, Outcome, ResumePoint, SinkConfig, Verdict};
+use approval_host::{ApprovalSink, Outcome, ResumePoint, SinkConfig, Verdict};
 use approval_nats::NatsSource;
 use approval_nats::{NatsConfig, VerdictLog};
+use approval_proto::Event;
 use approval_proto::grpc::review_service_client::ReviewServiceClient;
-use approval_proto::{ApprovalResolved, Event};
+use approval_tests::events::approval;
 use approval_tests::nats::{Node, scratch};
+use approval_tests::time::bench_quick;
 use async_nats::jetstream::message::PublishMessage;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
-
-fn verdict(request_id: String) -> ApprovalResolved {
-    ApprovalResolved {
-        request_id,
-        decision: Decision::Approved as i32,
-        reviewer: "bench".into(),
-        resolved_at_unix_ms: 1_700_000_000_000,
-        ..Default::default()
-    }
-}
-
-fn quick() -> bool {
-    std::env::var_os("APPROVAL_BENCH_QUICK").is_some()
-}
 
 /// Serves `gateway` on a loopback port; returns its URL.
 async fn serve(gateway: Gateway) -> String {
@@ -77,7 +65,7 @@ async fn latency(
                 })
             })
             .collect();
-        client.resolve(verdict(id.clone())).await.expect("resolve");
+        client.resolve(approval(id.clone())).await.expect("resolve");
         for t in timed {
             let (outcome, at) = t.await.expect("task");
             assert_eq!(
@@ -109,8 +97,8 @@ fn sink() -> ApprovalSink {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rounds = if quick() { 50 } else { 1000 };
-    let volume: u64 = if quick() { 20_000 } else { 200_000 };
+    let rounds = if bench_quick() { 50 } else { 1000 };
+    let volume: u64 = if bench_quick() { 20_000 } else { 200_000 };
     let dir = scratch("bench");
     let node = Node::single(&dir);
     let config = NatsConfig::new(&node.url());
@@ -174,7 +162,7 @@ async fn main() {
     let base = memory_log.last_seq();
     for i in 0..volume {
         memory_log
-            .publish(Event::ApprovalResolved(verdict(format!("thr-{i}"))))
+            .publish(Event::ApprovalResolved(approval(format!("thr-{i}"))))
             .await
             .expect("published");
     }
@@ -196,7 +184,7 @@ async fn main() {
     let mut acks = Vec::with_capacity(1024);
     for i in 0..volume {
         let payload =
-            approval_nats::stored_bytes(Event::ApprovalResolved(verdict(format!("thr-{i}"))));
+            approval_nats::stored_bytes(Event::ApprovalResolved(approval(format!("thr-{i}"))));
         let subject = approval_nats::resolved_subject(&format!("thr-{i}"));
         let ack = js
             .send_publish(subject, PublishMessage::build().payload(payload.into()))

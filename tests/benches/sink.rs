@@ -17,6 +17,7 @@ mod original;
 use approval_host::component::REGISTRY_COMPONENT;
 use approval_host::{ApprovalSink, Decision, InvalidationSink, ReviewerKey, SinkConfig};
 use approval_tests::events::{approvals, frame, resolved_event, signed, stream, verdict_event};
+use approval_tests::time::bench_quick;
 use original::NativeSink;
 use std::time::{Duration, Instant};
 
@@ -27,10 +28,6 @@ struct Row {
     unit: &'static str,
     /// Lower is better (time, bytes) or higher (rates).
     lower_is_better: bool,
-}
-
-fn quick() -> bool {
-    std::env::var_os("APPROVAL_BENCH_QUICK").is_some()
 }
 
 fn rss_bytes() -> u64 {
@@ -593,7 +590,7 @@ fn print_table(rows: &[Row]) {
 
 #[tokio::main]
 async fn main() {
-    let q = quick();
+    let q = bench_quick();
     let mut rows = Vec::new();
     rows.extend(round_trip_rows(q).await);
     rows.extend(current_thread_rows(q));

@@ -17,6 +17,18 @@ pub fn verdict(request_id: &str, decision: i32) -> Event {
     })
 }
 
+/// An unsigned approval of `request_id` as a `Resolve` sends it (the
+/// benches' reviewer traffic).
+pub fn approval(request_id: String) -> ApprovalResolved {
+    ApprovalResolved {
+        request_id,
+        decision: Decision::Approved as i32,
+        reviewer: "reviewer@example".to_string(),
+        resolved_at_unix_ms: 1_700_000_000_000,
+        ..Default::default()
+    }
+}
+
 /// A verdict on `request_id` signed by `key` (S17), as a reviewer's tool
 /// sends it: the reviewer is the key's id.
 pub fn signed(key: &ReviewerKey, request_id: &str, decision: Decision) -> ApprovalResolved {

@@ -49,3 +49,8 @@ pub async fn eventually<F: Future<Output = bool>>(mut done: impl FnMut() -> F) {
         panic!("the condition never held within {GUARD:?}");
     }
 }
+
+/// Whether a bench runs short (`APPROVAL_BENCH_QUICK` set): a smoke run.
+pub fn bench_quick() -> bool {
+    std::env::var_os("APPROVAL_BENCH_QUICK").is_some()
+}

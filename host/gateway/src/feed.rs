@@ -8,6 +8,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::broadcast;
 
+/// Where a subscriber starts (its resume point in this log), the retained
+/// events after it, and the live feed of the rest.
+pub(crate) type Follow = (
+    u64,
+    Vec<Arc<InvalidationEvent>>,
+    broadcast::Receiver<Arc<InvalidationEvent>>,
+);
+
 /// Live events buffered per subscriber before it counts as lagging.
 const LIVE_BUFFER: usize = 4096;
 
@@ -164,16 +172,7 @@ impl Shared {
     /// events after the resume point (found by index: seqs are
     /// consecutive), so a subscribe never copies the backlog's bytes while
     /// the writer waits.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn follow(
-        &self,
-        last_seq: u64,
-        log_id: u64,
-    ) -> (
-        u64,
-        Vec<Arc<InvalidationEvent>>,
-        broadcast::Receiver<Arc<InvalidationEvent>>,
-    ) {
+    pub(crate) fn follow(&self, last_seq: u64, log_id: u64) -> Follow {
         let ours = self.id;
         let last_seq = if log_id != 0 && log_id != ours {
             tracing::info!(

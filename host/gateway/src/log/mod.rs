@@ -22,7 +22,7 @@
 #[cfg(test)]
 mod tests;
 
-use crate::feed::{Shared, SubscriberSlot};
+use crate::feed::{Follow, Shared, SubscriberSlot};
 use crate::limits::{LogLimits, LogStats, PublishError};
 use crate::store::{Store, StoreError};
 use crate::writer::{Clock, Queued, Request, Writer};
@@ -30,7 +30,7 @@ use approval_proto::{Event, InvalidationEvent};
 use prost::Message;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use tokio::sync::{Semaphore, broadcast, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 /// Publications and lookups waiting for the writer at once; more wait for
 /// a place (backpressure instead of an unbounded queue).
@@ -234,16 +234,7 @@ impl GatewayLog {
 
     /// Where a subscriber of `(log_id, last_seq)` starts in this log, the
     /// retained events after that, and a live feed of the rest.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn follow(
-        &self,
-        last_seq: u64,
-        log_id: u64,
-    ) -> (
-        u64,
-        Vec<Arc<InvalidationEvent>>,
-        broadcast::Receiver<Arc<InvalidationEvent>>,
-    ) {
+    pub(crate) fn follow(&self, last_seq: u64, log_id: u64) -> Follow {
         self.shared.follow(last_seq, log_id)
     }
 }
