@@ -115,6 +115,14 @@ impl Reviewers {
         }))
     }
 
+    /// [`verify`](Self::verify) as a check of a stored verdict: why it
+    /// fails, in words.
+    pub fn check(&self, stored: &ApprovalResolved) -> Result<(), String> {
+        self.verify(stored)
+            .map(|_| ())
+            .map_err(|status| status.message().to_owned())
+    }
+
     /// Checks the signature of a validated `Resolve` (`PERMISSION_DENIED`).
     pub fn verify(&self, resolved: &ApprovalResolved) -> Result<Verdict, Status> {
         let verdict = Verdict::from_wire(resolved.decision)

@@ -70,6 +70,8 @@ mod limits;
 mod log;
 #[cfg(feature = "nats")]
 mod nats;
+#[cfg(feature = "nats")]
+pub use nats::publish_checked;
 mod policy;
 mod review;
 mod store;

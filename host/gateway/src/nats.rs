@@ -23,7 +23,7 @@
 
 use crate::EventStream;
 use crate::auth::Reviewers;
-use approval_nats::{NatsError, VerdictConflict, VerdictLog, follow};
+use approval_nats::{NatsError, Published, VerdictConflict, VerdictLog, follow};
 use approval_proto::{ApprovalResolved, Event, InvalidationEvent, PolicyInvalidated};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use futures::StreamExt;
@@ -102,19 +102,7 @@ pub(super) async fn resolve(
     resolved: &ApprovalResolved,
     reviewers: Option<&Reviewers>,
 ) -> Result<u64, Status> {
-    let published = match reviewers {
-        Some(reviewers) => {
-            log.publish_verified(resolved, |stored| {
-                reviewers
-                    .verify(stored)
-                    .map(|_| ())
-                    .map_err(|status| status.message().to_owned())
-            })
-            .await
-        }
-        None => log.publish_verdict(resolved).await,
-    };
-    match published {
+    match publish_checked(log, resolved, reviewers).await {
         Ok(published) => Ok(published.seq),
         Err(conflict @ VerdictConflict::Decided { .. }) => {
             Err(Status::already_exists(conflict.to_string()))
@@ -127,6 +115,24 @@ pub(super) async fn resolve(
             Err(Status::failed_precondition(forgery.to_string()))
         }
         Err(VerdictConflict::Log(e)) => Err(log_error(e)),
+    }
+}
+
+/// Publishes `resolved` into the log, checking a verdict that stood before
+/// with `reviewers` when there are any
+/// ([`VerdictLog::publish_verified`]); what a gateway and `resolve --nats`
+/// both do.
+pub async fn publish_checked(
+    log: &VerdictLog,
+    resolved: &ApprovalResolved,
+    reviewers: Option<&Reviewers>,
+) -> Result<Published, VerdictConflict> {
+    match reviewers {
+        Some(reviewers) => {
+            log.publish_verified(resolved, |stored| reviewers.check(stored))
+                .await
+        }
+        None => log.publish_verdict(resolved).await,
     }
 }
 

@@ -8,8 +8,9 @@
 //!   JetStream stores it only if its id's subject is empty.
 //! * A retried publish carries the same `Nats-Msg-Id` (a digest of id and
 //!   decision), so JetStream drops the duplicate within its window; after
-//!   the window, the conditional publish fails and the stored verdict is
-//!   compared instead. Either way the same decision reads as success.
+//!   the window, the conditional publish fails. Either way the verdict
+//!   stored on the id's subject is read and compared: the same decision
+//!   reads as success, whatever message took the id.
 //! * A different decision for a decided id is [`VerdictConflict::Decided`],
 //!   carrying the stored verdict; nothing is published.
 //! * [`VerdictLog::publish_verified`] never answers "published" or "stands"
@@ -123,6 +124,57 @@ impl VerdictLog {
         &self,
         resolved: &ApprovalResolved,
     ) -> Result<Published, VerdictConflict> {
+        match self.publish_or_find(resolved).await? {
+            Outcome::Stored(seq) => Ok(Published {
+                seq,
+                already_stood: false,
+            }),
+            Outcome::Standing(stored, seq) => compare(stored, seq, resolved),
+        }
+    }
+
+    /// [`publish_verdict`](Self::publish_verdict), with the verdict that
+    /// stood before (the same decision or the other) checked: one about
+    /// another request id (a signature covers its own id: a verdict copied
+    /// onto another id's subject verifies, but is not that id's) or one
+    /// `check` refuses is [`VerdictConflict::Forged`], never the caller's
+    /// success nor an ordinary conflict. `check` is the caller's signature
+    /// verification with its trusted keys.
+    pub async fn publish_verified(
+        &self,
+        resolved: &ApprovalResolved,
+        check: impl Fn(&ApprovalResolved) -> Result<(), String>,
+    ) -> Result<Published, VerdictConflict> {
+        let (stored, seq) = match self.publish_or_find(resolved).await? {
+            Outcome::Stored(seq) => {
+                return Ok(Published {
+                    seq,
+                    already_stood: false,
+                });
+            }
+            Outcome::Standing(stored, seq) => (stored, seq),
+        };
+        let why = if stored.request_id != resolved.request_id {
+            Some(format!("it is a verdict on {:?}", stored.request_id))
+        } else {
+            check(&stored).err()
+        };
+        match why {
+            Some(why) => Err(VerdictConflict::Forged {
+                stored: Box::new(stored),
+                seq,
+                why,
+            }),
+            None => compare(stored, seq, resolved),
+        }
+    }
+
+    /// Publishes `resolved` conditionally; on a repeat (a duplicate message
+    /// id, or a subject that holds a verdict already) reads what stands on
+    /// the id's subject instead. A duplicate id is no proof of what stands:
+    /// the message id names only (id, decision), and JetStream dedupes
+    /// before it checks the subject, so any message may have taken it.
+    async fn publish_or_find(&self, resolved: &ApprovalResolved) -> Result<Outcome, NatsError> {
         let (subject, payload) = stored_message(Event::ApprovalResolved(resolved.clone()));
         let message_id = message_id(&resolved.request_id, resolved.decision);
         let mut last_error = String::new();
@@ -136,17 +188,13 @@ impl VerdictLog {
                 Err(e) => Err(e),
             };
             match acked {
-                Ok(ack) => {
-                    return Ok(Published {
-                        seq: ack.sequence,
-                        already_stood: ack.duplicate,
-                    });
-                }
+                Ok(ack) if !ack.duplicate => return Ok(Outcome::Stored(ack.sequence)),
+                Ok(_) => return self.standing(&resolved.request_id).await,
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                    return self.standing(resolved).await;
+                    return self.standing(&resolved.request_id).await;
                 }
                 Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
-                    return Err(self.config.error(e).into());
+                    return Err(self.config.error(e));
                 }
                 // A lost acknowledgement: send again; the message id makes
                 // a repeat harmless.
@@ -155,97 +203,18 @@ impl VerdictLog {
         }
         Err(self
             .config
-            .error(format_args!("publishing {subject}: {last_error}"))
-            .into())
+            .error(format_args!("publishing {subject}: {last_error}")))
     }
 
-    /// [`publish_verdict`](Self::publish_verdict), with the stored verdict
-    /// checked whenever one stood before (the same decision or the other):
-    /// one that `check` refuses is [`VerdictConflict::Forged`], never the
-    /// caller's success nor an ordinary conflict. `check` is the caller's
-    /// signature verification with its trusted keys.
-    pub async fn publish_verified(
-        &self,
-        resolved: &ApprovalResolved,
-        check: impl Fn(&ApprovalResolved) -> Result<(), String>,
-    ) -> Result<Published, VerdictConflict> {
-        // A stored verdict is genuine only if it is about this request
-        // (a signature covers its own request id: a verdict copied onto
-        // another id's subject verifies, but is not that id's) and the
-        // caller's check accepts it.
-        let forged = |stored: ApprovalResolved, seq: u64| {
-            let why = if stored.request_id != resolved.request_id {
-                Some(format!("it is a verdict on {:?}", stored.request_id))
-            } else {
-                check(&stored).err()
-            };
-            why.map(|why| VerdictConflict::Forged {
-                stored: Box::new(stored),
-                seq,
-                why,
-            })
-        };
-        match self.publish_verdict(resolved).await {
-            Ok(published) if published.already_stood => {
-                // A repeat: what stands may be anyone's (a duplicate
-                // message id is no proof of who sent it).
-                let Some((stored, seq)) = self.stored_verdict(&resolved.request_id).await? else {
-                    return Err(self
-                        .config
-                        .error(format_args!(
-                            "a verdict for {} stood but could not be read back",
-                            resolved.request_id
-                        ))
-                        .into());
-                };
-                if let Some(forgery) = forged(stored.clone(), seq) {
-                    return Err(forgery);
-                }
-                // The message id names only (id, decision), and JetStream
-                // dedupes before it checks the subject: whatever message
-                // took that id, what counts is the verdict on the subject.
-                if stored.decision != resolved.decision {
-                    return Err(VerdictConflict::Decided {
-                        stored: Box::new(stored),
-                        seq,
-                    });
-                }
-                Ok(Published {
-                    seq,
-                    already_stood: true,
-                })
-            }
-            Err(VerdictConflict::Decided { stored, seq }) => {
-                Err(forged((*stored).clone(), seq)
-                    .unwrap_or(VerdictConflict::Decided { stored, seq }))
-            }
-            other => other,
-        }
-    }
-
-    /// The verdict standing for `resolved`'s id compared with it.
-    async fn standing(&self, resolved: &ApprovalResolved) -> Result<Published, VerdictConflict> {
-        let Some((stored, seq)) = self.stored_verdict(&resolved.request_id).await? else {
+    /// The verdict standing on `request_id`'s subject.
+    async fn standing(&self, request_id: &str) -> Result<Outcome, NatsError> {
+        match self.stored_verdict(request_id).await? {
+            Some((stored, seq)) => Ok(Outcome::Standing(stored, seq)),
             // The subject had a message a moment ago; one purged since
             // cannot be told apart from an outage: refuse, never guess.
-            return Err(self
-                .config
-                .error(format_args!(
-                    "a verdict for {} stood but could not be read back",
-                    resolved.request_id
-                ))
-                .into());
-        };
-        if stored.decision == resolved.decision {
-            Ok(Published {
-                seq,
-                already_stood: true,
-            })
-        } else {
-            Err(VerdictConflict::Decided {
-                stored: Box::new(stored),
-                seq,
-            })
+            None => Err(self.config.error(format_args!(
+                "a verdict for {request_id} stood but could not be read back"
+            ))),
         }
     }
 
@@ -286,6 +255,34 @@ impl VerdictLog {
         };
         ack.map(|ack| ack.sequence)
             .map_err(|e| self.config.error(e))
+    }
+}
+
+/// What a conditional publish found.
+enum Outcome {
+    /// This publish stored the verdict, at this sequence.
+    Stored(u64),
+    /// A verdict stood on the id's subject already, at this sequence.
+    Standing(ApprovalResolved, u64),
+}
+
+/// The answer to publishing `resolved` where `stored` stands: the same
+/// decision stands (a repeat), or the other one (a conflict).
+fn compare(
+    stored: ApprovalResolved,
+    seq: u64,
+    resolved: &ApprovalResolved,
+) -> Result<Published, VerdictConflict> {
+    if stored.decision == resolved.decision {
+        Ok(Published {
+            seq,
+            already_stood: true,
+        })
+    } else {
+        Err(VerdictConflict::Decided {
+            stored: Box::new(stored),
+            seq,
+        })
     }
 }
 

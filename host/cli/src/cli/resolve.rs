@@ -5,7 +5,7 @@ use super::client::{ClientArgs, runtime, trusted_keys};
 use super::exit::Exit;
 use super::output::{text, value};
 use anyhow::Context;
-use approval_gateway::{Reviewers, check_resolve};
+use approval_gateway::{Reviewers, check_resolve, publish_checked};
 use approval_grpc::ReviewError;
 use approval_host::{Decision, ReviewerKey};
 use approval_nats::VerdictConflict;
@@ -114,19 +114,7 @@ async fn resolve_in_log(
 ) -> anyhow::Result<Exit> {
     check_resolve(&verdict).map_err(|status| anyhow::anyhow!("{}", status.message()))?;
     let log = super::nats::open(config).await?;
-    let published = match &reviewers {
-        Some(reviewers) => {
-            log.publish_verified(&verdict, |stored| {
-                reviewers
-                    .verify(stored)
-                    .map(|_| ())
-                    .map_err(|status| status.message().to_owned())
-            })
-            .await
-        }
-        None => log.publish_verdict(&verdict).await,
-    };
-    match published {
+    match publish_checked(&log, &verdict, reviewers.as_ref()).await {
         Ok(published) => {
             let decision = Decision::try_from(verdict.decision).unwrap_or(Decision::Unspecified);
             println!(
