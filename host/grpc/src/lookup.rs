@@ -30,10 +30,10 @@ struct RawLookupReply {
 
 /// Looks verdicts up at one gateway, over one lazily opened channel.
 pub(crate) struct GrpcLookup {
-    pub(crate) endpoint: String,
-    pub(crate) tls: Option<ClientTls>,
-    pub(crate) token: Option<String>,
-    pub(crate) max_message_bytes: usize,
+    endpoint: String,
+    tls: Option<ClientTls>,
+    token: Option<String>,
+    max_message_bytes: usize,
     channel: tokio::sync::OnceCell<Channel>,
 }
 
